@@ -1,0 +1,55 @@
+//! `gatewise`: the one binary. Parses arguments, reads files and the
+//! environment, calls into the library crates and renders results. No
+//! protocol logic lives here.
+
+mod clock;
+mod doctor;
+mod input;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// gatewise: an OAuth-aware API gateway and doctor.
+///
+/// When an OAuth client says "an invalid OAuth response was received",
+/// `gatewise doctor` names the rule broken, the evidence, the likely cause
+/// and the fix.
+#[derive(Debug, Parser)]
+#[command(name = "gatewise", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Diagnose OAuth responses, tokens and client error messages.
+    #[command(subcommand)]
+    Doctor(doctor::Doctor),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors exit 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Doctor(d) => doctor::run(d),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("gatewise: {e:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Benchmarks of the pure core: judging a typical token response, and
+//! checking an RS256 JWT against the raw aws-lc-rs verify it is built on.
+//!
+//! Run: `cargo bench -p gatewise-core`. Figures go in the closing notes as
+//! ratios against the raw verify measured in the same run.
+
+#![allow(missing_docs)]
+
+#[path = "../tests/support/mint.rs"]
+mod mint;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gatewise_core::capture;
+use gatewise_core::diagnose::{self, Context, Expect};
+use gatewise_core::jose::jwk::{self, VerifyingKey};
+use gatewise_core::jose::{Alg, jwt};
+use serde_json::json;
+use std::hint::black_box;
+
+fn token_response() -> Vec<u8> {
+    // About 2 KiB: a JWT access token, a refresh token, an ID token.
+    let key = mint::TestKey::new("RS256", "k1");
+    let at = key.sign(json!({"typ": "at+jwt"}), json!({"iss": "https://as.example.com", "sub": "user-1", "aud": "https://api.example.com", "client_id": "c1", "iat": 1767225600, "exp": 1767229200, "jti": "abc", "scope": "openid profile email api.read"}));
+    let id = key.sign(json!({}), json!({"iss": "https://as.example.com", "sub": "user-1", "aud": "c1", "iat": 1767225600, "exp": 1767229200, "nonce": "n-0S6_WzA2Mj"}));
+    let body = json!({"access_token": at, "token_type": "Bearer", "expires_in": 3600, "refresh_token": "8xLOxBtZp8", "scope": "openid profile email api.read", "id_token": id}).to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nPragma: no-cache\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let resp = token_response();
+    let ctx = Context::new(Expect::Token);
+    c.bench_function(
+        &format!("diagnose token response ({} bytes)", resp.len()),
+        |b| {
+            b.iter(|| {
+                let cap = capture::parse(black_box(&resp));
+                black_box(diagnose::response(&cap, &ctx))
+            })
+        },
+    );
+
+    let key = mint::TestKey::new("RS256", "k1");
+    let token = key.sign(json!({}), json!({"iss": "https://as.example.com", "sub": "u", "aud": "api", "exp": 1767229200, "iat": 1767225600}));
+    let jwks = mint::TestKey::jwks(&[&key]);
+    let jwk_obj = jwks["keys"][0].as_object().unwrap().clone();
+    let material = jwk::material(&jwk_obj).unwrap();
+    let vk = VerifyingKey::new(Alg::RS256, &material).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let input = format!("{}.{}", parts[0], parts[1]);
+    let sig = jwt::decode(&token).unwrap().signature;
+
+    let mut g = c.benchmark_group("RS256");
+    let components = match &material {
+        jwk::Material::Rsa { n, e } => aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: n.clone(),
+            e: e.clone(),
+        },
+        _ => unreachable!(),
+    };
+    let raw = components
+        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+        .unwrap();
+    g.bench_function("raw aws-lc-rs verify (parsed key)", |b| {
+        b.iter(|| {
+            raw.verify_sig(black_box(input.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+    g.bench_function("gatewise decode + verify (parsed key)", |b| {
+        b.iter(|| {
+            let j = jwt::decode(black_box(&token)).unwrap();
+            vk.verify(j.signing_input.as_bytes(), &j.signature).unwrap();
+        })
+    });
+    let opts = jwt::Options {
+        issuer: Some("https://as.example.com".into()),
+        audiences: vec!["api".into()],
+        keys: jwt::Keys::Jwks(jwks.clone()),
+        ..jwt::Options::at(1767226000)
+    };
+    g.bench_function("doctor jwt inspect (JWKS parsed per call)", |b| {
+        b.iter(|| black_box(jwt::inspect(black_box(&token), &opts)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

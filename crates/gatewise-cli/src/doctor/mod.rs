@@ -9,6 +9,7 @@ use gatewise_core::capture::{self, DEFAULT_MAX_INPUT};
 use gatewise_core::diagnose::{self, Context, Expect};
 use gatewise_core::jose::jwt::{self, Keys, Options, TokenKind};
 use gatewise_core::{Report, catalogue, explain};
+use std::io::Write as _;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Doctor {
@@ -244,10 +245,12 @@ fn jwt_cmd(a: JwtArgs) -> anyhow::Result<u8> {
     if a.format == Format::Human
         && let Some(d) = &decoded
     {
-        #[allow(clippy::print_stdout)]
-        {
-            println!("header: {}\nclaims: {}\n", d["header"], d["claims"]);
-        }
+        writeln!(
+            anstream::stdout(),
+            "header: {}\nclaims: {}\n",
+            d["header"],
+            d["claims"]
+        )?;
     }
     render::report(&report, a.format, decoded.map(|d| ("decoded", d)))?;
     Ok(report.verdict.exit_code())
@@ -265,10 +268,7 @@ fn explain_cmd(a: ExplainArgs) -> anyhow::Result<u8> {
         .collect();
     if a.format == Format::Human && !ex.recognised.is_empty() {
         let names: Vec<&str> = ex.recognised.iter().map(|r| r.library).collect();
-        #[allow(clippy::print_stdout)]
-        {
-            println!("recognised: {}\n", names.join(", "));
-        }
+        writeln!(anstream::stdout(), "recognised: {}\n", names.join(", "))?;
     }
     render::report(
         &report,
@@ -286,16 +286,14 @@ fn rules(a: RulesArgs) -> anyhow::Result<u8> {
                 .iter()
                 .map(|c| serde_json::json!({"rule": c.rule, "code": c.code, "severity": c.severity, "spec": c.spec, "summary": c.summary}))
                 .collect();
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            }
+            writeln!(
+                anstream::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&all)?
+            )?;
         }
         _ => {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{}", catalogue::markdown());
-            }
+            write!(anstream::stdout(), "{}", catalogue::markdown())?;
         }
     }
     Ok(0)

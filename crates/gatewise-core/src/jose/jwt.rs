@@ -1265,6 +1265,3 @@ pub fn iso(t: i64) -> String {
         rem % 60
     )
 }
-
-#[cfg(test)]
-mod tests;

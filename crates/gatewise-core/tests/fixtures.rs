@@ -56,11 +56,13 @@ fn judge(path: &Path) -> (Report, Expect) {
 
 #[test]
 fn fixtures() {
+    let mut rules_seen = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
     let mut seen = 0;
     insta::glob!("../test_data/responses", "*/*.http", |path| {
         seen += 1;
         let (report, expect) = judge(path);
+        rules_seen.extend(report.findings.iter().map(|f| f.rule));
         let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(rest) = name.strip_prefix("bad--") {
             let rule = rest.split("--").next().unwrap_or("");
@@ -89,6 +91,18 @@ fn fixtures() {
         insta::assert_snapshot!(render(&report));
     });
     assert!(seen > 0, "no fixtures found");
+    // Every rule the response judges can report is shown by some fixture
+    // (JWT and explain rules are covered by tests/jwt.rs and explain's tests).
+    let uncovered: std::collections::BTreeSet<&str> = gatewise_core::catalogue::checks()
+        .into_iter()
+        .filter(|c| !c.code.starts_with("jwt-") && !c.code.starts_with("explain-"))
+        .map(|c| c.rule)
+        .filter(|r| !rules_seen.contains(r))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "rules without a fixture: {uncovered:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} fixture(s) failed:\n\n{}",

@@ -22,7 +22,7 @@ fn token_response() -> Vec<u8> {
     let key = mint::TestKey::new("RS256", "k1");
     let at = key.sign(json!({"typ": "at+jwt"}), json!({"iss": "https://as.example.com", "sub": "user-1", "aud": "https://api.example.com", "client_id": "c1", "iat": 1767225600, "exp": 1767229200, "jti": "abc", "scope": "openid profile email api.read"}));
     let id = key.sign(json!({}), json!({"iss": "https://as.example.com", "sub": "user-1", "aud": "c1", "iat": 1767225600, "exp": 1767229200, "nonce": "n-0S6_WzA2Mj"}));
-    let body = json!({"access_token": at, "token_type": "Bearer", "expires_in": 3600, "refresh_token": "8xLOxBtZp8", "scope": "openid profile email api.read", "id_token": id}).to_string();
+    let body = json!({"access_token": at, "token_type": "Bearer", "expires_in": 3600, "refresh_token": "8xLOxBtZp8-7f3a9c2e1b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4", "scope": "openid profile email api.read", "id_token": id, "ext_expires_in": 3600, "session_state": "8f2b5a6c-1d4e-4f7a-9b3c-2e6d8a1f0c4b", "not-before-policy": 0, "refresh_expires_in": 1800, "authorization_details": [{"type": "payment_initiation", "actions": ["initiate", "status"], "locations": ["https://bank.example.com/payments"], "instructedAmount": {"currency": "EUR", "amount": "123.50"}, "creditorName": "Merchant A", "creditorAccount": {"iban": "DE02100100109307118603"}}]}).to_string();
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nPragma: no-cache\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

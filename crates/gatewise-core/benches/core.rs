@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gatewise_core::capture;
 use gatewise_core::diagnose::{self, Context, Expect};
 use gatewise_core::jose::jwk::{self, VerifyingKey};
-use gatewise_core::jose::{Alg, jwt};
+use gatewise_core::jose::{Alg, check, jwt};
 use serde_json::json;
 use std::hint::black_box;
 
@@ -44,7 +44,12 @@ fn bench(c: &mut Criterion) {
     );
 
     let key = mint::TestKey::new("RS256", "k1");
-    let token = key.sign(json!({}), json!({"iss": "https://as.example.com", "sub": "u", "aud": "api", "exp": 1767229200, "iat": 1767225600}));
+    // A typical RFC 9068 access token.
+    let token = key.sign(
+        json!({"typ": "at+jwt"}),
+        json!({"iss": "https://as.example.com", "sub": "user-1", "aud": "api", "client_id": "c1",
+               "exp": 1767229200, "iat": 1767225600, "jti": "3f2a9c1e", "scope": "openid profile api.read"}),
+    );
     let jwks = mint::TestKey::jwks(&[&key]);
     let jwk_obj = jwks["keys"][0].as_object().unwrap().clone();
     let material = jwk::material(&jwk_obj).unwrap();
@@ -75,6 +80,23 @@ fn bench(c: &mut Criterion) {
             let j = jwt::decode(black_box(&token)).unwrap();
             vk.verify(j.signing_input.as_bytes(), &j.signature).unwrap();
         })
+    });
+    let policy = check::Policy {
+        issuer: Some("https://as.example.com".into()),
+        audiences: vec!["api".into()],
+        require_at_jwt: true,
+        ..check::Policy::new(vec![Alg::RS256])
+    };
+    g.bench_function("gateway edge check (parse + verify + claims)", |b| {
+        b.iter(|| {
+            check::parse(black_box(&token), &policy)
+                .unwrap()
+                .verify(&vk, &policy, 1767226000)
+                .unwrap()
+        })
+    });
+    g.bench_function("edge check parse only (no signature)", |b| {
+        b.iter(|| check::parse(black_box(&token), &policy).unwrap())
     });
     let opts = jwt::Options {
         issuer: Some("https://as.example.com".into()),

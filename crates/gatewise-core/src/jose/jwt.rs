@@ -413,9 +413,11 @@ pub fn decode(token: &str) -> Result<UnverifiedJwt, DecodeError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(DecodeError::TooLong(token.len()));
     }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [h, p, s] = parts.as_slice() else {
-        return Err(match parts.len() {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(match token.split('.').count() {
             1 => DecodeError::Opaque,
             5 => DecodeError::Jwe,
             n => DecodeError::Segments(n),
@@ -444,7 +446,11 @@ pub fn decode(token: &str) -> Result<UnverifiedJwt, DecodeError> {
     Ok(UnverifiedJwt {
         header,
         claims,
-        signing_input: format!("{h}.{p}"),
+        // The signed bytes are the token up to the second dot.
+        signing_input: token
+            .get(..h.len() + 1 + p.len())
+            .unwrap_or_default()
+            .to_owned(),
         signature,
     })
 }

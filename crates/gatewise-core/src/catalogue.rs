@@ -7,7 +7,7 @@ use crate::{explain, jose};
 
 /// Every check, grouped by module.
 pub fn checks() -> Vec<&'static Check> {
-    let groups: [&[&'static Check]; 16] = [
+    let groups: [&[&'static Check]; 18] = [
         diagnose::CHECKS,
         body::CHECKS,
         body::token_kind::CHECKS,
@@ -18,6 +18,8 @@ pub fn checks() -> Vec<&'static Check> {
         diagnose::token::CHECKS,
         diagnose::error::CHECKS,
         diagnose::request::CHECKS,
+        diagnose::assertion::CHECKS,
+        diagnose::provider::CHECKS,
         diagnose::introspection::CHECKS,
         diagnose::revocation::CHECKS,
         diagnose::discovery::CHECKS,

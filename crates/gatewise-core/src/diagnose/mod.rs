@@ -3,11 +3,13 @@
 //! `oauth-rules.md` §3 recommends: transport, media type and body shape,
 //! success-or-error classification, then members.
 
+pub mod assertion;
 pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
 pub mod jwks;
+pub mod provider;
 pub mod request;
 pub mod revocation;
 pub mod token;

@@ -85,7 +85,10 @@ pub const CHECKS: &[&Check] = &[
 ];
 
 /// Judges a captured token request.
-pub fn token_request(req: &Request, findings: &mut Vec<Finding>) {
+///
+/// `at` is when the request was made (Unix seconds), for the time checks on
+/// client authentication JWTs.
+pub fn token_request(req: &Request, at: Option<u64>, findings: &mut Vec<Finding>) {
     if !req.method.eq_ignore_ascii_case("POST") {
         findings.push(
             Finding::new(&NOT_POST, format!("the token request uses {}, not POST", req.method))
@@ -139,6 +142,7 @@ pub fn token_request(req: &Request, findings: &mut Vec<Finding>) {
             );
         }
     }
+    super::assertion::judge(&form, at, findings);
     if get("grant_type") == Some("authorization_code") && get("redirect_uri").is_none() {
         findings.push(
             Finding::new(&REDIRECT_URI_MISSING, "the code exchange has no redirect_uri")

@@ -212,9 +212,18 @@ check!(
     "RFC 9110 §11.6.1",
     "A successful token response carries WWW-Authenticate (a gateway artefact that strict clients reject)."
 );
+check!(
+    ISSUER_CLOCK_AHEAD,
+    "CK-02",
+    "token-iat-ahead-of-date",
+    Warn,
+    "RFC 7519 §4.1.6; RFC 9110 §6.6.1",
+    "A token in the response was issued after the response's Date: the issuer's clock is ahead."
+);
 
 /// Checks defined in this module.
 pub const CHECKS: &[&Check] = &[
+    &ISSUER_CLOCK_AHEAD,
     &STATUS_NOT_200,
     &REDIRECT,
     &ACCESS_TOKEN_MISSING,
@@ -256,9 +265,12 @@ const KNOWN_MEMBERS: &[&str] = &[
 
 /// Judges a token endpoint response, with its request when captured.
 pub fn judge(req: Option<&Request>, resp: &Response, ctx: &Context, findings: &mut Vec<Finding>) {
+    // When the exchange happened: the server's Date, else the caller's clock.
+    let at = resp.headers.get("date").and_then(http_date).or(ctx.now);
     if let Some(r) = req {
-        request::token_request(r, findings);
+        request::token_request(r, at, findings);
     }
+    super::provider::token(req, resp, findings);
     let sniffed = body::transport(req, resp, &super::body::BODY_BOM, findings);
     match resp.status {
         Some(300..=399) => {
@@ -282,6 +294,7 @@ pub fn judge(req: Option<&Request>, resp: &Response, ctx: &Context, findings: &m
     let Json::Object(map) = body::json_object(&token_kind::KIND, resp, &sniffed, &[], findings)
     else {
         if let crate::media::Shape::Form(pairs) = &sniffed.shape {
+            super::provider::github_form_answer(req, findings);
             form_members(pairs, findings);
         }
         return;
@@ -378,6 +391,37 @@ fn form_members(pairs: &[(String, String)], findings: &mut Vec<Finding>) {
     }
 }
 
+/// CK-02: `iat` of the JWTs in the response against the response's `Date`.
+/// Both come from the server side, so a gap beyond a minute means the token
+/// signer's clock differs from the web tier's, and clients with little leeway
+/// refuse the token as issued in the future.
+fn issuer_clock(resp: &Response, map: &Map<String, Value>, findings: &mut Vec<Finding>) {
+    let Some(date) = resp.headers.get("date").and_then(http_date) else {
+        return;
+    };
+    let Ok(date) = i64::try_from(date) else {
+        return;
+    };
+    for member in ["access_token", "id_token"] {
+        let Some(t) = map.get(member).and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(j) = jwt::decode(t) else { continue };
+        let Some(iat) = j.claims.get("iat").and_then(Value::as_f64) else {
+            continue;
+        };
+        let ahead = iat as i64 - date;
+        if ahead > 60 {
+            findings.push(
+                Finding::new(&ISSUER_CLOCK_AHEAD, format!("{member} was issued {ahead} s after the response's Date: the issuer's clock is ahead"))
+                    .evidence(format!("{member} iat {} ({}); Date: {}", iat as i64, jwt::iso(iat as i64), resp.headers.get("date").unwrap_or_default()))
+                    .cause("the token signer's clock runs ahead of the web server's; clients that check iat or nbf with a small leeway refuse the token (PyJWT's default leeway is 0 s, openid-client v6 allows 30 s, Nimbus 60 s, Microsoft.IdentityModel 300 s)")
+                    .fix("synchronise the authorization server's clocks (NTP); clients can allow a leeway of a minute or two"),
+            );
+        }
+    }
+}
+
 fn members(
     req: Option<&Request>,
     resp: &Response,
@@ -385,6 +429,7 @@ fn members(
     ctx: &Context,
     findings: &mut Vec<Finding>,
 ) {
+    issuer_clock(resp, map, findings);
     // TR-04: access_token.
     match map.get("access_token") {
         None => findings.push(
@@ -667,4 +712,12 @@ pub(crate) fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// Parses an HTTP-date (RFC 9110 §5.6.7) into Unix seconds.
+pub fn http_date(s: &str) -> Option<u64> {
+    let t = httpdate::parse_http_date(s.trim()).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }

@@ -58,7 +58,7 @@ fn signature_flip_is_refused() {
     bytes[5] ^= 1;
     let forged = format!("{rest}.{}", b64url_encode(&bytes));
     let e = run(&forged, &key(&k), &policy(Alg::ES256), NOW).unwrap_err();
-    assert_eq!(e.reason(), "signature_invalid");
+    assert_eq!(e.reason(), "jwt-signature-invalid");
 }
 
 #[test]
@@ -67,17 +67,17 @@ fn alg_none_and_unlisted_algs_are_refused_before_any_key() {
     let p = policy(Alg::RS256);
     assert_eq!(
         check::parse(&none, &p).unwrap_err().reason(),
-        "alg_not_allowed"
+        "jwt-alg-not-allowed"
     );
     let hs = TestKey::new("HS256", "k1").sign(json!({}), claims());
     assert_eq!(
         check::parse(&hs, &p).unwrap_err().reason(),
-        "alg_not_allowed"
+        "jwt-alg-not-allowed"
     );
     let weird = sign_raw(&json!({"alg": "RS256 "}), &claims(), |_| vec![1]);
     assert_eq!(
         check::parse(&weird, &p).unwrap_err().reason(),
-        "alg_not_allowed"
+        "jwt-alg-not-allowed"
     );
 }
 
@@ -91,7 +91,7 @@ fn key_confusion_rs256_key_cannot_check_hs256() {
         ..policy(Alg::RS256)
     };
     let e = run(&hs, &key(&rsa), &p, NOW).unwrap_err();
-    assert_eq!(e.reason(), "key_alg_mismatch");
+    assert_eq!(e.reason(), "jwt-key-mismatch");
 }
 
 #[test]
@@ -113,18 +113,18 @@ fn crit_and_malformed_shapes() {
         "W10.e30.AA",
     ] {
         let e = check::parse(bad, &p).unwrap_err();
-        assert_eq!(e.reason(), "token_malformed", "{bad}: {e}");
+        assert_eq!(e.reason(), "jwt-malformed", "{bad}: {e}");
     }
     let huge = "a".repeat(check::MAX_TOKEN_LEN + 1);
     assert_eq!(
         check::parse(&huge, &p).unwrap_err().reason(),
-        "token_malformed"
+        "jwt-malformed"
     );
     // A payload that is an array.
     let arr = k.sign(json!({"typ": "at+jwt"}), json!([1, 2]));
     assert_eq!(
         run(&arr, &key(&k), &p, NOW).unwrap_err().reason(),
-        "token_malformed"
+        "jwt-malformed"
     );
 }
 
@@ -176,7 +176,7 @@ fn issuer_audience_typ_and_id_tokens() {
     let t = k.sign(json!({"typ": "at+jwt"}), c);
     assert_eq!(
         run(&t, &vk, &p, NOW).unwrap_err().reason(),
-        "issuer_mismatch"
+        "jwt-iss-mismatch"
     );
 
     let mut c = claims();

@@ -1,0 +1,320 @@
+//! The compiled, validated configuration the rest of gatewise runs on.
+//!
+//! Every value here has been checked: names resolve, durations are positive,
+//! lists that must not be empty are not. Consumers never re-validate.
+//! `StaticConfig` needs a restart to change; `DynamicConfig` can be swapped
+//! by a hot reload.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// What needs a restart to change.
+    pub static_config: StaticConfig,
+    /// What a reload can change.
+    pub dynamic: DynamicConfig,
+}
+
+/// Listener and process settings (restart required to change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticConfig {
+    /// Where the proxy listens (`server.listen`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// TLS termination; plain HTTP (h1 and h2c) when `None`.
+    pub tls: Option<TlsConfig>,
+    /// Time allowed to read the request head (slowloris guard, default 10 s).
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes (default 16 KiB, at most 1 MiB).
+    pub max_header_bytes: usize,
+    /// Deadline for in-flight requests at shutdown (default 30 s).
+    pub shutdown_grace: Duration,
+}
+
+/// TLS termination (`server.tls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Certificates; the first is the default, others are chosen by SNI.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate chain and its key (PEM files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Routes, upstreams and issuers (hot-reloadable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicConfig {
+    /// Token issuers, by name.
+    pub issuers: Vec<Issuer>,
+    /// Upstream pools, by name.
+    pub upstreams: Vec<Upstream>,
+    /// Routes, in file order (matching picks the most specific, not the first).
+    pub routes: Vec<Route>,
+    /// Largest request body forwarded, in bytes (`server.max_body_bytes`, default 10 MiB).
+    pub max_body_bytes: u64,
+}
+
+/// An OAuth issuer whose tokens routes accept (`[[issuers]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issuer {
+    /// Name routes refer to.
+    pub name: String,
+    /// The exact `iss` value tokens must carry.
+    pub issuer: String,
+    /// Where the keys come from.
+    pub keys: KeySource,
+    /// Accepted JWS algorithms (default `["RS256"]`); never `none`, never
+    /// empty. HS* only with a `secret` key source.
+    pub algorithms: Vec<String>,
+    /// Leeway on `exp`/`nbf`/`iat` (default 60 s).
+    pub leeway: Duration,
+    /// Upper bound on how long fetched keys are used without a refetch,
+    /// whatever `Cache-Control` says (default 1 h).
+    pub jwks_max_age: Duration,
+    /// Smallest interval between two refetches caused by unknown `kid`s
+    /// (default 10 s).
+    pub jwks_refetch_interval: Duration,
+    /// How long an unknown `kid` is remembered as unknown (default 30 s).
+    pub unknown_kid_ttl: Duration,
+}
+
+/// Where an issuer's verification keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    /// OpenID Connect / RFC 8414 discovery: the JWKS URL is read from the
+    /// metadata at this URL (`discovery = "..."`).
+    Discovery(String),
+    /// A JWKS URL (`jwks_uri = "..."`).
+    JwksUri(String),
+    /// A JWKS file, read at load and at reload (`jwks_file = "..."`).
+    JwksFile(PathBuf),
+}
+
+/// An upstream pool (`[[upstreams]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Name routes refer to.
+    pub name: String,
+    /// Targets as `http://host:port` or `https://host:port` base URLs; not empty.
+    pub targets: Vec<String>,
+    /// How a target is picked.
+    pub balance: Balance,
+    /// TCP (and TLS) connect timeout (default 2 s).
+    pub connect_timeout: Duration,
+    /// Time to the response head after the request was sent (default 30 s).
+    pub first_byte_timeout: Duration,
+    /// Whole-exchange timeout (default 60 s).
+    pub total_timeout: Duration,
+    /// Retries for idempotent requests that failed before any body was sent (default 1).
+    pub retries: u32,
+    /// Active health check, when configured.
+    pub health_check: Option<HealthCheck>,
+    /// Consecutive failures that eject a target for `eject_for` (default 5).
+    pub eject_after: u32,
+    /// How long an ejected target is skipped (default 30 s).
+    pub eject_for: Duration,
+    /// Extra CA certificate (PEM) trusted for `https` targets.
+    pub ca_file: Option<PathBuf>,
+    /// What `Host` header the upstream sees.
+    pub host_header: HostHeader,
+}
+
+/// Load-balancing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// `round_robin` (default).
+    RoundRobin,
+    /// `least_requests`: the target with the fewest requests in flight.
+    LeastRequests,
+}
+
+/// `Host` sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// `preserve`: the client's `Host` (default).
+    Preserve,
+    /// `target`: the target's authority.
+    Target,
+    /// Any other string: that value.
+    Fixed(String),
+}
+
+/// Active HTTP health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// Path requested with GET.
+    pub path: String,
+    /// Interval between checks (default 5 s).
+    pub interval: Duration,
+    /// Per-check timeout (default 2 s).
+    pub timeout: Duration,
+}
+
+/// A route (`[[routes]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Name for logs and metrics (default `routes[N]`).
+    pub name: String,
+    /// What requests it takes.
+    pub matcher: RouteMatch,
+    /// Upstream pool name (resolved: it exists).
+    pub upstream: String,
+    /// Remove the matched prefix before forwarding (default false).
+    pub strip_prefix: bool,
+    /// JWT policy, when the route requires tokens.
+    pub jwt: Option<JwtPolicy>,
+    /// Rate limit, when configured.
+    pub rate_limit: Option<RateLimit>,
+    /// Header transforms.
+    pub headers: HeaderRules,
+    /// Judge upstream responses of this kind with the doctor's rules
+    /// (`inspect = "token" | "discovery" | "jwks" | "introspection"`).
+    pub inspect: Option<Inspect>,
+}
+
+/// What the exchange inspector expects an upstream response to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspect {
+    /// A token endpoint response.
+    Token,
+    /// A discovery document.
+    Discovery,
+    /// A JWK Set.
+    Jwks,
+    /// An introspection response.
+    Introspection,
+}
+
+/// What a route matches. Specificity: host beats no host, exact path beats
+/// prefix, longer prefix beats shorter, a method list beats any method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// Exact host (case-insensitive, port ignored); any host when `None`.
+    pub host: Option<String>,
+    /// Path rule.
+    pub path: PathMatch,
+    /// Methods (upper case); any method when empty.
+    pub methods: Vec<String>,
+}
+
+/// Path rule of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// `path = "/x"`: exactly this path.
+    Exact(String),
+    /// `path_prefix = "/x"`: this path and anything below it on a segment
+    /// boundary (`/x`, `/x/`, `/x/y`, not `/xy`).
+    Prefix(String),
+}
+
+/// JWT access-token policy of a route (`[routes.jwt]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtPolicy {
+    /// Issuer names accepted (resolved: each exists); not empty.
+    pub issuers: Vec<String>,
+    /// `aud` must hold one of these; not empty.
+    pub audiences: Vec<String>,
+    /// Require RFC 9068 `typ: at+jwt` (default false).
+    pub require_at_jwt: bool,
+    /// Scope requirement.
+    pub scopes: ScopeRule,
+    /// Conditions on other claims, all of which must hold.
+    pub claims: Vec<ClaimCondition>,
+    /// Where the token may come from (the header is always allowed).
+    pub token_sources: Vec<TokenSource>,
+    /// Forward `X-Auth-Subject`, `X-Auth-Client-Id`, `X-Auth-Scopes` upstream (default true).
+    pub forward_claims: bool,
+    /// Remove `Authorization` before forwarding (default false).
+    pub strip_authorization: bool,
+}
+
+/// Required scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// No requirement.
+    None,
+    /// Every one of these.
+    AllOf(Vec<String>),
+    /// At least one of these.
+    AnyOf(Vec<String>),
+}
+
+/// A condition on a claim (`claims = [{ claim = "tenant", equals = "acme" }]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimCondition {
+    /// Claim name (top-level).
+    pub claim: String,
+    /// What must hold.
+    pub test: ClaimTest,
+}
+
+/// What a claim condition checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimTest {
+    /// The claim equals this JSON value (or, for an array claim, contains it).
+    Equals(serde_json::Value),
+    /// The claim is one of these values.
+    OneOf(Vec<serde_json::Value>),
+    /// The claim is present.
+    Present,
+}
+
+/// Where a bearer token may be read from besides `Authorization: Bearer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A cookie of this name (explicit opt-in).
+    Cookie(String),
+    /// A query parameter of this name (explicit opt-in; RFC 6750 §2.3 discourages it).
+    Query(String),
+}
+
+/// Rate limit of a route (`[routes.rate_limit]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// What the limit is counted per.
+    pub key: RateKey,
+    /// Sustained requests per period.
+    pub requests: u32,
+    /// The period (`per = "1s"`, `"1m"`).
+    pub per: Duration,
+    /// Burst above the sustained rate (default = `requests`).
+    pub burst: u32,
+}
+
+/// Key of a rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// The token's `client_id` (or `azp`); needs a `jwt` policy.
+    ClientId,
+    /// The token's `sub`; needs a `jwt` policy.
+    Subject,
+    /// The client IP.
+    ClientIp,
+    /// A request header's value.
+    Header(String),
+}
+
+/// Header transforms (`[routes.headers]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Request headers appended.
+    pub request_add: Vec<(String, String)>,
+    /// Request headers set (replacing).
+    pub request_set: Vec<(String, String)>,
+    /// Request headers removed.
+    pub request_remove: Vec<String>,
+    /// Response headers appended.
+    pub response_add: Vec<(String, String)>,
+    /// Response headers set (replacing).
+    pub response_set: Vec<(String, String)>,
+    /// Response headers removed.
+    pub response_remove: Vec<String>,
+}

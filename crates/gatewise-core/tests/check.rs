@@ -246,3 +246,29 @@ fn every_reason_is_listed_once() {
     let reasons: Vec<&str> = all.iter().map(Rejection::reason).collect();
     assert_eq!(reasons, Rejection::REASONS);
 }
+
+#[test]
+fn key_sets_pick_by_kid_and_alg_and_skip_what_they_must() {
+    use gatewise_core::jose::keyset::KeySet;
+    let rs = TestKey::new("RS256", "rs-1");
+    let es = TestKey::new("ES256", "es-1");
+    let mut private = TestKey::new("ES256", "leaky").jwk();
+    private["d"] = json!("AAAA");
+    let mut enc = TestKey::new("RS256", "enc-1").jwk();
+    enc["use"] = json!("enc");
+    let doc = json!({"keys": [rs.jwk(), es.jwk(), private, enc, {"kty": "RSA", "kid": "broken"}]});
+    let set = KeySet::from_jwks(doc.to_string().as_bytes(), &[Alg::RS256, Alg::ES256]).unwrap();
+    assert_eq!(set.kids(), ["es-1", "rs-1"]);
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.skipped.len(), 3, "{:?}", set.skipped);
+    assert_eq!(set.candidates(Some("rs-1"), Alg::RS256).len(), 1);
+    assert!(set.candidates(Some("rs-1"), Alg::ES256).is_empty());
+    assert!(set.candidates(Some("nope"), Alg::RS256).is_empty());
+    // No kid: any key of the algorithm.
+    assert_eq!(set.candidates(None, Alg::ES256).len(), 1);
+    // Only RS256 allowed: the EC key is not usable.
+    let only_rs = KeySet::from_jwks(doc.to_string().as_bytes(), &[Alg::RS256]).unwrap();
+    assert_eq!(only_rs.kids(), ["rs-1"]);
+    assert!(KeySet::from_jwks(b"<html>", &[Alg::RS256]).is_err());
+    assert!(KeySet::from_jwks(b"{}", &[Alg::RS256]).is_err());
+}

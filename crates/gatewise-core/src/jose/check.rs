@@ -185,11 +185,14 @@ struct RawHeader<'a> {
     crit: Option<IgnoredAny>,
 }
 
-/// A token that passed the structural and header checks.
+/// A token that passed the structural and header checks. The claims are
+/// parsed but not yet trusted: use them only to pick the issuer and key.
 #[derive(Debug, Clone)]
 pub struct Parsed<'t> {
     /// The header.
     pub header: Header,
+    /// The claims, unverified.
+    pub claims: Claims,
     signing_input: &'t str,
     payload: Vec<u8>,
     signature: Vec<u8>,
@@ -239,10 +242,13 @@ pub fn parse<'t>(token: &'t str, policy: &Policy) -> Result<Parsed<'t>, Rejectio
     if payload.first() != Some(&b'{') {
         return Err(Rejection::Malformed("payload is not a JSON object".into()));
     }
+    let claims: Claims = serde_json::from_slice(&payload)
+        .map_err(|e| Rejection::Malformed(format!("claims: {e}")))?;
     let signature = seg("signature", s)?;
     let signing_input = token.get(..h.len() + 1 + p.len()).unwrap_or_default();
     Ok(Parsed {
         header,
+        claims,
         signing_input,
         payload,
         signature,
@@ -353,6 +359,14 @@ impl Parsed<'_> {
         policy: &Policy,
         now: u64,
     ) -> Result<Verified, Rejection> {
+        let verified = self.verify_signature(key)?;
+        validate(&verified.header, &verified.claims, policy, now)?;
+        Ok(verified)
+    }
+
+    /// Checks only the signature. The gateway caches the result and runs
+    /// [`validate`] with each route's policy, on hits too.
+    pub fn verify_signature(self, key: &VerifyingKey) -> Result<Verified, Rejection> {
         if key.alg() != self.header.alg {
             return Err(Rejection::KeyMismatch {
                 key: key.alg(),
@@ -361,19 +375,22 @@ impl Parsed<'_> {
         }
         key.verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| Rejection::SignatureInvalid)?;
-        let claims: Claims = serde_json::from_slice(&self.payload)
-            .map_err(|e| Rejection::Malformed(format!("claims: {e}")))?;
-        validate(&self.header, &claims, policy, now)?;
         Ok(Verified {
             header: self.header,
-            claims,
+            claims: self.claims,
             payload: self.payload,
         })
     }
 }
 
-/// Claim rules, in the order a person fixes them: type, issuer, audience, time.
-fn validate(header: &Header, claims: &Claims, policy: &Policy, now: u64) -> Result<(), Rejection> {
+/// Claim rules, in the order a person fixes them: type, issuer, audience,
+/// time. Run it on every request, also when the signature check was cached.
+pub fn validate(
+    header: &Header,
+    claims: &Claims,
+    policy: &Policy,
+    now: u64,
+) -> Result<(), Rejection> {
     if claims.nonce.is_some() || claims.at_hash.is_some() {
         return Err(Rejection::IdTokenAsAccessToken);
     }

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod jwk;
 pub mod jwt;
+pub mod keyset;
 
 use std::fmt;
 

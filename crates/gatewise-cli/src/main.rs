@@ -6,6 +6,7 @@ mod clock;
 mod doctor;
 mod input;
 mod render;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,7 +27,16 @@ struct Cli {
 enum Command {
     /// Diagnose OAuth responses, tokens and client error messages.
     #[command(subcommand)]
-    Doctor(doctor::Doctor),
+    Doctor(Box<doctor::Doctor>),
+    /// Run the gateway: a reverse proxy that checks OAuth tokens per route
+    /// and explains every refusal (RFC 6750 challenge + RFC 9457 problem).
+    ///
+    /// Reloads the configuration on SIGHUP; stops gracefully on SIGINT or
+    /// SIGTERM. Logs go to stderr; set GATEWISE_LOG (e.g. `debug`) to filter.
+    Serve(serve::Serve),
+    /// Check or print configuration files.
+    #[command(subcommand)]
+    Config(serve::ConfigCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,7 +50,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Doctor(d) => doctor::run(d),
+        Command::Doctor(d) => doctor::run(*d),
+        Command::Serve(s) => serve::run(s),
+        Command::Config(c) => serve::config(c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -74,7 +74,7 @@ pub struct Issuer {
     /// Accepted JWS algorithms (default `["RS256"]`); never `none`, never
     /// empty. HS* only with a `secret` key source.
     pub algorithms: Vec<String>,
-    /// Leeway on `exp`/`nbf`/`iat` (default 60 s).
+    /// Leeway on `exp`/`nbf`/`iat` (default 60 s; may be zero).
     pub leeway: Duration,
     /// Upper bound on how long fetched keys are used without a refetch,
     /// whatever `Cache-Control` says (default 1 h).
@@ -104,6 +104,8 @@ pub struct Upstream {
     /// Name routes refer to.
     pub name: String,
     /// Targets as `http://host:port` or `https://host:port` base URLs; not empty.
+    /// Normalized: the port is always written (80/443 when the file left it
+    /// out) and the host is lower-case.
     pub targets: Vec<String>,
     /// How a target is picked.
     pub balance: Balance,
@@ -198,6 +200,7 @@ pub enum Inspect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
     /// Exact host (case-insensitive, port ignored); any host when `None`.
+    /// Normalized to lower case (internationalized names in punycode).
     pub host: Option<String>,
     /// Path rule.
     pub path: PathMatch,

@@ -6,8 +6,7 @@
 
 #![allow(missing_docs)]
 
-#[path = "../tests/support/mint.rs"]
-mod mint;
+use gatewise_test_support::mint;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatewise_core::capture;

@@ -1,3 +1,3 @@
 //! Shared test helpers.
 #![allow(dead_code)]
-pub mod mint;
+pub(crate) use gatewise_test_support::mint;

@@ -1,8 +1,6 @@
 //! Test keys and token minting with aws-lc-rs: every algorithm the doctor
 //! verifies, with the matching public JWK.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
-
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{hmac, rsa::KeySize};

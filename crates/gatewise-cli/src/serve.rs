@@ -1,0 +1,239 @@
+//! `gatewise serve` and `gatewise config validate`: read the config file,
+//! compile it, and run the gateway until SIGINT/SIGTERM; SIGHUP reloads.
+
+use crate::clock;
+use anyhow::{Context as _, bail};
+use clap::Args;
+use gatewise_config::Config;
+use gatewise_gateway::{Clock, Gateway, server};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `gatewise serve`.
+#[derive(Debug, Args)]
+pub(crate) struct Serve {
+    /// The configuration file (TOML; see docs/config.md).
+    #[arg(long, short, default_value = "gatewise.toml", value_name = "FILE")]
+    config: PathBuf,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// `gatewise config ...`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Check a configuration file and report every problem at once, with
+    /// its path and line. Exit 0 when valid, 1 when not.
+    Validate {
+        /// The configuration file.
+        #[arg(default_value = "gatewise.toml", value_name = "FILE")]
+        file: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Print a complete, commented example configuration.
+    Example,
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_now(&self) -> u64 {
+        clock::now()
+    }
+}
+
+/// Reads and compiles `path`; every error is printed with file, line and path.
+fn load(path: &Path, deny_warnings: bool) -> anyhow::Result<Result<Config, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let name = path.display().to_string();
+    match gatewise_config::compile(&text) {
+        Ok(compiled) => {
+            let mut out = String::new();
+            for w in &compiled.warnings {
+                out.push_str(&format!("warning: {}\n", w.display_with(&name)));
+            }
+            if deny_warnings && !compiled.warnings.is_empty() {
+                return Ok(Err(out));
+            }
+            if !out.is_empty() {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprint!("{out}");
+                }
+            }
+            Ok(Ok(compiled.config))
+        }
+        Err(errors) => {
+            let mut out = String::new();
+            for e in &errors {
+                out.push_str(&format!("error: {}\n", e.display_with(&name)));
+            }
+            out.push_str(&format!(
+                "{} error{} in {name}; nothing was started",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            ));
+            Ok(Err(out))
+        }
+    }
+}
+
+pub(crate) fn config(cmd: ConfigCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ConfigCommand::Validate {
+            file,
+            deny_warnings,
+        } => match load(&file, deny_warnings)? {
+            Ok(cfg) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!(
+                        "{}: valid ({} routes, {} upstreams, {} issuers)",
+                        file.display(),
+                        cfg.dynamic.routes.len(),
+                        cfg.dynamic.upstreams.len(),
+                        cfg.dynamic.issuers.len()
+                    );
+                }
+                Ok(0)
+            }
+            Err(report) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("{report}");
+                }
+                Ok(1)
+            }
+        },
+        ConfigCommand::Example => {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", gatewise_config::EXAMPLE);
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {
+    init_logging(args.log_json);
+    let cfg = match load(&args.config, false)? {
+        Ok(c) => c,
+        Err(report) => bail!("{report}"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(args.config, cfg))?;
+    Ok(0)
+}
+
+async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.static_config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.static_config.listen))?;
+    let gateway = Arc::new(Gateway::new(cfg.dynamic.clone(), Arc::new(SystemClock)));
+    for (issuer, error) in gateway.load_keys().await {
+        tracing::warn!(
+            issuer,
+            "keys not loaded yet (tokens are refused until a refetch succeeds): {error}"
+        );
+    }
+    tracing::info!(
+        listen = %cfg.static_config.listen,
+        routes = cfg.dynamic.routes.len(),
+        "gatewise is serving"
+    );
+    let reloader = tokio::spawn(reload_on_sighup(
+        path,
+        Arc::clone(&gateway),
+        cfg.static_config.clone(),
+    ));
+    let result = server::serve(listener, gateway, &cfg.static_config, shutdown_signal()).await;
+    reloader.abort();
+    tracing::info!("gatewise stopped");
+    result.context("the server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: no new connections; finishing open requests");
+}
+
+/// SIGHUP: compile the file again; swap routes, upstreams and issuers when
+/// valid; keep the running config when not, or when a restart-only setting
+/// changed.
+async fn reload_on_sighup(
+    path: PathBuf,
+    gateway: Arc<Gateway>,
+    running: gatewise_config::model::StaticConfig,
+) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match load(&path, false) {
+                Ok(Ok(cfg)) => {
+                    let changed = gatewise_config::restart_required(&running, &cfg.static_config);
+                    if !changed.is_empty() {
+                        tracing::error!(
+                            "reload refused: {} changed and needs a restart; the running configuration stays",
+                            changed.join(", ")
+                        );
+                        continue;
+                    }
+                    for (issuer, e) in gateway.reload(cfg.dynamic).await {
+                        tracing::warn!(issuer, "keys not loaded after reload: {e}");
+                    }
+                    tracing::info!("configuration reloaded");
+                }
+                Ok(Err(report)) => {
+                    tracing::error!("reload refused; the running configuration stays:\n{report}")
+                }
+                Err(e) => tracing::error!("reload failed: {e:#}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, gateway, running);
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWISE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,1560 @@
+//! [`compile()`]: the text of `gatewise.toml` to a validated [`Config`], or
+//! every mistake in it at once.
+//!
+//! Three passes, each reporting all it finds:
+//! 1. TOML syntax (`toml`'s recovering parser). Stops here on any error.
+//! 2. Types and spelling: the document is deserialized into `raw::*`. On an
+//!    error the offending key is recorded, removed from the document and the
+//!    deserializer runs again, so one bad value does not hide the next.
+//! 3. Meaning: required keys, ranges, URLs, references between sections,
+//!    route conflicts. Checks under a key that pass 2 rejected are skipped,
+//!    so a mistake is reported once.
+//!
+//! Every error and warning carries its TOML path and the line and column of
+//! the value, or of its table when the key is missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::DeTable;
+
+use crate::error::{ConfigError, ConfigWarning, line_column};
+use crate::locate::{self, Index, Path};
+use crate::model::{
+    Balance, CertificateFiles, ClaimCondition, ClaimTest, Config, DynamicConfig, HeaderRules,
+    HealthCheck, HostHeader, Inspect, Issuer, JwtPolicy, KeySource, PathMatch, RateKey, RateLimit,
+    Route, RouteMatch, ScopeRule, StaticConfig, TlsConfig, TokenSource, Upstream,
+};
+use crate::raw::{
+    ByteSize, Dur, RawBalance, RawClaim, RawConfig, RawHeaders, RawHealthCheck, RawInspect,
+    RawIssuer, RawJwt, RawRateLimit, RawRoute, RawServer, RawTls, RawUpstream,
+};
+
+/// A configuration that passed every check, with what looked odd about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// The validated configuration.
+    pub config: Config,
+    /// Things that are legal but probably not meant, in file order.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Compiles the text of a `gatewise.toml` file.
+///
+/// On success the configuration has every default filled in and every
+/// reference resolved. On failure every error found is returned, in file
+/// order, each with its TOML path and 1-based line and column; warnings are
+/// only returned with a successful compile.
+pub fn compile(text: &str) -> Result<Compiled, Vec<ConfigError>> {
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(syntax_errors(text, &syntax));
+    }
+    let mut cx = Cx::new(text, Index::new(&doc));
+    let Some(raw) = deserialize(&mut cx, doc) else {
+        return Err(cx.into_errors());
+    };
+    let config = cx.config(raw);
+    if cx.errors.is_empty() {
+        Ok(Compiled {
+            config,
+            warnings: sorted(cx.warnings),
+        })
+    } else {
+        Err(cx.into_errors())
+    }
+}
+
+// === Defaults (documented on the model and in docs/config.md) ===
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
+const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const MIN_HEADER_BYTES: u64 = 1024;
+const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+
+const DEFAULT_ALGORITHM: &str = "RS256";
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_UNKNOWN_KID_TTL: Duration = Duration::from_secs(30);
+const WARN_LEEWAY_ABOVE: Duration = Duration::from_secs(5 * 60);
+const WARN_JWKS_MAX_AGE_ABOVE: Duration = Duration::from_secs(24 * 3600);
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_RETRIES: u32 = 1;
+const DEFAULT_EJECT_AFTER: u32 = 5;
+const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(30);
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// JWS algorithms an issuer may list: the asymmetric ones `gatewise-core`
+/// verifies (`jose::Alg`). HS* are known but refused until an issuer can
+/// have a secret key source.
+const ALGORITHMS: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+const HMAC_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+/// Headers the proxy manages itself (hop-by-hop and framing, RFC 9110
+/// §7.6.1, and `Host`); header rules may not touch them.
+const MANAGED_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+];
+
+/// Each deserializer error removes one key; this bounds the rounds.
+const MAX_DESERIALIZE_ERRORS: usize = 100;
+
+// === Passes 1 and 2 ===
+
+/// Syntax errors in file order, the first of each line only: the
+/// recovering parser's later errors on a line mostly follow from the first.
+fn syntax_errors(text: &str, errors: &[toml::de::Error]) -> Vec<ConfigError> {
+    let mut errors: Vec<(Option<usize>, &toml::de::Error)> = errors
+        .iter()
+        .map(|e| (e.span().map(|s| s.start), e))
+        .collect();
+    errors.sort_by_key(|(offset, _)| offset.unwrap_or(usize::MAX));
+    let mut lines_seen = BTreeSet::new();
+    let mut out: Vec<(Option<usize>, ConfigError)> = Vec::new();
+    for (offset, e) in errors {
+        let (line, column) = offset.map(|o| line_column(text, o)).unzip();
+        if line.is_some() && !lines_seen.insert(line) {
+            continue;
+        }
+        out.push((
+            offset,
+            ConfigError {
+                path: String::new(),
+                line,
+                column,
+                message: format!("TOML syntax: {}", e.message()),
+            },
+        ));
+    }
+    sorted(out)
+}
+
+/// Deserializes the document into `raw::*`, recording each type or spelling
+/// error and skipping the key it is under, until the rest deserializes.
+/// `None` when an error could not be pinned to a key.
+fn deserialize(cx: &mut Cx<'_>, mut doc: Spanned<DeTable<'_>>) -> Option<RawConfig> {
+    for _ in 0..MAX_DESERIALIZE_ERRORS {
+        let e = match RawConfig::deserialize(toml::de::Deserializer::from(doc.clone())) {
+            Ok(raw) => return Some(raw),
+            Err(e) => e,
+        };
+        let offset = e.span().map(|s| s.start);
+        let path = offset.map(|o| cx.index.path_at(o)).unwrap_or_default();
+        let mut message = polish(e.message());
+        if cx.index.kind(&path) == Some("datetime") {
+            // `toml` hands datetimes to serde as a table.
+            message = message.replace("invalid type: table", "invalid type: datetime");
+        }
+        cx.push_error(&path, offset, message);
+        let skip = path.up_to_last_key();
+        if skip.segs().is_empty() || !locate::remove(doc.get_mut(), &skip) {
+            return None;
+        }
+        cx.skipped.push(skip);
+    }
+    None
+}
+
+/// Words of the file format rather than serde's.
+fn polish(message: &str) -> String {
+    message
+        .replace("unknown field", "unknown key")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected a table")
+        .replace("invalid type: map", "invalid type: table")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("unknown variant", "unknown value")
+        .replace("expected a boolean", "expected true or false")
+}
+
+fn sorted<T>(mut items: Vec<(Option<usize>, T)>) -> Vec<T> {
+    items.sort_by_key(|(offset, _)| offset.unwrap_or(usize::MAX));
+    items.into_iter().map(|(_, item)| item).collect()
+}
+
+// === Pass 3 ===
+
+/// What the checks share: where things are, and what was found.
+struct Cx<'t> {
+    text: &'t str,
+    index: Index,
+    errors: Vec<(Option<usize>, ConfigError)>,
+    warnings: Vec<(Option<usize>, ConfigWarning)>,
+    /// Keys the deserializer rejected (and reported): nothing under them is
+    /// checked again.
+    skipped: Vec<Path>,
+}
+
+/// Names defined in the file, and which of them routes use.
+#[derive(Default)]
+struct Names {
+    issuers: BTreeSet<String>,
+    upstreams: BTreeSet<String>,
+    used_issuers: BTreeSet<String>,
+    used_upstreams: BTreeSet<String>,
+}
+
+/// A route's matcher as compared for conflicts.
+struct MatcherKey<'a> {
+    index: usize,
+    name: &'a str,
+    matcher: &'a RouteMatch,
+}
+
+impl<'t> Cx<'t> {
+    fn new(text: &'t str, index: Index) -> Self {
+        Cx {
+            text,
+            index,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    fn into_errors(self) -> Vec<ConfigError> {
+        sorted(self.errors)
+    }
+
+    fn position(&self, offset: Option<usize>) -> (Option<usize>, Option<usize>) {
+        offset.map(|o| line_column(self.text, o)).unzip()
+    }
+
+    fn push_error(&mut self, path: &Path, offset: Option<usize>, message: String) {
+        let (line, column) = self.position(offset);
+        self.errors.push((
+            offset,
+            ConfigError {
+                path: path.to_string(),
+                line,
+                column,
+                message,
+            },
+        ));
+    }
+
+    fn was_skipped(&self, path: &Path) -> bool {
+        self.skipped.iter().any(|s| path.starts_with(s))
+    }
+
+    /// Reports an error at `path` (located at its value, or at its nearest
+    /// ancestor in the file), unless the deserializer already rejected it.
+    fn error(&mut self, path: &Path, message: impl Into<String>) {
+        if self.was_skipped(path) {
+            return;
+        }
+        let offset = self.index.offset(path);
+        self.push_error(path, offset, message.into());
+    }
+
+    fn warn(&mut self, path: &Path, message: impl Into<String>) {
+        let offset = self.index.offset(path);
+        let (line, column) = self.position(offset);
+        self.warnings.push((
+            offset,
+            ConfigWarning {
+                path: path.to_string(),
+                line,
+                column,
+                message: message.into(),
+            },
+        ));
+    }
+
+    // --- small value checks ---
+
+    /// A required string: reports it missing or empty.
+    fn required<'r>(&mut self, path: &Path, value: Option<&'r String>) -> Option<&'r str> {
+        match value {
+            None => {
+                self.error(path, "missing required key");
+                None
+            }
+            Some(s) => self.non_empty(path, s),
+        }
+    }
+
+    fn non_empty<'r>(&mut self, path: &Path, value: &'r str) -> Option<&'r str> {
+        if value.trim().is_empty() {
+            self.error(path, "must not be empty");
+            None
+        } else {
+            Some(value)
+        }
+    }
+
+    /// A duration that must be greater than zero.
+    fn positive(&mut self, path: &Path, value: Option<Dur>, default: Duration) -> Duration {
+        let d = value.map_or(default, |d| d.0);
+        if d.is_zero() {
+            self.error(path, "must be greater than zero");
+        }
+        d
+    }
+
+    /// A list that must not be empty; missing is an error when `required`.
+    /// Gives no items when missing or empty.
+    fn list<'r, T>(&mut self, path: &Path, value: Option<&'r [T]>, required: bool) -> &'r [T] {
+        match value {
+            None if required => {
+                self.error(path, "missing required key");
+                &[]
+            }
+            None => &[],
+            Some([]) => {
+                self.error(path, "must not be empty");
+                &[]
+            }
+            Some(items) => items,
+        }
+    }
+
+    /// Warns about repeated entries of a list (compared as given).
+    fn warn_repeats<'a>(&mut self, path: &Path, items: impl IntoIterator<Item = &'a str>) {
+        let mut seen = BTreeSet::new();
+        for (i, item) in items.into_iter().enumerate() {
+            if !seen.insert(item) {
+                self.warn(&path.index(i), format!("{item:?} is listed twice"));
+            }
+        }
+    }
+
+    /// An `http`/`https` URL with a host; warns on `http` to a host that
+    /// is not loopback. Returned as written.
+    fn http_url(&mut self, path: &Path, text: &str) -> String {
+        match url::Url::parse(text) {
+            Err(e) => self.error(path, format!("invalid URL {text:?}: {e}")),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                self.error(
+                    path,
+                    format!("must be an http or https URL, not {:?}", u.scheme()),
+                );
+            }
+            Ok(u) if u.scheme() == "http" && !is_loopback(&u) => self.warn(
+                path,
+                "plain http to a host that is not loopback: keys fetched this way can be \
+                 replaced in transit, use https",
+            ),
+            Ok(_) => {}
+        }
+        text.to_owned()
+    }
+
+    /// An upstream target, normalized to `scheme://host:port`.
+    fn target(&mut self, path: &Path, text: &str) -> String {
+        const EXPECTED: &str = "expected http://host:port or https://host:port";
+        if !text.contains("://") {
+            self.error(
+                path,
+                format!("invalid target {text:?}: no scheme; {EXPECTED}"),
+            );
+            return text.to_owned();
+        }
+        let u = match url::Url::parse(text) {
+            Ok(u) => u,
+            Err(e) => {
+                self.error(path, format!("invalid target {text:?}: {e}; {EXPECTED}"));
+                return text.to_owned();
+            }
+        };
+        if !matches!(u.scheme(), "http" | "https") {
+            self.error(path, format!("invalid target {text:?}: {EXPECTED}"));
+        } else if !u.username().is_empty() || u.password().is_some() {
+            self.error(
+                path,
+                format!("invalid target {text:?}: must not carry credentials"),
+            );
+        } else if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+            self.error(
+                path,
+                format!("invalid target {text:?}: {EXPECTED}, without a path, query or fragment"),
+            );
+        } else if let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) {
+            return format!("{}://{host}:{port}", u.scheme());
+        } else {
+            self.error(path, format!("invalid target {text:?}: {EXPECTED}"));
+        }
+        text.to_owned()
+    }
+
+    /// A header name that header rules may use.
+    fn header_name(&mut self, path: &Path, name: &str) {
+        if !is_token(name) {
+            self.error(path, format!("invalid header name {name:?}"));
+        } else if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let hint = if name.eq_ignore_ascii_case("host") {
+                "use the upstream's `host_header`"
+            } else {
+                "it is managed by the proxy (hop-by-hop or framing)"
+            };
+            self.error(
+                path,
+                format!("{name:?} cannot be changed by header rules: {hint}"),
+            );
+        }
+    }
+
+    fn header_value(&mut self, path: &Path, value: &str) {
+        if value
+            .chars()
+            .any(|c| (c.is_control() && c != '\t') || c == '\u{7f}')
+        {
+            self.error(
+                path,
+                "header values must not contain control characters (such as line breaks)",
+            );
+        } else if value.starts_with([' ', '\t']) || value.ends_with([' ', '\t']) {
+            self.error(path, "header values must not start or end with whitespace");
+        }
+    }
+
+    // --- sections ---
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let (static_config, max_body_bytes) = self.server(raw.server.unwrap_or_default());
+
+        let mut names = Names::default();
+        let issuers_path = Path::root().key("issuers");
+        let issuers: Vec<Issuer> = raw
+            .issuers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.issuer(&issuers_path.index(i), r))
+            .collect();
+        self.unique_names(
+            "issuer",
+            &issuers_path,
+            raw.issuers.iter().map(|r| r.name.as_deref()),
+        );
+        names.issuers = raw.issuers.iter().filter_map(|r| r.name.clone()).collect();
+
+        let upstreams_path = Path::root().key("upstreams");
+        let upstreams: Vec<Upstream> = raw
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.upstream(&upstreams_path.index(i), r))
+            .collect();
+        self.unique_names(
+            "upstream",
+            &upstreams_path,
+            raw.upstreams.iter().map(|r| r.name.as_deref()),
+        );
+        names.upstreams = raw
+            .upstreams
+            .iter()
+            .filter_map(|r| r.name.clone())
+            .collect();
+
+        let routes_path = Path::root().key("routes");
+        let mut routes = Vec::with_capacity(raw.routes.len());
+        let mut matchers_ok = Vec::with_capacity(raw.routes.len());
+        for (i, r) in raw.routes.iter().enumerate() {
+            let (route, matcher_ok) = self.route(i, &routes_path.index(i), r, &mut names);
+            matchers_ok.push(matcher_ok);
+            routes.push(route);
+        }
+        self.unique_names(
+            "route",
+            &routes_path,
+            routes.iter().map(|r| Some(r.name.as_str())),
+        );
+        self.route_conflicts(&routes_path, &routes, &matchers_ok);
+
+        // Unused definitions (only worth saying about a file that compiles).
+        for (i, issuer) in issuers.iter().enumerate() {
+            if !issuer.name.is_empty() && !names.used_issuers.contains(&issuer.name) {
+                let message = format!("issuer {:?} is not used by any route", issuer.name);
+                self.warn(&issuers_path.index(i), message);
+            }
+        }
+        for (i, upstream) in upstreams.iter().enumerate() {
+            if !upstream.name.is_empty() && !names.used_upstreams.contains(&upstream.name) {
+                let message = format!("upstream {:?} is not used by any route", upstream.name);
+                self.warn(&upstreams_path.index(i), message);
+            }
+        }
+        if raw.routes.is_empty() && !self.was_skipped(&routes_path) {
+            self.warn(
+                &routes_path,
+                "no routes: every request will be answered 404",
+            );
+        }
+
+        Config {
+            static_config,
+            dynamic: DynamicConfig {
+                issuers,
+                upstreams,
+                routes,
+                max_body_bytes,
+            },
+        }
+    }
+
+    /// Names must be unique within their kind (`None`: missing, reported
+    /// elsewhere).
+    fn unique_names<'a>(
+        &mut self,
+        kind: &str,
+        list: &Path,
+        names: impl Iterator<Item = Option<&'a str>>,
+    ) {
+        let mut first: Vec<(&str, usize)> = Vec::new();
+        for (i, name) in names.enumerate() {
+            let Some(name) = name else { continue };
+            if name.trim().is_empty() {
+                continue;
+            }
+            match first.iter().find(|(n, _)| *n == name) {
+                Some((_, j)) => {
+                    let path = list.index(i).key("name");
+                    let message = format!("{kind} name {name:?} is already used by {list}[{j}]");
+                    self.error(&path, message);
+                }
+                None => first.push((name, i)),
+            }
+        }
+    }
+
+    fn server(&mut self, raw: RawServer) -> (StaticConfig, u64) {
+        let p = Path::root().key("server");
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = match listen_text.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                self.error(
+                    &p.key("listen"),
+                    format!(
+                        "invalid address {listen_text:?}: expected an IP address and port such as \
+                         \"127.0.0.1:8080\" or \"[::]:8443\" (host names are not resolved)"
+                    ),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+        let header_read_timeout = self.positive(
+            &p.key("header_read_timeout"),
+            raw.header_read_timeout,
+            DEFAULT_HEADER_READ_TIMEOUT,
+        );
+        let max_header = raw
+            .max_header_bytes
+            .map_or(DEFAULT_MAX_HEADER_BYTES, |s| s.0);
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&max_header) {
+            self.error(
+                &p.key("max_header_bytes"),
+                format!("must be between 1KiB and 1MiB (1024 to 1048576 bytes), not {max_header}"),
+            );
+        }
+        let max_header_bytes = usize::try_from(max_header).unwrap_or(usize::MAX);
+        let max_body_bytes = raw
+            .max_body_bytes
+            .map_or(DEFAULT_MAX_BODY_BYTES, |ByteSize(n)| n);
+        let shutdown_grace = self.positive(
+            &p.key("shutdown_grace"),
+            raw.shutdown_grace,
+            DEFAULT_SHUTDOWN_GRACE,
+        );
+        let tls = raw.tls.map(|t| self.tls(&p.key("tls"), t));
+        (
+            StaticConfig {
+                listen,
+                tls,
+                header_read_timeout,
+                max_header_bytes,
+                shutdown_grace,
+            },
+            max_body_bytes,
+        )
+    }
+
+    fn tls(&mut self, p: &Path, raw: RawTls) -> TlsConfig {
+        let list_path = p.key("certificates");
+        let list = self.list(&list_path, raw.certificates.as_deref(), true);
+        let certificates = list
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let cp = list_path.index(i);
+                let cert = self
+                    .required(&cp.key("cert"), c.cert.as_ref())
+                    .unwrap_or_default();
+                let key = self
+                    .required(&cp.key("key"), c.key.as_ref())
+                    .unwrap_or_default();
+                CertificateFiles {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                }
+            })
+            .collect();
+        TlsConfig { certificates }
+    }
+
+    fn issuer(&mut self, p: &Path, raw: &RawIssuer) -> Issuer {
+        let name = self
+            .required(&p.key("name"), raw.name.as_ref())
+            .unwrap_or_default();
+        let issuer = self
+            .required(&p.key("issuer"), raw.issuer.as_ref())
+            .unwrap_or_default();
+        let keys = self.key_source(p, raw);
+        let algorithms = self.algorithms(&p.key("algorithms"), raw.algorithms.as_deref());
+
+        // Zero leeway is legitimate (strict time checks).
+        let leeway = raw.leeway.map_or(DEFAULT_LEEWAY, |d| d.0);
+        if leeway > WARN_LEEWAY_ABOVE {
+            self.warn(
+                &p.key("leeway"),
+                format!(
+                    "leeway of {} is over 5 minutes: expired tokens stay usable that long",
+                    fmt_duration(leeway)
+                ),
+            );
+        }
+        let jwks_max_age = self.positive(
+            &p.key("jwks_max_age"),
+            raw.jwks_max_age,
+            DEFAULT_JWKS_MAX_AGE,
+        );
+        if jwks_max_age > WARN_JWKS_MAX_AGE_ABOVE {
+            self.warn(
+                &p.key("jwks_max_age"),
+                format!(
+                    "jwks_max_age of {} is over 24 hours: revoked keys stay trusted that long",
+                    fmt_duration(jwks_max_age)
+                ),
+            );
+        }
+        let jwks_refetch_interval = self.positive(
+            &p.key("jwks_refetch_interval"),
+            raw.jwks_refetch_interval,
+            DEFAULT_JWKS_REFETCH_INTERVAL,
+        );
+        let unknown_kid_ttl = self.positive(
+            &p.key("unknown_kid_ttl"),
+            raw.unknown_kid_ttl,
+            DEFAULT_UNKNOWN_KID_TTL,
+        );
+        Issuer {
+            name: name.to_owned(),
+            issuer: issuer.to_owned(),
+            keys,
+            algorithms,
+            leeway,
+            jwks_max_age,
+            jwks_refetch_interval,
+            unknown_kid_ttl,
+        }
+    }
+
+    fn key_source(&mut self, p: &Path, raw: &RawIssuer) -> KeySource {
+        const KEYS: [&str; 3] = ["discovery", "jwks_uri", "jwks_file"];
+        let given: Vec<(&str, &String)> = KEYS
+            .into_iter()
+            .zip([&raw.discovery, &raw.jwks_uri, &raw.jwks_file])
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+        let placeholder = KeySource::JwksFile(PathBuf::new());
+        match given.as_slice() {
+            [] => {
+                if !KEYS.iter().any(|k| self.was_skipped(&p.key(k))) {
+                    self.error(p, "needs one of `discovery`, `jwks_uri` or `jwks_file`");
+                }
+                placeholder
+            }
+            [(key, value)] => {
+                let path = p.key(key);
+                if self.non_empty(&path, value).is_none() {
+                    return placeholder;
+                }
+                match *key {
+                    "discovery" => KeySource::Discovery(self.http_url(&path, value)),
+                    "jwks_uri" => KeySource::JwksUri(self.http_url(&path, value)),
+                    _ => KeySource::JwksFile(PathBuf::from(value.as_str())),
+                }
+            }
+            [(first, _), rest @ ..] => {
+                for (key, _) in rest {
+                    let message = format!("`{first}` and `{key}` are exclusive: keep one");
+                    self.error(&p.key(key), message);
+                }
+                placeholder
+            }
+        }
+    }
+
+    fn algorithms(&mut self, p: &Path, raw: Option<&[String]>) -> Vec<String> {
+        let Some(list) = raw else {
+            return vec![DEFAULT_ALGORITHM.to_owned()];
+        };
+        let list = self.list(p, Some(list), true);
+        for (i, alg) in list.iter().enumerate() {
+            let path = p.index(i);
+            if ALGORITHMS.contains(&alg.as_str()) {
+                continue;
+            }
+            let message = if alg.eq_ignore_ascii_case("none") {
+                "`none` (unsigned tokens) is never accepted".to_owned()
+            } else if HMAC_ALGORITHMS.contains(&alg.as_str()) {
+                format!(
+                    "{alg} needs a shared secret, and issuers have no secret key source yet: \
+                     use an asymmetric algorithm (RS256, PS256, ES256, EdDSA, ...)"
+                )
+            } else if let Some(known) = ALGORITHMS
+                .iter()
+                .chain(&HMAC_ALGORITHMS)
+                .find(|k| k.eq_ignore_ascii_case(alg))
+            {
+                format!(
+                    "unknown algorithm {alg:?}: names are case-sensitive, did you mean {known}?"
+                )
+            } else {
+                format!(
+                    "unknown algorithm {alg:?}: expected one of {}",
+                    ALGORITHMS.join(", ")
+                )
+            };
+            self.error(&path, message);
+        }
+        self.warn_repeats(p, list.iter().map(String::as_str));
+        list.to_vec()
+    }
+
+    fn upstream(&mut self, p: &Path, raw: &RawUpstream) -> Upstream {
+        let name = self
+            .required(&p.key("name"), raw.name.as_ref())
+            .unwrap_or_default();
+        let targets_path = p.key("targets");
+        let targets: Vec<String> = self
+            .list(&targets_path, raw.targets.as_deref(), true)
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.target(&targets_path.index(i), t))
+            .collect();
+        self.warn_repeats(&targets_path, targets.iter().map(String::as_str));
+        let balance = match raw.balance {
+            None | Some(RawBalance::RoundRobin) => Balance::RoundRobin,
+            Some(RawBalance::LeastRequests) => Balance::LeastRequests,
+        };
+        let connect_timeout = self.positive(
+            &p.key("connect_timeout"),
+            raw.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        );
+        let first_byte_timeout = self.positive(
+            &p.key("first_byte_timeout"),
+            raw.first_byte_timeout,
+            DEFAULT_FIRST_BYTE_TIMEOUT,
+        );
+        let total_timeout = self.positive(
+            &p.key("total_timeout"),
+            raw.total_timeout,
+            DEFAULT_TOTAL_TIMEOUT,
+        );
+        let by_default = |given: bool| if given { "" } else { " by default" };
+        if total_timeout < first_byte_timeout {
+            self.error(
+                &p.key("total_timeout"),
+                format!(
+                    "must be at least first_byte_timeout ({}{})",
+                    fmt_duration(first_byte_timeout),
+                    by_default(raw.first_byte_timeout.is_some())
+                ),
+            );
+        }
+        if connect_timeout > total_timeout {
+            self.error(
+                &p.key("connect_timeout"),
+                format!(
+                    "must not exceed total_timeout ({}{})",
+                    fmt_duration(total_timeout),
+                    by_default(raw.total_timeout.is_some())
+                ),
+            );
+        }
+        let retries = raw.retries.unwrap_or(DEFAULT_RETRIES);
+        let eject_after = raw.eject_after.unwrap_or(DEFAULT_EJECT_AFTER);
+        if eject_after == 0 {
+            self.error(&p.key("eject_after"), "must be at least 1");
+        }
+        let eject_for = self.positive(&p.key("eject_for"), raw.eject_for, DEFAULT_EJECT_FOR);
+        let host_header = match raw.host_header.as_deref() {
+            None | Some("preserve") => HostHeader::Preserve,
+            Some("target") => HostHeader::Target,
+            Some(fixed) => {
+                if !is_authority(fixed) {
+                    self.error(
+                        &p.key("host_header"),
+                        format!(
+                            "invalid host {fixed:?}: expected \"preserve\", \"target\" or a host \
+                             (optionally with a port)"
+                        ),
+                    );
+                }
+                HostHeader::Fixed(fixed.to_owned())
+            }
+        };
+        let ca_file = raw.ca_file.as_ref().map(|f| {
+            let path = p.key("ca_file");
+            self.non_empty(&path, f);
+            if !targets.iter().any(|t| t.starts_with("https://")) {
+                self.warn(&path, "no target uses https, so the CA file is not used");
+            }
+            PathBuf::from(f)
+        });
+        let health_check = raw
+            .health_check
+            .as_ref()
+            .map(|h| self.health_check(&p.key("health_check"), h));
+        Upstream {
+            name: name.to_owned(),
+            targets,
+            balance,
+            connect_timeout,
+            first_byte_timeout,
+            total_timeout,
+            retries,
+            health_check,
+            eject_after,
+            eject_for,
+            ca_file,
+            host_header,
+        }
+    }
+
+    fn health_check(&mut self, p: &Path, raw: &RawHealthCheck) -> HealthCheck {
+        let path_key = p.key("path");
+        let path = self
+            .required(&path_key, raw.path.as_ref())
+            .unwrap_or_default();
+        if !path.is_empty() {
+            self.request_path(&path_key, path);
+        }
+        let interval = self.positive(&p.key("interval"), raw.interval, DEFAULT_HEALTH_INTERVAL);
+        let timeout = self.positive(&p.key("timeout"), raw.timeout, DEFAULT_HEALTH_TIMEOUT);
+        if timeout > interval {
+            self.warn(
+                &p.key("timeout"),
+                format!(
+                    "longer than the interval ({}): checks will overlap",
+                    fmt_duration(interval)
+                ),
+            );
+        }
+        HealthCheck {
+            path: path.to_owned(),
+            interval,
+            timeout,
+        }
+    }
+
+    /// A path to match or request: absolute, without query or fragment.
+    fn request_path(&mut self, p: &Path, path: &str) -> bool {
+        let message = if !path.starts_with('/') {
+            "must start with \"/\""
+        } else if path.contains(['?', '#']) {
+            "must not contain a query or fragment (\"?\" or \"#\")"
+        } else if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            "must not contain spaces or control characters"
+        } else {
+            return true;
+        };
+        self.error(p, message);
+        false
+    }
+
+    /// The route, and whether its matcher is valid (only valid matchers
+    /// are compared for conflicts).
+    fn route(&mut self, i: usize, p: &Path, raw: &RawRoute, names: &mut Names) -> (Route, bool) {
+        let name = match raw.name.as_deref() {
+            None => format!("routes[{i}]"),
+            Some(n) => self
+                .non_empty(&p.key("name"), n)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let errors_before = self.errors.len();
+        let host = raw
+            .host
+            .as_deref()
+            .and_then(|h| self.route_host(&p.key("host"), h));
+        let path = match (&raw.path, &raw.path_prefix) {
+            (Some(exact), None) => {
+                self.request_path(&p.key("path"), exact);
+                PathMatch::Exact(exact.clone())
+            }
+            (None, Some(prefix)) => {
+                self.request_path(&p.key("path_prefix"), prefix);
+                PathMatch::Prefix(prefix.clone())
+            }
+            (None, None) => {
+                if !self.was_skipped(&p.key("path")) && !self.was_skipped(&p.key("path_prefix")) {
+                    self.error(p, "needs `path` (exact match) or `path_prefix`");
+                }
+                PathMatch::Prefix("/".to_owned())
+            }
+            (Some(exact), Some(_)) => {
+                self.error(
+                    &p.key("path_prefix"),
+                    "`path` and `path_prefix` are exclusive: keep one",
+                );
+                PathMatch::Exact(exact.clone())
+            }
+        };
+        let methods = self.methods(&p.key("methods"), raw.methods.as_deref());
+        let matcher_ok = self.errors.len() == errors_before
+            && !["host", "path", "path_prefix", "methods"]
+                .iter()
+                .any(|k| self.was_skipped(&p.key(k)));
+
+        let upstream = self
+            .required(&p.key("upstream"), raw.upstream.as_ref())
+            .unwrap_or_default();
+        if !upstream.is_empty() {
+            names.used_upstreams.insert(upstream.to_owned());
+            if !names.upstreams.contains(upstream)
+                && !self.was_skipped(&Path::root().key("upstreams"))
+            {
+                let message = format!("unknown upstream {upstream:?}{}", known(&names.upstreams));
+                self.error(&p.key("upstream"), message);
+            }
+        }
+
+        let strip_prefix = raw.strip_prefix.unwrap_or(false);
+        if strip_prefix && matches!(path, PathMatch::Exact(_)) {
+            self.error(
+                &p.key("strip_prefix"),
+                "only applies to `path_prefix` routes",
+            );
+        }
+        let inspect = raw.inspect.map(|k| match k {
+            RawInspect::Token => Inspect::Token,
+            RawInspect::Discovery => Inspect::Discovery,
+            RawInspect::Jwks => Inspect::Jwks,
+            RawInspect::Introspection => Inspect::Introspection,
+        });
+        let jwt = raw.jwt.as_ref().map(|j| self.jwt(&p.key("jwt"), j, names));
+        let has_jwt = raw.jwt.is_some() || self.was_skipped(&p.key("jwt"));
+        let rate_limit = raw
+            .rate_limit
+            .as_ref()
+            .map(|r| self.rate_limit(&p.key("rate_limit"), r, has_jwt));
+        let headers = raw
+            .headers
+            .as_ref()
+            .map(|h| self.headers(&p.key("headers"), h))
+            .unwrap_or_default();
+        let route = Route {
+            name,
+            matcher: RouteMatch {
+                host,
+                path,
+                methods,
+            },
+            upstream: upstream.to_owned(),
+            strip_prefix,
+            jwt,
+            rate_limit,
+            headers,
+            inspect,
+        };
+        (route, matcher_ok)
+    }
+
+    fn route_host(&mut self, p: &Path, host: &str) -> Option<String> {
+        let has_port = match host.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => host.contains(':'),
+        };
+        let message = if host.contains('*') {
+            "wildcard hosts are not supported: write one route per host".to_owned()
+        } else if host.contains('/') {
+            format!("{host:?}: write the host alone, without scheme or path")
+        } else if has_port {
+            format!("{host:?}: write the host without a port (ports are ignored when matching)")
+        } else {
+            match url::Host::parse(host) {
+                Ok(h) => return Some(h.to_string()),
+                Err(e) => format!("invalid host {host:?}: {e}"),
+            }
+        };
+        self.error(p, message);
+        None
+    }
+
+    fn methods(&mut self, p: &Path, raw: Option<&[String]>) -> Vec<String> {
+        if raw.is_some_and(<[String]>::is_empty) {
+            self.error(
+                p,
+                "must not be empty (leave `methods` out to match any method)",
+            );
+            return Vec::new();
+        }
+        let list = raw.unwrap_or_default();
+        let mut methods: Vec<String> = Vec::with_capacity(list.len());
+        for (i, m) in list.iter().enumerate() {
+            if !is_token(m) {
+                self.error(&p.index(i), format!("invalid method {m:?}"));
+                continue;
+            }
+            let upper = m.to_ascii_uppercase();
+            if methods.contains(&upper) {
+                self.warn(&p.index(i), format!("{upper} is listed twice"));
+            } else {
+                methods.push(upper);
+            }
+        }
+        methods
+    }
+
+    fn jwt(&mut self, p: &Path, raw: &RawJwt, names: &mut Names) -> JwtPolicy {
+        let issuers_path = p.key("issuers");
+        let issuers = self
+            .list(&issuers_path, raw.issuers.as_deref(), true)
+            .to_vec();
+        let issuers_skipped = self.was_skipped(&Path::root().key("issuers"));
+        for (i, issuer) in issuers.iter().enumerate() {
+            names.used_issuers.insert(issuer.clone());
+            if !names.issuers.contains(issuer) && !issuers_skipped {
+                let message = format!("unknown issuer {issuer:?}{}", known(&names.issuers));
+                self.error(&issuers_path.index(i), message);
+            }
+        }
+        self.warn_repeats(&issuers_path, issuers.iter().map(String::as_str));
+
+        let audiences_path = p.key("audiences");
+        let audiences = self
+            .list(&audiences_path, raw.audiences.as_deref(), true)
+            .to_vec();
+        for (i, audience) in audiences.iter().enumerate() {
+            self.non_empty(&audiences_path.index(i), audience);
+        }
+        self.warn_repeats(&audiences_path, audiences.iter().map(String::as_str));
+
+        let scopes = match (&raw.scopes_all, &raw.scopes_any) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    &p.key("scopes_any"),
+                    "`scopes_all` and `scopes_any` are exclusive: keep one",
+                );
+                ScopeRule::None
+            }
+            (Some(all), None) => ScopeRule::AllOf(self.scopes(&p.key("scopes_all"), all)),
+            (None, Some(any)) => ScopeRule::AnyOf(self.scopes(&p.key("scopes_any"), any)),
+            (None, None) => ScopeRule::None,
+        };
+
+        let claims_path = p.key("claims");
+        let claims = raw
+            .claims
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| self.claim(&claims_path.index(i), c))
+            .collect();
+
+        let mut token_sources = Vec::new();
+        if let Some(cookie) = &raw.token_cookie {
+            if !is_token(cookie) {
+                self.error(
+                    &p.key("token_cookie"),
+                    format!("invalid cookie name {cookie:?}"),
+                );
+            }
+            token_sources.push(TokenSource::Cookie(cookie.clone()));
+        }
+        if let Some(query) = &raw.token_query {
+            if query.is_empty()
+                || query.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || matches!(c, '&' | '=' | '#' | '?')
+                })
+            {
+                self.error(
+                    &p.key("token_query"),
+                    format!("invalid query parameter name {query:?}"),
+                );
+            }
+            token_sources.push(TokenSource::Query(query.clone()));
+        }
+
+        JwtPolicy {
+            issuers,
+            audiences,
+            require_at_jwt: raw.require_at_jwt.unwrap_or(false),
+            scopes,
+            claims,
+            token_sources,
+            forward_claims: raw.forward_claims.unwrap_or(true),
+            strip_authorization: raw.strip_authorization.unwrap_or(false),
+        }
+    }
+
+    /// Scope tokens (RFC 6749 §3.3: printable ASCII but space, `"` and `\`).
+    fn scopes(&mut self, p: &Path, raw: &[String]) -> Vec<String> {
+        let list = self.list(p, Some(raw), true);
+        for (i, scope) in list.iter().enumerate() {
+            let valid = !scope.is_empty()
+                && scope
+                    .bytes()
+                    .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e));
+            if !valid {
+                self.error(
+                    &p.index(i),
+                    format!("invalid scope {scope:?}: one scope per entry, without spaces, quotes or backslashes (RFC 6749 §3.3)"),
+                );
+            }
+        }
+        self.warn_repeats(p, list.iter().map(String::as_str));
+        list.to_vec()
+    }
+
+    fn claim(&mut self, p: &Path, raw: &RawClaim) -> Option<ClaimCondition> {
+        let claim = self.required(&p.key("claim"), raw.claim.as_ref());
+        let tests = [
+            raw.equals.is_some().then_some("equals"),
+            raw.one_of.is_some().then_some("one_of"),
+            raw.present.is_some().then_some("present"),
+        ];
+        let given: Vec<&str> = tests.into_iter().flatten().collect();
+        let test = match given.as_slice() {
+            [] => {
+                if !["equals", "one_of", "present"]
+                    .iter()
+                    .any(|k| self.was_skipped(&p.key(k)))
+                {
+                    self.error(p, "needs one of `equals`, `one_of` or `present = true`");
+                }
+                None
+            }
+            [_] => {
+                if let Some(v) = &raw.equals {
+                    self.json(&p.key("equals"), v).map(ClaimTest::Equals)
+                } else if let Some(values) = &raw.one_of {
+                    let path = p.key("one_of");
+                    let values = self.list(&path, Some(values), true);
+                    let converted: Vec<Option<serde_json::Value>> = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| self.json(&path.index(i), v))
+                        .collect();
+                    converted
+                        .into_iter()
+                        .collect::<Option<Vec<_>>>()
+                        .map(ClaimTest::OneOf)
+                } else if raw.present == Some(true) {
+                    Some(ClaimTest::Present)
+                } else {
+                    self.error(
+                        &p.key("present"),
+                        "only `present = true` is supported (leave the condition out to not require the claim)",
+                    );
+                    None
+                }
+            }
+            [first, rest @ ..] => {
+                for key in rest {
+                    let message = format!("`{first}` and `{key}` are exclusive: keep one");
+                    self.error(&p.key(key), message);
+                }
+                None
+            }
+        };
+        Some(ClaimCondition {
+            claim: claim?.to_owned(),
+            test: test?,
+        })
+    }
+
+    /// A claim value as JSON (what tokens carry).
+    fn json(&mut self, p: &Path, value: &toml::Value) -> Option<serde_json::Value> {
+        use serde_json::Value as Json;
+        match value {
+            toml::Value::String(s) => Some(Json::String(s.clone())),
+            toml::Value::Integer(i) => Some(Json::from(*i)),
+            toml::Value::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => Some(Json::Number(n)),
+                None => {
+                    self.error(p, "must be a finite number");
+                    None
+                }
+            },
+            toml::Value::Boolean(b) => Some(Json::Bool(*b)),
+            toml::Value::Datetime(_) => {
+                self.error(
+                    p,
+                    "dates are not claim values: write a number of seconds (NumericDate) or a string",
+                );
+                None
+            }
+            toml::Value::Array(items) => {
+                let items: Vec<Option<Json>> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.json(&p.index(i), v))
+                    .collect();
+                items
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Json::Array)
+            }
+            toml::Value::Table(table) => {
+                let members: Vec<Option<(String, Json)>> = table
+                    .iter()
+                    .map(|(k, v)| self.json(&p.key(k), v).map(|v| (k.clone(), v)))
+                    .collect();
+                members
+                    .into_iter()
+                    .collect::<Option<serde_json::Map<_, _>>>()
+                    .map(Json::Object)
+            }
+        }
+    }
+
+    fn rate_limit(&mut self, p: &Path, raw: &RawRateLimit, has_jwt: bool) -> RateLimit {
+        let key_path = p.key("key");
+        let key = match self.required(&key_path, raw.key.as_ref()) {
+            None => RateKey::ClientIp,
+            Some("client_ip") => RateKey::ClientIp,
+            Some(k @ ("client_id" | "sub")) => {
+                if !has_jwt {
+                    self.error(
+                        &key_path,
+                        format!(
+                            "{k:?} is read from the token: the route needs a [routes.jwt] policy"
+                        ),
+                    );
+                }
+                if k == "sub" {
+                    RateKey::Subject
+                } else {
+                    RateKey::ClientId
+                }
+            }
+            Some(k) => match k.strip_prefix("header:") {
+                Some(header) => {
+                    if !is_token(header) {
+                        self.error(&key_path, format!("invalid header name {header:?}"));
+                    }
+                    RateKey::Header(header.to_owned())
+                }
+                None => {
+                    self.error(
+                        &key_path,
+                        format!(
+                            "unknown key {k:?}: expected \"client_id\", \"sub\", \"client_ip\" \
+                             or \"header:<name>\""
+                        ),
+                    );
+                    RateKey::ClientIp
+                }
+            },
+        };
+        let requests = match raw.requests {
+            None => {
+                self.error(&p.key("requests"), "missing required key");
+                1
+            }
+            Some(0) => {
+                self.error(&p.key("requests"), "must be greater than zero");
+                1
+            }
+            Some(n) => n,
+        };
+        let per = match raw.per {
+            None => {
+                self.error(&p.key("per"), "missing required key");
+                Duration::from_secs(1)
+            }
+            some => self.positive(&p.key("per"), some, Duration::from_secs(1)),
+        };
+        let burst = raw.burst.unwrap_or(requests);
+        if burst == 0 {
+            self.error(&p.key("burst"), "must be greater than zero");
+        }
+        RateLimit {
+            key,
+            requests,
+            per,
+            burst,
+        }
+    }
+
+    fn headers(&mut self, p: &Path, raw: &RawHeaders) -> HeaderRules {
+        // A header may appear in only one rule of a direction, once (names
+        // compare case-insensitively): the order they would apply in is not
+        // something the file should depend on.
+        let mut seen = Vec::new();
+        let request_add = self.header_pairs(p, "request_add", raw.request_add.as_ref(), &mut seen);
+        let request_set = self.header_pairs(p, "request_set", raw.request_set.as_ref(), &mut seen);
+        let request_remove = self.header_names(
+            p,
+            "request_remove",
+            raw.request_remove.as_deref(),
+            &mut seen,
+        );
+        let mut seen = Vec::new();
+        let response_add =
+            self.header_pairs(p, "response_add", raw.response_add.as_ref(), &mut seen);
+        let response_set =
+            self.header_pairs(p, "response_set", raw.response_set.as_ref(), &mut seen);
+        let response_remove = self.header_names(
+            p,
+            "response_remove",
+            raw.response_remove.as_deref(),
+            &mut seen,
+        );
+        HeaderRules {
+            request_add,
+            request_set,
+            request_remove,
+            response_add,
+            response_set,
+            response_remove,
+        }
+    }
+
+    /// `request_add = { "X-From" = "gatewise" }` and the like.
+    fn header_pairs(
+        &mut self,
+        p: &Path,
+        key: &'static str,
+        map: Option<&BTreeMap<String, String>>,
+        seen: &mut Vec<(String, &'static str)>,
+    ) -> Vec<(String, String)> {
+        let path = p.key(key);
+        let mut out = Vec::new();
+        for (name, value) in map.into_iter().flatten() {
+            let entry = path.key(name);
+            self.header_rule_name(&entry, key, name, seen);
+            self.header_value(&entry, value);
+            out.push((name.clone(), value.clone()));
+        }
+        out
+    }
+
+    /// `request_remove = ["X-Debug"]` and the like.
+    fn header_names(
+        &mut self,
+        p: &Path,
+        key: &'static str,
+        names: Option<&[String]>,
+        seen: &mut Vec<(String, &'static str)>,
+    ) -> Vec<String> {
+        let path = p.key(key);
+        let names = names.unwrap_or_default();
+        for (i, name) in names.iter().enumerate() {
+            self.header_rule_name(&path.index(i), key, name, seen);
+        }
+        names.to_vec()
+    }
+
+    fn header_rule_name(
+        &mut self,
+        path: &Path,
+        key: &'static str,
+        name: &str,
+        seen: &mut Vec<(String, &'static str)>,
+    ) {
+        self.header_name(path, name);
+        let lower = name.to_ascii_lowercase();
+        match seen.iter().find(|(n, _)| *n == lower) {
+            Some((_, first)) => {
+                let message = format!("{name:?} already appears in {first}");
+                self.error(path, message);
+            }
+            None => seen.push((lower, key)),
+        }
+    }
+
+    /// Routes that match the same requests: same host, same path rule, and
+    /// methods that overlap (two "any method" lists overlap too).
+    fn route_conflicts(&mut self, list: &Path, routes: &[Route], ok: &[bool]) {
+        let keys: Vec<MatcherKey<'_>> = routes
+            .iter()
+            .zip(ok)
+            .enumerate()
+            .filter(|(_, (_, ok))| **ok)
+            .map(|(index, (r, _))| MatcherKey {
+                index,
+                name: &r.name,
+                matcher: &r.matcher,
+            })
+            .collect();
+        let mut conflicts = Vec::new();
+        for (n, later) in keys.iter().enumerate() {
+            let Some((earlier, methods)) = keys
+                .iter()
+                .take(n)
+                .find_map(|e| overlap(e.matcher, later.matcher).map(|m| (e, m)))
+            else {
+                continue;
+            };
+            let what = if earlier.matcher == later.matcher {
+                "has the same matcher as".to_owned()
+            } else {
+                format!("overlaps on {} with", methods.join(", "))
+            };
+            conflicts.push((
+                list.index(later.index),
+                format!(
+                    "route {:?} {what} {list}[{}] ({:?}): requests would match both",
+                    later.name, earlier.index, earlier.name
+                ),
+            ));
+        }
+        for (path, message) in conflicts {
+            self.error(&path, message);
+        }
+    }
+}
+
+/// The methods two matchers share when they match the same requests
+/// (`["any method"]` for two method-less matchers), or `None`.
+fn overlap(a: &RouteMatch, b: &RouteMatch) -> Option<Vec<String>> {
+    let same_host = match (&a.host, &b.host) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => false,
+    };
+    if !same_host || a.path != b.path {
+        return None;
+    }
+    match (a.methods.is_empty(), b.methods.is_empty()) {
+        (true, true) => Some(vec!["any method".to_owned()]),
+        (false, false) => {
+            let shared: Vec<String> = a
+                .methods
+                .iter()
+                .filter(|m| b.methods.contains(m))
+                .cloned()
+                .collect();
+            (!shared.is_empty()).then_some(shared)
+        }
+        // A method list is more specific than any method: no conflict.
+        _ => None,
+    }
+}
+
+/// ` (defined: "a", "b")`, or ` (none is defined)`.
+fn known(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        " (none is defined)".to_owned()
+    } else {
+        let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        format!(" (defined: {})", list.join(", "))
+    }
+}
+
+/// RFC 9110 §5.6.2 token (header names, methods, cookie names).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// `host` or `host:port`, as a `Host` header value.
+fn is_authority(s: &str) -> bool {
+    if s.is_empty() || s.contains(['/', '@', '?', '#']) || s.chars().any(char::is_whitespace) {
+        return false;
+    }
+    url::Url::parse(&format!("http://{s}/")).is_ok_and(|u| u.host_str().is_some())
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A duration as the file would write it (`90s`, `5m`, `250ms`).
+fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_in_the_largest_exact_unit() {
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(fmt_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(fmt_duration(Duration::from_secs(172_800)), "2d");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(fmt_duration(Duration::ZERO), "0ms");
+    }
+
+    #[test]
+    fn tokens_and_authorities() {
+        assert!(is_token("X-Api-Key"));
+        assert!(!is_token("X Api"));
+        assert!(!is_token(""));
+        assert!(is_authority("api.internal:8443"));
+        assert!(is_authority("api.internal"));
+        assert!(!is_authority("http://api"));
+        assert!(!is_authority("a b"));
+    }
+}

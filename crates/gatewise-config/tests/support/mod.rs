@@ -1,0 +1,88 @@
+//! Helpers shared by the integration tests (`mod support;`).
+#![allow(dead_code)]
+
+use gatewise_config::{Compiled, compile};
+
+/// Compiles, and fails the test with the listing when there are errors.
+pub(crate) fn ok(text: &str) -> Compiled {
+    match compile(text) {
+        Ok(c) => c,
+        Err(errors) => panic!("expected no errors, got:\n{}", listing(&errors)),
+    }
+}
+
+/// Compiles, expecting errors, and gives them as displayed with the file
+/// name `gatewise.toml`, one per entry.
+pub(crate) fn errors(text: &str) -> Vec<String> {
+    match compile(text) {
+        Ok(c) => panic!("expected errors, it compiled: {c:#?}"),
+        Err(errors) => errors
+            .iter()
+            .map(|e| e.display_with("gatewise.toml").to_string())
+            .collect(),
+    }
+}
+
+/// Warnings of a file that compiles, displayed like errors.
+pub(crate) fn warnings(text: &str) -> Vec<String> {
+    ok(text)
+        .warnings
+        .iter()
+        .map(|w| w.display_with("gatewise.toml").to_string())
+        .collect()
+}
+
+fn listing(errors: &[gatewise_config::ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}\n", e.display_with("gatewise.toml")))
+        .collect()
+}
+
+/// A valid file to build on: one issuer, one upstream, one route using both.
+pub(crate) const BASE: &str = r#"
+[[issuers]]
+name = "main"
+issuer = "https://as.example.com"
+jwks_uri = "https://as.example.com/jwks.json"
+
+[[upstreams]]
+name = "api"
+targets = ["http://127.0.0.1:9000"]
+
+[[routes]]
+path_prefix = "/api"
+upstream = "api"
+[routes.jwt]
+issuers = ["main"]
+audiences = ["https://api.example.com"]
+"#;
+
+/// The example file with its commented-out optional lines uncommented
+/// (except the alternative key sources, which are exclusive).
+pub(crate) fn example_with_optional_lines() -> String {
+    const OPTIONAL: [&str; 13] = [
+        "[server.tls]",
+        "certificates",
+        "  { cert",
+        "]",
+        "ca_file",
+        "health_check",
+        "host =",
+        "inspect",
+        "token_cookie",
+        "token_query",
+        "request_set",
+        "response_add",
+        "response_set",
+    ];
+    gatewise_config::EXAMPLE
+        .lines()
+        .map(|line| {
+            let uncommented = line
+                .strip_prefix("# ")
+                .filter(|rest| OPTIONAL.iter().any(|o| rest.starts_with(o)));
+            format!("{}\n", uncommented.unwrap_or(line))
+        })
+        .collect()
+}

@@ -1,0 +1,352 @@
+//! The `jwt` route policy: find the bearer token (RFC 6750 §2), check it
+//! with the core's edge check against the issuer's keys, then the route's
+//! audience, type, scopes and claim conditions.
+//!
+//! Signature checks are cached by SHA-256 of the token (bounded by `exp` and
+//! [`MAX_CACHE_TTL`]); the route's claim rules run on every request, hits
+//! included, so a cached token never bypasses a stricter route.
+
+use crate::keys::IssuerKeys;
+use crate::problem::Denial;
+use gatewise_config::model::{ClaimTest, JwtPolicy, ScopeRule, TokenSource};
+use gatewise_core::jose::check::{self, Policy, Rejection, Verified};
+use http::request::Parts;
+use http::{HeaderMap, header};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest a verified signature is remembered.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Who the token says the caller is; forwarded upstream and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Issuer name from the configuration.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `client_id`, else `azp`.
+    pub client_id: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// `kid` of the key that verified the token.
+    pub kid: Option<String>,
+    /// First 16 hex digits of SHA-256 of the token: identifies it in logs
+    /// without revealing it.
+    pub fingerprint: String,
+}
+
+/// A verified token in the cache, with the issuer that verified it.
+#[derive(Debug)]
+struct CachedToken {
+    verified: Verified,
+    issuer: usize,
+    /// How long the verification may be cached: until `exp`, at most [`MAX_CACHE_TTL`].
+    ttl_hint: Duration,
+}
+
+/// Checks tokens for routes; one per gateway, shared by all routes.
+#[derive(Debug)]
+pub struct Authenticator {
+    cache: moka::sync::Cache<[u8; 32], Arc<CachedToken>>,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Authenticator::new(100_000)
+    }
+}
+
+struct Expiry;
+
+impl moka::Expiry<[u8; 32], Arc<CachedToken>> for Expiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        v: &Arc<CachedToken>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(v.ttl_hint)
+    }
+}
+
+impl Authenticator {
+    /// A cache holding at most `capacity` verified tokens.
+    pub fn new(capacity: u64) -> Authenticator {
+        Authenticator {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(Expiry)
+                .build(),
+        }
+    }
+
+    /// Checks the request against `policy`. `issuers` are the issuers the
+    /// policy names, in its order; `now` is Unix time.
+    pub async fn authenticate(
+        &self,
+        parts: &Parts,
+        policy: &JwtPolicy,
+        issuers: &[Arc<IssuerKeys>],
+        now: u64,
+    ) -> Result<Principal, Denial> {
+        let token = extract(parts, policy)?;
+        let hash: [u8; 32] = {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(d.as_ref());
+            out
+        };
+        let cached = match self.cache.get(&hash) {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(verify(token, issuers, now).await?);
+                let ttl = c.ttl_hint;
+                if !ttl.is_zero() {
+                    self.cache.insert(hash, Arc::clone(&c));
+                }
+                c
+            }
+        };
+        let issuer = issuers.get(cached.issuer).ok_or_else(|| {
+            Denial::invalid_token(
+                "jwt-iss-mismatch",
+                "the token's issuer is not accepted here",
+            )
+        })?;
+        let v = &cached.verified;
+        let route_policy = Policy {
+            algorithms: issuer.algorithms.clone(),
+            issuer: Some(issuer.config.issuer.clone()),
+            audiences: policy.audiences.clone(),
+            leeway: issuer.config.leeway.as_secs(),
+            require_at_jwt: policy.require_at_jwt,
+            require_exp: true,
+        };
+        check::validate(&v.header, &v.claims, &route_policy, now)
+            .map_err(|r| Denial::from_rejection(&r))?;
+        scopes(&policy.scopes, v)?;
+        claims(policy, v)?;
+        Ok(Principal {
+            issuer: issuer.config.name.clone(),
+            subject: v.claims.sub.clone(),
+            client_id: v.claims.client_id.clone().or_else(|| v.claims.azp.clone()),
+            scopes: v.claims.scopes().map(str::to_owned).collect(),
+            kid: v.header.kid.clone(),
+            fingerprint: hash.iter().take(8).map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// Number of cached verifications.
+    pub fn cached(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+/// Signature verification, uncached: pick the issuer by `iss`, the keys by
+/// `kid` and `alg`, and verify. Structural problems, algorithms outside the
+/// allow-list, foreign issuers and unknown `kid`s are refused before any
+/// signature math.
+async fn verify(token: &str, issuers: &[Arc<IssuerKeys>], now: u64) -> Result<CachedToken, Denial> {
+    let mut algs: Vec<_> = issuers
+        .iter()
+        .flat_map(|i| i.algorithms.iter().copied())
+        .collect();
+    algs.sort_by_key(|a| a.name());
+    algs.dedup();
+    let parse_policy = Policy::new(algs);
+    let parsed = check::parse(token, &parse_policy).map_err(|r| Denial::from_rejection(&r))?;
+    let iss = parsed.claims.iss.clone().unwrap_or_default();
+    let Some(index) = issuers.iter().position(|i| i.config.issuer == iss) else {
+        return Err(Denial::from_rejection(&Rejection::IssuerMismatch {
+            found: iss.chars().take(200).collect(),
+        }));
+    };
+    let issuer = issuers.get(index).ok_or_else(|| {
+        Denial::invalid_token(
+            "jwt-iss-mismatch",
+            "the token's issuer is not accepted here",
+        )
+    })?;
+    if !issuer.algorithms.contains(&parsed.header.alg) {
+        return Err(Denial::from_rejection(&Rejection::AlgNotAllowed(
+            parsed.header.alg.name().to_owned(),
+        )));
+    }
+    let keys = issuer
+        .keys_for(parsed.header.kid.as_deref(), parsed.header.alg)
+        .await
+        .map_err(|r| Denial::from_rejection(&r))?;
+    let mut last = Rejection::SignatureInvalid;
+    for key in keys {
+        match parsed.clone().verify_signature(&key) {
+            Ok(verified) => {
+                let ttl = verified
+                    .claims
+                    .exp
+                    .map(|exp| exp - now as f64)
+                    .filter(|s| *s > 0.0)
+                    .map_or(Duration::ZERO, |s| {
+                        Duration::from_secs(s as u64).min(MAX_CACHE_TTL)
+                    });
+                return Ok(CachedToken {
+                    verified,
+                    issuer: index,
+                    ttl_hint: ttl,
+                });
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Denial::from_rejection(&last))
+}
+
+/// RFC 6750 §2: the token from `Authorization: Bearer` (scheme
+/// case-insensitive, RFC 9110 §11.1), or from an opted-in cookie or query
+/// parameter; more than one method is `invalid_request` (§2).
+fn extract<'a>(parts: &'a Parts, policy: &JwtPolicy) -> Result<&'a str, Denial> {
+    let mut found: Vec<(&'static str, &'a str)> = Vec::new();
+    let mut other_scheme = None;
+    let auths: Vec<_> = parts
+        .headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .collect();
+    if auths.len() > 1 {
+        return Err(Denial::invalid_request(
+            "authorization-repeated",
+            "more than one Authorization header",
+        ));
+    }
+    if let Some(v) = auths.first() {
+        let v = v.to_str().map_err(|_| {
+            Denial::invalid_request(
+                "authorization-malformed",
+                "the Authorization header is not visible ASCII",
+            )
+        })?;
+        let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v.trim(), ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let t = rest.trim();
+            if t.is_empty() || t.contains(' ') {
+                return Err(Denial::invalid_request(
+                    "authorization-malformed",
+                    "`Authorization: Bearer` must be followed by exactly one token",
+                ));
+            }
+            found.push(("header", t));
+        } else {
+            other_scheme = Some(scheme.chars().take(20).collect::<String>());
+        }
+    }
+    for src in &policy.token_sources {
+        match src {
+            TokenSource::Cookie(name) => {
+                if let Some(t) = cookie(&parts.headers, name) {
+                    found.push(("cookie", t));
+                }
+            }
+            TokenSource::Query(name) => {
+                if let Some(t) = parts.uri.query().and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix(name.as_str())?.strip_prefix('='))
+                }) {
+                    found.push(("query", t));
+                }
+            }
+        }
+    }
+    match found.as_slice() {
+        [(_, t)] => Ok(t),
+        [] => Err(Denial::token_missing(match other_scheme {
+            Some(s) => format!(
+                "the Authorization header uses the {s} scheme; this route needs `Authorization: Bearer <access token>`"
+            ),
+            None => "send the access token as `Authorization: Bearer <token>`".to_owned(),
+        })),
+        many => Err(Denial::invalid_request(
+            "token-multiple-methods",
+            format!(
+                "the token was sent in more than one way ({}); RFC 6750 §2 allows exactly one",
+                many.iter().map(|(w, _)| *w).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+fn scopes(rule: &ScopeRule, v: &Verified) -> Result<(), Denial> {
+    let granted: Vec<&str> = v.claims.scopes().collect();
+    let (ok, needed) = match rule {
+        ScopeRule::None => return Ok(()),
+        ScopeRule::AllOf(want) => (want.iter().all(|w| granted.contains(&w.as_str())), want),
+        ScopeRule::AnyOf(want) => (want.iter().any(|w| granted.contains(&w.as_str())), want),
+    };
+    if ok {
+        return Ok(());
+    }
+    let missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !granted.contains(w))
+        .collect();
+    let how = if matches!(rule, ScopeRule::AnyOf(_)) {
+        "one of"
+    } else {
+        "all of"
+    };
+    Err(Denial::insufficient_scope(
+        "scope-missing",
+        format!(
+            "this route needs {how} [{}]; the token grants [{}]",
+            needed.join(" "),
+            granted.join(" ")
+        ),
+        Some(missing.join(" ")),
+    ))
+}
+
+fn claims(policy: &JwtPolicy, v: &Verified) -> Result<(), Denial> {
+    if policy.claims.is_empty() {
+        return Ok(());
+    }
+    let all: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&v.payload).unwrap_or_default();
+    for c in &policy.claims {
+        let value = all.get(&c.claim);
+        let ok = match (&c.test, value) {
+            (ClaimTest::Present, v) => v.is_some(),
+            (_, None) => false,
+            (ClaimTest::Equals(want), Some(serde_json::Value::Array(items))) => {
+                items.contains(want)
+            }
+            (ClaimTest::Equals(want), Some(v)) => v == want,
+            (ClaimTest::OneOf(wants), Some(serde_json::Value::Array(items))) => {
+                items.iter().any(|i| wants.contains(i))
+            }
+            (ClaimTest::OneOf(wants), Some(v)) => wants.contains(v),
+        };
+        if !ok {
+            return Err(Denial::insufficient_scope(
+                "claim-condition-failed",
+                format!(
+                    "the token's `{}` claim does not satisfy this route's condition",
+                    c.claim
+                ),
+                None,
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,556 @@
+//! The request path: route, authenticate, forward, answer.
+
+use crate::Clock;
+use crate::auth::{Authenticator, Principal};
+use crate::body::{self, Body};
+use crate::keys::IssuerKeys;
+use crate::problem::Denial;
+use crate::routes::{self, RouteTable};
+use crate::upstream::{Pool, Target};
+use arc_swap::ArcSwap;
+use gatewise_config::model::{DynamicConfig, HeaderRules, HostHeader, PathMatch, Route};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The realm named in Bearer challenges.
+const REALM: &str = "gatewise";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Identity headers the gateway sets; any copy sent by a client is removed.
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-auth-subject",
+    "x-auth-client-id",
+    "x-auth-scopes",
+    "x-auth-issuer",
+];
+
+/// Everything a reload swaps at once.
+#[derive(Debug)]
+pub struct State {
+    config: DynamicConfig,
+    table: RouteTable,
+    pools: HashMap<String, Arc<Pool>>,
+    issuers: HashMap<String, Arc<IssuerKeys>>,
+}
+
+impl State {
+    /// Builds the runtime state; issuers are shared with the previous
+    /// state when their configuration did not change, so keys survive reloads.
+    pub fn new(config: DynamicConfig, previous: Option<&State>, http: &reqwest::Client) -> State {
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|i| {
+                let keep = previous
+                    .and_then(|p| p.issuers.get(&i.name))
+                    .filter(|old| old.config == *i)
+                    .cloned();
+                (
+                    i.name.clone(),
+                    keep.unwrap_or_else(|| Arc::new(IssuerKeys::new(i.clone(), http.clone()))),
+                )
+            })
+            .collect();
+        let pools = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let keep = previous
+                    .and_then(|p| p.pools.get(&u.name))
+                    .filter(|old| old.config == *u)
+                    .cloned();
+                (
+                    u.name.clone(),
+                    keep.unwrap_or_else(|| Arc::new(Pool::new(u.clone()))),
+                )
+            })
+            .collect();
+        State {
+            table: RouteTable::new(&config.routes),
+            config,
+            pools,
+            issuers,
+        }
+    }
+
+    /// The issuers' key stores.
+    pub fn issuers(&self) -> impl Iterator<Item = &Arc<IssuerKeys>> {
+        self.issuers.values()
+    }
+}
+
+/// The gateway: shared by every connection.
+pub struct Gateway {
+    state: ArcSwap<State>,
+    auth: Authenticator,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    request_seq: AtomicU64,
+    id_prefix: String,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+/// Connection facts the handler needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+impl Gateway {
+    /// A gateway for `config`. Keys are not loaded yet: call
+    /// [`Gateway::load_keys`] before serving (serving without keys answers
+    /// 401 `jwt-kid-unknown` until a refetch succeeds).
+    pub fn new(config: DynamicConfig, clock: Arc<dyn Clock>) -> Gateway {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .user_agent(concat!("gatewise/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let state = State::new(config, None, &http);
+        let mut seed = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        Gateway {
+            state: ArcSwap::from_pointee(state),
+            auth: Authenticator::default(),
+            clock,
+            http,
+            request_seq: AtomicU64::new(0),
+            id_prefix: seed.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    /// Loads every issuer's keys; returns the failures (issuer name, error).
+    pub async fn load_keys(&self) -> Vec<(String, String)> {
+        let state = self.state.load_full();
+        let mut failures = Vec::new();
+        for i in state.issuers() {
+            if let Err(e) = i.refresh().await {
+                failures.push((i.config.name.clone(), e));
+            }
+        }
+        failures
+    }
+
+    /// Swaps in a new dynamic configuration; in-flight requests finish on
+    /// the old one.
+    pub async fn reload(&self, config: DynamicConfig) -> Vec<(String, String)> {
+        let old = self.state.load_full();
+        let new = Arc::new(State::new(config, Some(&old), &self.http));
+        let mut failures = Vec::new();
+        for i in new.issuers() {
+            if i.kids().is_empty()
+                && let Err(e) = i.refresh().await
+            {
+                failures.push((i.config.name.clone(), e));
+            }
+        }
+        self.state.store(new);
+        failures
+    }
+
+    /// The current state.
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> String {
+        if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+            && !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return v.to_owned();
+        }
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.id_prefix)
+    }
+
+    /// Handles one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+        let request_id = self.request_id(req.headers());
+        let state = self.state.load_full();
+        match self.route_and_forward(&state, req, peer, &request_id).await {
+            Ok(mut resp) => {
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                resp
+            }
+            Err(denial) => {
+                tracing::info!(
+                    request_id,
+                    reason = denial.reason,
+                    status = denial.status.as_u16(),
+                    "refused: {}",
+                    denial.detail
+                );
+                denial.into_response(REALM, &request_id)
+            }
+        }
+    }
+
+    async fn route_and_forward(
+        &self,
+        state: &State,
+        req: Request<Incoming>,
+        peer: Peer,
+        request_id: &str,
+    ) -> Result<Response<Body>, Denial> {
+        let (parts, incoming) = req.into_parts();
+        let host = request_host(&parts.uri, &parts.headers);
+        let path = parts.uri.path();
+        let routes = &state.config.routes;
+        let route = state
+            .table
+            .find(routes, host.as_deref(), path, parts.method.as_str())
+            .and_then(|i| routes.get(i))
+            .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
+        if let Some(len) = content_length(&parts.headers)
+            && len > state.config.max_body_bytes
+        {
+            return Err(Denial::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The request body is too large",
+                format!(
+                    "the body is {len} bytes; the limit is {}",
+                    state.config.max_body_bytes
+                ),
+            ));
+        }
+        let principal = match &route.jwt {
+            Some(policy) => {
+                let issuers: Vec<Arc<IssuerKeys>> = policy
+                    .issuers
+                    .iter()
+                    .filter_map(|n| state.issuers.get(n).cloned())
+                    .collect();
+                Some(
+                    self.auth
+                        .authenticate(&parts, policy, &issuers, self.clock.unix_now())
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let pool = state.pools.get(&route.upstream).ok_or_else(|| {
+            Denial::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream-missing",
+                "No upstream is configured",
+                "the route's upstream is not configured",
+            )
+        })?;
+        let limit = state.config.max_body_bytes;
+        let body = body::boxed(http_body_util::Limited::new(
+            incoming,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ));
+        forward(
+            pool,
+            route,
+            parts,
+            body,
+            principal.as_ref(),
+            peer,
+            host.as_deref(),
+            request_id,
+        )
+        .await
+    }
+}
+
+/// The request's host without port: from the URI (HTTP/2, absolute form)
+/// or the `Host` header.
+fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let raw = uri
+        .host()
+        .map(str::to_owned)
+        .or_else(|| headers.get(header::HOST)?.to_str().ok().map(str::to_owned))?;
+    let h = if raw.starts_with('[') {
+        raw.split(']')
+            .next()
+            .map(|s| format!("{s}]"))
+            .unwrap_or(raw)
+    } else {
+        raw.split(':').next().unwrap_or(&raw).to_owned()
+    };
+    Some(h.to_ascii_lowercase())
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    pool: &Pool,
+    route: &Route,
+    mut parts: http::request::Parts,
+    body: Body,
+    principal: Option<&Principal>,
+    peer: Peer,
+    host: Option<&str>,
+    request_id: &str,
+) -> Result<Response<Body>, Denial> {
+    let original_host = parts.headers.get(header::HOST).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    for h in IDENTITY_HEADERS {
+        parts.headers.remove(*h);
+    }
+    if let (Some(p), Some(policy)) = (principal, &route.jwt) {
+        if policy.forward_claims {
+            set(&mut parts.headers, "x-auth-issuer", &p.issuer);
+            if let Some(s) = &p.subject {
+                set(&mut parts.headers, "x-auth-subject", s);
+            }
+            if let Some(c) = &p.client_id {
+                set(&mut parts.headers, "x-auth-client-id", c);
+            }
+            set(&mut parts.headers, "x-auth-scopes", &p.scopes.join(" "));
+        }
+        if policy.strip_authorization {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
+    forwarded_headers(&mut parts.headers, peer, host);
+    set(&mut parts.headers, "x-request-id", request_id);
+    apply_request_rules(&mut parts.headers, &route.headers);
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let forwarded_path = match (&route.matcher.path, route.strip_prefix) {
+        (PathMatch::Prefix(prefix), true) => routes::strip(prefix, path_and_query),
+        _ => path_and_query.to_owned(),
+    };
+    // Retry only idempotent requests without a body, so nothing was sent
+    // that cannot be sent again.
+    let replayable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
+    let attempts = if replayable {
+        1 + pool.config.retries
+    } else {
+        1
+    };
+    let mut body = Some(body);
+    let mut failed: Option<Arc<Target>> = None;
+    let mut last_error = Denial::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream-unavailable",
+        "The upstream is unavailable",
+        "no upstream target",
+    );
+    for _ in 0..attempts {
+        let Some((target, _in_flight)) = pool.pick(failed.as_ref()) else {
+            break;
+        };
+        let uri: Uri = format!("{}{}", target.base, forwarded_path)
+            .parse()
+            .map_err(|_| {
+                Denial::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream-uri-invalid",
+                    "The upstream address is invalid",
+                    "could not build the upstream URI",
+                )
+            })?;
+        let mut up = Request::new(body.take().unwrap_or_else(body::empty));
+        *up.method_mut() = parts.method.clone();
+        *up.headers_mut() = parts.headers.clone();
+        *up.uri_mut() = uri;
+        // HTTP/1.1 to the upstream; the client picks h2 only for h2 targets.
+        *up.version_mut() = http::Version::HTTP_11;
+        match &pool.config.host_header {
+            HostHeader::Preserve => {
+                if let Some(h) = original_host.clone() {
+                    up.headers_mut().insert(header::HOST, h);
+                }
+            }
+            HostHeader::Target => {
+                if let Ok(v) = HeaderValue::from_str(&target.authority) {
+                    up.headers_mut().insert(header::HOST, v);
+                }
+            }
+            HostHeader::Fixed(h) => {
+                if let Ok(v) = HeaderValue::from_str(h) {
+                    up.headers_mut().insert(header::HOST, v);
+                }
+            }
+        }
+        let sent =
+            tokio::time::timeout(pool.config.first_byte_timeout, pool.client.request(up)).await;
+        match sent {
+            Ok(Ok(resp)) => {
+                pool.record(&target, !resp.status().is_server_error());
+                let (mut rparts, rbody) = resp.into_parts();
+                strip_hop_by_hop(&mut rparts.headers);
+                apply_response_rules(&mut rparts.headers, &route.headers);
+                return Ok(Response::from_parts(rparts, body::boxed(rbody)));
+            }
+            Ok(Err(e)) => {
+                pool.record(&target, false);
+                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", chain(&e));
+                last_error = Denial::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream-unavailable",
+                    "The upstream is unavailable",
+                    format!("the upstream `{}` could not be reached", pool.config.name),
+                );
+                if !e.is_connect() {
+                    break;
+                }
+            }
+            Err(_) => {
+                pool.record(&target, false);
+                return Err(Denial::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream-timeout",
+                    "The upstream did not answer in time",
+                    format!(
+                        "the upstream `{}` sent no response within {} ms",
+                        pool.config.name,
+                        pool.config.first_byte_timeout.as_millis()
+                    ),
+                ));
+            }
+        }
+        failed = Some(target);
+    }
+    Err(last_error)
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Removes hop-by-hop headers and those named in `Connection`.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for n in named {
+        h.remove(n.as_str());
+    }
+    for n in HOP_BY_HOP {
+        h.remove(*n);
+    }
+}
+
+/// `X-Forwarded-For` (appended), `-Proto`, `-Host`, and RFC 7239 `Forwarded`.
+fn forwarded_headers(h: &mut HeaderMap, peer: Peer, host: Option<&str>) {
+    let ip = peer.addr.ip().to_string();
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip.clone(),
+    };
+    set(h, "x-forwarded-for", &xff);
+    let proto = if peer.tls { "https" } else { "http" };
+    set(h, "x-forwarded-proto", proto);
+    if let Some(host) = host {
+        set(h, "x-forwarded-host", host);
+    }
+    let node = if peer.addr.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
+    let mut fwd = format!("for={node};proto={proto}");
+    if let Some(host) = host {
+        fwd.push_str(&format!(";host=\"{host}\""));
+    }
+    let value = match h.get("forwarded").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {fwd}"),
+        None => fwd,
+    };
+    set(h, "forwarded", &value);
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn apply(
+    h: &mut HeaderMap,
+    add: &[(String, String)],
+    set_: &[(String, String)],
+    remove: &[String],
+) {
+    for n in remove {
+        h.remove(n.as_str());
+    }
+    for (n, v) in set_ {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_str(v)) {
+            h.insert(n, v);
+        }
+    }
+    for (n, v) in add {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_str(v)) {
+            h.append(n, v);
+        }
+    }
+}
+
+fn apply_request_rules(h: &mut HeaderMap, r: &HeaderRules) {
+    apply(h, &r.request_add, &r.request_set, &r.request_remove);
+}
+
+fn apply_response_rules(h: &mut HeaderMap, r: &HeaderRules) {
+    apply(h, &r.response_add, &r.response_set, &r.response_remove);
+}
+
+/// Drains a body into bytes (tests and small documents).
+pub async fn collect(b: Body) -> Result<bytes::Bytes, crate::body::BoxError> {
+    Ok(b.collect().await?.to_bytes())
+}

@@ -1,0 +1,141 @@
+//! Upstream pools: target choice (round-robin or least-requests), passive
+//! ejection after consecutive failures, and the pooled keep-alive client.
+
+use crate::body::Body;
+use gatewise_config::model::{Balance, Upstream};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use tokio::time::Instant;
+
+/// One target of a pool.
+#[derive(Debug)]
+pub struct Target {
+    /// Base URL, e.g. `http://127.0.0.1:9000` (no trailing slash).
+    pub base: String,
+    /// `host:port`, for `host_header = "target"`.
+    pub authority: String,
+    in_flight: AtomicU64,
+    failures: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+}
+
+impl Target {
+    fn available(&self) -> bool {
+        match self.ejected_until.lock() {
+            Ok(g) => g.is_none_or(|t| Instant::now() >= t),
+            Err(_) => true,
+        }
+    }
+
+    /// Requests in flight to this target.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A pool of targets and its client.
+#[derive(Debug)]
+pub struct Pool {
+    /// Configuration.
+    pub config: Upstream,
+    /// Targets in configuration order.
+    pub targets: Vec<Arc<Target>>,
+    next: AtomicUsize,
+    /// The keep-alive client for this pool.
+    pub client: Client<HttpConnector, Body>,
+}
+
+/// Decrements the target's in-flight count when dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Target>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Pool {
+    /// A pool for `config` (targets are validated `http://host:port` URLs).
+    pub fn new(config: Upstream) -> Pool {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| {
+                let base = t.trim_end_matches('/').to_owned();
+                let authority = base
+                    .split_once("://")
+                    .map_or(base.as_str(), |(_, a)| a)
+                    .to_owned();
+                Arc::new(Target {
+                    base,
+                    authority,
+                    in_flight: AtomicU64::new(0),
+                    failures: AtomicU32::new(0),
+                    ejected_until: Mutex::new(None),
+                })
+            })
+            .collect();
+        Pool {
+            config,
+            targets,
+            next: AtomicUsize::new(0),
+            client,
+        }
+    }
+
+    /// Picks a target, skipping ejected ones (all ejected: try them anyway,
+    /// an error is better than refusing outright), and `exclude` (a target
+    /// that just failed, for a retry).
+    pub fn pick(&self, exclude: Option<&Arc<Target>>) -> Option<(Arc<Target>, InFlight)> {
+        let usable: Vec<&Arc<Target>> = self
+            .targets
+            .iter()
+            .filter(|t| t.available() && exclude.is_none_or(|x| !Arc::ptr_eq(x, t)))
+            .collect();
+        let candidates: Vec<&Arc<Target>> = if usable.is_empty() {
+            self.targets
+                .iter()
+                .filter(|t| exclude.is_none_or(|x| !Arc::ptr_eq(x, t)))
+                .collect()
+        } else {
+            usable
+        };
+        let chosen = match self.config.balance {
+            Balance::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                candidates.get(n % candidates.len().max(1)).copied()
+            }
+            Balance::LeastRequests => candidates.iter().min_by_key(|t| t.in_flight()).copied(),
+        }?;
+        chosen.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some((Arc::clone(chosen), InFlight(Arc::clone(chosen))))
+    }
+
+    /// Records the outcome of a request to `target` (passive health).
+    pub fn record(&self, target: &Target, ok: bool) {
+        if ok {
+            target.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let n = target.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.config.eject_after {
+            if let Ok(mut g) = target.ejected_until.lock() {
+                *g = Some(Instant::now() + self.config.eject_for);
+            }
+            target.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(upstream = %self.config.name, target = %target.base, "target ejected after {n} consecutive failures");
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The gateway end to end on 127.0.0.1: a real echo upstream, a real JWKS
+//! server, the gateway between them, and a real HTTP client.
+
+use gatewise_config::model::*;
+use gatewise_gateway::{FixedClock, Gateway, server};
+use gatewise_test_support::mint::{TestKey, sign_raw};
+use gatewise_test_support::servers::{self, DocServer};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const NOW: u64 = 1_767_225_600;
+const ISS: &str = "https://as.test";
+const AUD: &str = "https://api.test";
+
+fn issuer(jwks: SocketAddr) -> Issuer {
+    Issuer {
+        name: "main".into(),
+        issuer: ISS.into(),
+        keys: KeySource::JwksUri(format!("http://{jwks}/jwks.json")),
+        algorithms: vec!["RS256".into(), "ES256".into()],
+        leeway: Duration::from_secs(60),
+        jwks_max_age: Duration::from_secs(3600),
+        jwks_refetch_interval: Duration::from_secs(10),
+        unknown_kid_ttl: Duration::from_secs(30),
+    }
+}
+
+fn upstream(name: &str, targets: Vec<String>) -> Upstream {
+    Upstream {
+        name: name.into(),
+        targets,
+        balance: Balance::RoundRobin,
+        connect_timeout: Duration::from_millis(500),
+        first_byte_timeout: Duration::from_millis(800),
+        total_timeout: Duration::from_secs(5),
+        retries: 1,
+        health_check: None,
+        eject_after: 5,
+        eject_for: Duration::from_secs(30),
+        ca_file: None,
+        host_header: HostHeader::Preserve,
+    }
+}
+
+fn route(name: &str, path: PathMatch, upstream: &str, jwt: Option<JwtPolicy>) -> Route {
+    Route {
+        name: name.into(),
+        matcher: RouteMatch {
+            host: None,
+            path,
+            methods: vec![],
+        },
+        upstream: upstream.into(),
+        strip_prefix: false,
+        jwt,
+        rate_limit: None,
+        headers: HeaderRules::default(),
+        inspect: None,
+    }
+}
+
+fn jwt_policy(scopes: ScopeRule) -> JwtPolicy {
+    JwtPolicy {
+        issuers: vec!["main".into()],
+        audiences: vec![AUD.into()],
+        require_at_jwt: true,
+        scopes,
+        claims: vec![],
+        token_sources: vec![],
+        forward_claims: true,
+        strip_authorization: false,
+    }
+}
+
+fn claims() -> Value {
+    json!({"iss": ISS, "sub": "user-1", "aud": AUD, "client_id": "c1", "iat": NOW - 10,
+           "exp": NOW + 600, "jti": "j1", "scope": "orders.read profile"})
+}
+
+struct World {
+    gw: SocketAddr,
+    jwks: DocServer,
+    key: TestKey,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn start() -> World {
+        let key = TestKey::new("RS256", "k1");
+        let (jwks, jwks_addr) = DocServer::start(TestKey::jwks(&[&key]).to_string()).await;
+        let echo = servers::echo().await;
+        // A port nothing listens on.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let config = DynamicConfig {
+            issuers: vec![issuer(jwks_addr)],
+            upstreams: vec![
+                upstream("echo", vec![format!("http://{echo}")]),
+                upstream("dead", vec![format!("http://{dead}")]),
+            ],
+            routes: vec![
+                Route {
+                    strip_prefix: true,
+                    ..route("public", PathMatch::Prefix("/public".into()), "echo", None)
+                },
+                route(
+                    "orders",
+                    PathMatch::Prefix("/orders".into()),
+                    "echo",
+                    Some(jwt_policy(ScopeRule::AllOf(vec!["orders.read".into()]))),
+                ),
+                route(
+                    "admin",
+                    PathMatch::Prefix("/orders/admin".into()),
+                    "echo",
+                    Some(jwt_policy(ScopeRule::AnyOf(vec!["orders.admin".into()]))),
+                ),
+                route("dead", PathMatch::Exact("/dead".into()), "dead", None),
+            ],
+            max_body_bytes: 1024,
+        };
+        let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))));
+        assert!(gateway.load_keys().await.is_empty());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = listener.local_addr().unwrap();
+        let stat = StaticConfig {
+            listen: gw,
+            tls: None,
+            header_read_timeout: Duration::from_secs(2),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(1),
+        };
+        tokio::spawn(async move {
+            let _ = server::serve(listener, gateway, &stat, std::future::pending()).await;
+        });
+        World {
+            gw,
+            jwks,
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn token(&self, claims: Value) -> String {
+        self.key.sign(json!({"typ": "at+jwt"}), claims)
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut r = self.http.get(format!("http://{}{path}", self.gw));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+}
+
+fn challenge(h: &reqwest::header::HeaderMap) -> String {
+    h.get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn public_route_proxies_and_cleans_headers() {
+    let w = World::start().await;
+    let resp = w
+        .http
+        .get(format!("http://{}/public/hello?x=1", w.gw))
+        .header("x-auth-subject", "spoofed")
+        .header("connection", "x-secret-hop")
+        .header("x-secret-hop", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-request-id").is_some());
+    assert!(
+        resp.headers().get("x-hop").is_none(),
+        "hop-by-hop header named in Connection leaked to the client"
+    );
+    let echoed: Value = resp.json().await.unwrap();
+    assert_eq!(echoed["path"], "/hello?x=1");
+    let h = &echoed["headers"];
+    assert!(
+        h.get("x-auth-subject").is_none(),
+        "a client-sent identity header reached the upstream"
+    );
+    assert!(h.get("x-secret-hop").is_none());
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(
+        h["forwarded"]
+            .as_str()
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http")
+    );
+    assert!(h["x-request-id"].is_string());
+}
+
+#[tokio::test]
+async fn valid_token_passes_and_identity_is_forwarded() {
+    let w = World::start().await;
+    let (status, _, body) = w.get("/orders/42", Some(&w.token(claims()))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-auth-subject"], "user-1");
+    assert_eq!(body["headers"]["x-auth-client-id"], "c1");
+    assert_eq!(body["headers"]["x-auth-scopes"], "orders.read profile");
+}
+
+#[tokio::test]
+async fn refusals_carry_the_right_status_challenge_and_reason() {
+    let w = World::start().await;
+    // No token: 401 and a challenge without an error attribute (RFC 6750 §3.1).
+    let (s, h, b) = w.get("/orders/1", None).await;
+    assert_eq!((s, b["reason"].as_str()), (401, Some("token-missing")));
+    assert_eq!(challenge(&h), "Bearer realm=\"gatewise\"");
+    assert_eq!(h["content-type"], "application/problem+json");
+
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"exp": NOW - 61}), "jwt-expired"),
+        (json!({"aud": "api://default"}), "jwt-aud-mismatch"),
+        (json!({"iss": "https://evil.test"}), "jwt-iss-mismatch"),
+        (json!({"nonce": "n1"}), "jwt-id-token-as-access-token"),
+        (json!({"nbf": NOW + 120}), "jwt-not-yet-valid"),
+    ];
+    for (patch, reason) in cases {
+        let mut c = claims();
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let (s, h, b) = w.get("/orders/1", Some(&w.token(c))).await;
+        assert_eq!((s, b["reason"].as_str()), (401, Some(reason)), "{b}");
+        assert!(
+            challenge(&h).contains("error=\"invalid_token\""),
+            "{}",
+            challenge(&h)
+        );
+        assert!(b["request_id"].is_string());
+    }
+
+    // Tampered signature.
+    let t = w.token(claims());
+    let tampered = format!("{}A", &t[..t.len() - 1]);
+    let tampered = if tampered == t {
+        format!("{}B", &t[..t.len() - 1])
+    } else {
+        tampered
+    };
+    let (s, _, b) = w.get("/orders/1", Some(&tampered)).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("jwt-signature-invalid")),
+        "{b}"
+    );
+
+    // alg none.
+    let none = sign_raw(&json!({"alg": "none", "typ": "at+jwt"}), &claims(), |_| {
+        Vec::new()
+    });
+    let (s, _, b) = w.get("/orders/1", Some(&none)).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("jwt-alg-not-allowed")),
+        "{b}"
+    );
+
+    // typ JWT where at+jwt is required.
+    let plain = w.key.sign(json!({"typ": "JWT"}), claims());
+    let (s, _, b) = w.get("/orders/1", Some(&plain)).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("jwt-typ-mismatch")),
+        "{b}"
+    );
+
+    // Missing scope: 403 with the scope named, on the more specific route.
+    let (s, h, b) = w.get("/orders/admin/x", Some(&w.token(claims()))).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (403, Some("scope-missing")),
+        "{b}"
+    );
+    assert!(challenge(&h).contains("error=\"insufficient_scope\""));
+    assert!(challenge(&h).contains("scope=\"orders.admin\""));
+
+    // Garbage in the header: invalid_request for two tokens, invalid_token for junk.
+    let (s, _, b) = w.get("/orders/1", Some("not a token")).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (400, Some("authorization-malformed")),
+        "{b}"
+    );
+    let (s, _, b) = w.get("/orders/1", Some("abc.def")).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("jwt-malformed")),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn route_miss_is_404_never_403() {
+    let w = World::start().await;
+    for path in ["/nothing", "/dead/not-exact", "/publicity", "/order"] {
+        let (s, h, b) = w.get(path, None).await;
+        assert_eq!(
+            (s, b["reason"].as_str()),
+            (404, Some("route-not-found")),
+            "{path}: {b}"
+        );
+        assert!(h.get("www-authenticate").is_none());
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_once_and_forged_kids_cost_nothing() {
+    let w = World::start().await;
+    let hits = w.jwks.hits();
+    // The IdP rotates: a new key k2 appears alongside k1.
+    let k2 = TestKey::new("RS256", "k2");
+    w.jwks.set(TestKey::jwks(&[&w.key, &k2]).to_string());
+    let t2 = k2.sign(json!({"typ": "at+jwt"}), claims());
+    let (s, _, b) = w.get("/orders/1", Some(&t2)).await;
+    assert_eq!(
+        s, 200,
+        "a token signed with the rotated key was refused: {b}"
+    );
+    assert_eq!(
+        w.jwks.hits(),
+        hits + 1,
+        "exactly one refetch for the new kid"
+    );
+
+    // A flood of forged kids: one more refetch at most (the interval has not
+    // passed, so none), and every one refused as unknown.
+    for i in 0..40 {
+        let forged = TestKey::new("HS256", &format!("forged-{i}"));
+        let mut c = claims();
+        c["jti"] = json!(format!("f{i}"));
+        let t = sign_raw(
+            &json!({"alg": "RS256", "kid": format!("forged-{i}"), "typ": "at+jwt"}),
+            &c,
+            |m| forged.sign_bytes(m),
+        );
+        let (s, _, b) = w.get("/orders/1", Some(&t)).await;
+        assert_eq!(
+            (s, b["reason"].as_str()),
+            (401, Some("jwt-kid-unknown")),
+            "{b}"
+        );
+    }
+    assert_eq!(
+        w.jwks.hits(),
+        hits + 1,
+        "forged kids made the gateway refetch"
+    );
+}
+
+#[tokio::test]
+async fn idp_down_keeps_cached_keys_and_unknown_kids_fail_fast() {
+    let w = World::start().await;
+    w.jwks.down(true);
+    let (s, _, b) = w.get("/orders/1", Some(&w.token(claims()))).await;
+    assert_eq!(
+        s, 200,
+        "cached keys must keep serving while the IdP is down: {b}"
+    );
+    let other = TestKey::new("RS256", "k9");
+    let t = other.sign(json!({"typ": "at+jwt"}), claims());
+    let (s, _, b) = w.get("/orders/1", Some(&t)).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("jwt-kid-unknown")),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504() {
+    let w = World::start().await;
+    let (s, _, b) = w.get("/dead", None).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (502, Some("upstream-unavailable")),
+        "{b}"
+    );
+    let (s, _, b) = w.get("/public/sleep/2000", None).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (504, Some("upstream-timeout")),
+        "{b}"
+    );
+    let (s, _, _) = w.get("/public/status/503", None).await;
+    assert_eq!(s, 503, "an upstream's own error passes through unchanged");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let w = World::start().await;
+    let resp = w
+        .http
+        .post(format!("http://{}/public/upload", w.gw))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["reason"], "body-too-large");
+}

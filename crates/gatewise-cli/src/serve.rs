@@ -154,9 +154,15 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         Arc::clone(&gateway),
         cfg.static_config.clone(),
     ));
-    let result = server::serve(listener, gateway, &cfg.static_config, shutdown_signal()).await;
+    let result = server::serve(
+        listener,
+        Arc::clone(&gateway),
+        &cfg.static_config,
+        shutdown_signal(),
+    )
+    .await;
     reloader.abort();
-    tracing::info!("gatewise stopped");
+    tracing::info!("gatewise stopped; {}", gateway.counters().summary());
     result.context("the server failed")
 }
 

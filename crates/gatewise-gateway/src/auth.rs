@@ -89,6 +89,7 @@ impl Authenticator {
         policy: &JwtPolicy,
         issuers: &[Arc<IssuerKeys>],
         now: u64,
+        counters: &crate::Counters,
     ) -> Result<Principal, Denial> {
         let token = extract(parts, policy)?;
         let hash: [u8; 32] = {
@@ -98,9 +99,14 @@ impl Authenticator {
             out
         };
         let cached = match self.cache.get(&hash) {
-            Some(c) => c,
+            Some(c) => {
+                counters
+                    .token_cache_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                c
+            }
             None => {
-                let c = Arc::new(verify(token, issuers, now).await?);
+                let c = Arc::new(verify(token, issuers, now, counters).await?);
                 let ttl = c.ttl_hint;
                 if !ttl.is_zero() {
                     self.cache.insert(hash, Arc::clone(&c));
@@ -147,7 +153,12 @@ impl Authenticator {
 /// `kid` and `alg`, and verify. Structural problems, algorithms outside the
 /// allow-list, foreign issuers and unknown `kid`s are refused before any
 /// signature math.
-async fn verify(token: &str, issuers: &[Arc<IssuerKeys>], now: u64) -> Result<CachedToken, Denial> {
+async fn verify(
+    token: &str,
+    issuers: &[Arc<IssuerKeys>],
+    now: u64,
+    counters: &crate::Counters,
+) -> Result<CachedToken, Denial> {
     let mut algs: Vec<_> = issuers
         .iter()
         .flat_map(|i| i.algorithms.iter().copied())
@@ -179,8 +190,12 @@ async fn verify(token: &str, issuers: &[Arc<IssuerKeys>], now: u64) -> Result<Ca
         .map_err(|r| Denial::from_rejection(&r))?;
     let mut last = Rejection::SignatureInvalid;
     for key in keys {
-        match parsed.clone().verify_signature(&key) {
-            Ok(verified) => {
+        counters
+            .signature_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match parsed.check_signature(&key) {
+            Ok(()) => {
+                let verified = parsed.into_verified();
                 let ttl = verified
                     .claims
                     .exp

@@ -47,6 +47,29 @@ pub struct Denial {
     pub scope: Option<String>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// `RateLimit-*` fields: limit, remaining, reset seconds.
+    pub rate: Option<RateFields>,
+}
+
+/// The `RateLimit-Limit`, `-Remaining` and `-Reset` fields
+/// (draft-ietf-httpapi-ratelimit-headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateFields {
+    /// Burst size.
+    pub limit: u32,
+    /// Requests left now.
+    pub remaining: u32,
+    /// Seconds until the burst is full again.
+    pub reset: u64,
+}
+
+impl RateFields {
+    /// Writes the fields into `h`.
+    pub fn write(self, h: &mut http::HeaderMap) {
+        h.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(self.reset));
+    }
 }
 
 impl Denial {
@@ -65,6 +88,28 @@ impl Denial {
             challenge: None,
             scope: None,
             retry_after: None,
+            rate: None,
+        }
+    }
+
+    /// 429: the route's rate limit for this caller is used up.
+    pub fn rate_limited(retry_after: std::time::Duration, rate: RateFields) -> Denial {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Denial {
+            retry_after: Some(secs.max(1)),
+            rate: Some(RateFields {
+                reset: secs.max(1),
+                ..rate
+            }),
+            ..Denial::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!(
+                    "the rate limit of this route is used up; retry in {} s",
+                    secs.max(1)
+                ),
+            )
         }
     }
 
@@ -186,6 +231,9 @@ impl Denial {
         }
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(r) = self.rate {
+            r.write(h);
         }
         resp
     }

@@ -4,11 +4,12 @@ use crate::Clock;
 use crate::auth::{Authenticator, Principal};
 use crate::body::{self, Body};
 use crate::keys::IssuerKeys;
-use crate::problem::Denial;
+use crate::problem::{Denial, RateFields};
+use crate::ratelimit::{Decision, Limiter, LocalLimiter};
 use crate::routes::{self, RouteTable};
 use crate::upstream::{Pool, Target};
 use arc_swap::ArcSwap;
-use gatewise_config::model::{DynamicConfig, HeaderRules, HostHeader, PathMatch, Route};
+use gatewise_config::model::{DynamicConfig, HeaderRules, HostHeader, PathMatch, RateKey, Route};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -49,6 +50,8 @@ pub struct State {
     table: RouteTable,
     pools: HashMap<String, Arc<Pool>>,
     issuers: HashMap<String, Arc<IssuerKeys>>,
+    /// Per route (same index), its rate limiter.
+    limiters: Vec<Option<Arc<dyn Limiter>>>,
 }
 
 impl State {
@@ -83,11 +86,21 @@ impl State {
                 )
             })
             .collect();
+        let limiters = config
+            .routes
+            .iter()
+            .map(|r| {
+                r.rate_limit
+                    .as_ref()
+                    .map(|rl| Arc::new(LocalLimiter::new(rl)) as Arc<dyn Limiter>)
+            })
+            .collect();
         State {
             table: RouteTable::new(&config.routes),
             config,
             pools,
             issuers,
+            limiters,
         }
     }
 
@@ -105,6 +118,7 @@ pub struct Gateway {
     http: reqwest::Client,
     request_seq: AtomicU64,
     id_prefix: String,
+    counters: crate::Counters,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -143,6 +157,7 @@ impl Gateway {
             http,
             request_seq: AtomicU64::new(0),
             id_prefix: seed.iter().map(|b| format!("{b:02x}")).collect(),
+            counters: crate::Counters::default(),
         }
     }
 
@@ -175,6 +190,11 @@ impl Gateway {
         failures
     }
 
+    /// Counters since start.
+    pub fn counters(&self) -> &crate::Counters {
+        &self.counters
+    }
+
     /// The current state.
     pub fn state(&self) -> Arc<State> {
         self.state.load_full()
@@ -196,6 +216,7 @@ impl Gateway {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
         let request_id = self.request_id(req.headers());
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let state = self.state.load_full();
         match self.route_and_forward(&state, req, peer, &request_id).await {
             Ok(mut resp) => {
@@ -205,6 +226,10 @@ impl Gateway {
                 resp
             }
             Err(denial) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                if denial.reason == "rate-limited" {
+                    self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::info!(
                     request_id,
                     reason = denial.reason,
@@ -228,10 +253,12 @@ impl Gateway {
         let host = request_host(&parts.uri, &parts.headers);
         let path = parts.uri.path();
         let routes = &state.config.routes;
-        let route = state
+        let index = state
             .table
             .find(routes, host.as_deref(), path, parts.method.as_str())
-            .and_then(|i| routes.get(i))
+            .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
+        let route = routes
+            .get(index)
             .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
         if let Some(len) = content_length(&parts.headers)
             && len > state.config.max_body_bytes
@@ -255,11 +282,40 @@ impl Gateway {
                     .collect();
                 Some(
                     self.auth
-                        .authenticate(&parts, policy, &issuers, self.clock.unix_now())
+                        .authenticate(
+                            &parts,
+                            policy,
+                            &issuers,
+                            self.clock.unix_now(),
+                            &self.counters,
+                        )
                         .await?,
                 )
             }
             None => None,
+        };
+        let rate = match (
+            state.limiters.get(index).and_then(Option::as_ref),
+            &route.rate_limit,
+        ) {
+            (Some(limiter), Some(rl)) => {
+                let key = rate_key(&rl.key, principal.as_ref(), &parts.headers, peer);
+                let fields = RateFields {
+                    limit: limiter.limit(),
+                    remaining: 0,
+                    reset: limiter.window_secs(),
+                };
+                match limiter.check(&key) {
+                    Decision::Allow { remaining } => Some(RateFields {
+                        remaining,
+                        ..fields
+                    }),
+                    Decision::Deny { retry_after } => {
+                        return Err(Denial::rate_limited(retry_after, fields));
+                    }
+                }
+            }
+            _ => None,
         };
         let pool = state.pools.get(&route.upstream).ok_or_else(|| {
             Denial::new(
@@ -274,7 +330,7 @@ impl Gateway {
             incoming,
             usize::try_from(limit).unwrap_or(usize::MAX),
         ));
-        forward(
+        let mut resp = forward(
             pool,
             route,
             parts,
@@ -284,7 +340,11 @@ impl Gateway {
             host.as_deref(),
             request_id,
         )
-        .await
+        .await?;
+        if let Some(r) = rate {
+            r.write(resp.headers_mut());
+        }
+        Ok(resp)
     }
 }
 
@@ -304,6 +364,26 @@ fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
         raw.split(':').next().unwrap_or(&raw).to_owned()
     };
     Some(h.to_ascii_lowercase())
+}
+
+/// The value a rate limit counts by. A missing key (no such header, no
+/// `client_id` in the token) shares one bucket, named so it shows in logs.
+fn rate_key(
+    key: &RateKey,
+    principal: Option<&Principal>,
+    headers: &HeaderMap,
+    peer: Peer,
+) -> String {
+    let v = match key {
+        RateKey::ClientId => principal.and_then(|p| p.client_id.clone()),
+        RateKey::Subject => principal.and_then(|p| p.subject.clone()),
+        RateKey::ClientIp => Some(peer.addr.ip().to_string()),
+        RateKey::Header(name) => headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    v.unwrap_or_else(|| "(none)".to_owned())
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {

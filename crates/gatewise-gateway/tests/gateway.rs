@@ -120,6 +120,21 @@ impl World {
                     Some(jwt_policy(ScopeRule::AnyOf(vec!["orders.admin".into()]))),
                 ),
                 route("dead", PathMatch::Exact("/dead".into()), "dead", None),
+                Route {
+                    rate_limit: Some(RateLimit {
+                        key: RateKey::Header("x-api-key".into()),
+                        requests: 3,
+                        per: Duration::from_secs(60),
+                        burst: 3,
+                    }),
+                    strip_prefix: true,
+                    ..route(
+                        "limited",
+                        PathMatch::Prefix("/limited".into()),
+                        "echo",
+                        None,
+                    )
+                },
             ],
             max_body_bytes: 1024,
         };
@@ -419,4 +434,123 @@ async fn oversized_bodies_are_refused_with_413() {
     assert_eq!(resp.status(), 413);
     let b: Value = resp.json().await.unwrap();
     assert_eq!(b["reason"], "body-too-large");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_and_ratelimit_fields() {
+    let w = World::start().await;
+    let call = |key: &'static str| {
+        w.http
+            .get(format!("http://{}/limited/x", w.gw))
+            .header("x-api-key", key)
+            .send()
+    };
+    for remaining in [2, 1, 0] {
+        let r = call("alice").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["ratelimit-limit"], "3");
+        assert_eq!(
+            r.headers()["ratelimit-remaining"],
+            remaining.to_string().as_str()
+        );
+    }
+    let r = call("alice").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "retry-after {retry}");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    assert!(
+        r.headers().get("www-authenticate").is_none(),
+        "a 429 is not an authentication problem"
+    );
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["reason"], "rate-limited");
+    // Another key has its own bucket.
+    assert_eq!(call("bob").await.unwrap().status(), 200);
+}
+
+/// Sends raw bytes and reads until the server closes or `wait` passes.
+async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn request_smuggling_and_oversized_heads_are_refused() {
+    let w = World::start().await;
+    // CL + TE: read as chunked (RFC 9112 §6.3), Content-Length dropped, the
+    // connection closed after the response; the smuggled request that
+    // follows in the same bytes never reaches the upstream.
+    let cl_te = b"POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /public/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let out = raw(w.gw, cl_te, Duration::from_secs(1)).await;
+    assert!(out.contains("connection: close"), "{out}");
+    assert!(out.contains("\"path\":\"/a\""), "{out}");
+    assert!(
+        !out.contains("\"content-length\":\"6\""),
+        "the upstream saw the conflicting Content-Length: {out}"
+    );
+    assert_eq!(
+        out.matches("HTTP/1.1 ").count(),
+        1,
+        "a second (smuggled) response came back: {out}"
+    );
+    assert!(!out.contains("smuggled"), "{out}");
+    // Two different Content-Lengths.
+    let dup = b"POST /public/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde";
+    assert!(
+        raw(w.gw, dup, Duration::from_secs(1))
+            .await
+            .starts_with("HTTP/1.1 400")
+    );
+    // A Transfer-Encoding that does not end in chunked.
+    let te = b"POST /public/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n";
+    assert!(
+        raw(w.gw, te, Duration::from_secs(1))
+            .await
+            .starts_with("HTTP/1.1 400")
+    );
+    // A head over max_header_bytes (16 KiB here).
+    let big = format!(
+        "GET /public/a HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    assert!(
+        raw(w.gw, big.as_bytes(), Duration::from_secs(1))
+            .await
+            .starts_with("HTTP/1.1 431")
+    );
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_header_read_timeout() {
+    let w = World::start().await;
+    let started = tokio::time::Instant::now();
+    // Half a request head, then silence: the gateway closes the connection
+    // (header_read_timeout is 2 s here) instead of holding it open.
+    let out = raw(
+        w.gw,
+        b"GET /public/a HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(6),
+    )
+    .await;
+    assert!(!out.contains("200 OK"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the connection stayed open past the header read timeout"
+    );
 }

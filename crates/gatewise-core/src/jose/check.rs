@@ -364,9 +364,16 @@ impl Parsed<'_> {
         Ok(verified)
     }
 
-    /// Checks only the signature. The gateway caches the result and runs
-    /// [`validate`] with each route's policy, on hits too.
+    /// Checks only the signature, consuming the token. The gateway caches
+    /// the result and runs [`validate`] with each route's policy, on hits too.
     pub fn verify_signature(self, key: &VerifyingKey) -> Result<Verified, Rejection> {
+        self.check_signature(key)?;
+        Ok(self.into_verified())
+    }
+
+    /// Checks the signature with `key` without consuming the token (to try
+    /// several candidate keys).
+    pub fn check_signature(&self, key: &VerifyingKey) -> Result<(), Rejection> {
         if key.alg() != self.header.alg {
             return Err(Rejection::KeyMismatch {
                 key: key.alg(),
@@ -374,12 +381,16 @@ impl Parsed<'_> {
             });
         }
         key.verify(self.signing_input.as_bytes(), &self.signature)
-            .map_err(|_| Rejection::SignatureInvalid)?;
-        Ok(Verified {
+            .map_err(|_| Rejection::SignatureInvalid)
+    }
+
+    /// The token as verified; call only after [`Parsed::check_signature`] succeeded.
+    pub fn into_verified(self) -> Verified {
+        Verified {
             header: self.header,
             claims: self.claims,
             payload: self.payload,
-        })
+        }
     }
 }
 

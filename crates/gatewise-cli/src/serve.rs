@@ -134,6 +134,16 @@ pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {
 }
 
 async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+    let tls = match &cfg.static_config.tls {
+        Some(t) => Some(Arc::new(
+            gatewise_gateway::tls::CertStore::load(t)
+                .context("cannot load the TLS certificates")?,
+        )),
+        None => None,
+    };
+    let cert_watch = tls
+        .clone()
+        .map(|store| tokio::spawn(store.watch(std::time::Duration::from_secs(2))));
     let listener = tokio::net::TcpListener::bind(cfg.static_config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.static_config.listen))?;
@@ -158,10 +168,14 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         listener,
         Arc::clone(&gateway),
         &cfg.static_config,
+        tls,
         shutdown_signal(),
     )
     .await;
     reloader.abort();
+    if let Some(w) = cert_watch {
+        w.abort();
+    }
     tracing::info!("gatewise stopped; {}", gateway.counters().summary());
     result.context("the server failed")
 }

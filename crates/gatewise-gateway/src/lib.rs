@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 
 pub use proxy::Gateway;

@@ -150,7 +150,7 @@ impl World {
             shutdown_grace: Duration::from_secs(1),
         };
         tokio::spawn(async move {
-            let _ = server::serve(listener, gateway, &stat, std::future::pending()).await;
+            let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
         });
         World {
             gw,

@@ -1,0 +1,174 @@
+//! TLS termination: SNI picks the certificate, ALPN offers h2, and changed
+//! certificate files are picked up without a restart.
+
+use gatewise_config::model::*;
+use gatewise_gateway::tls::CertStore;
+use gatewise_gateway::{FixedClock, Gateway, server};
+use gatewise_test_support::servers;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "gatewise-tls-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Pki { ca, dir }
+    }
+
+    /// Issues a leaf for `name`, writes `<name>.pem` and `<name>.key`; returns its DER.
+    fn leaf(&self, name: &str) -> (CertificateFiles, CertificateDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.ca)
+            .unwrap();
+        let files = CertificateFiles {
+            cert: self.dir.join(format!("{name}.pem")),
+            key: self.dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        (files, cert.der().clone())
+    }
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn peer_cert(
+    addr: std::net::SocketAddr,
+    ca: &CertificateDer<'static>,
+    sni: &str,
+) -> (CertificateDer<'static>, Option<Vec<u8>>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap();
+    let (_, session) = conn.get_ref();
+    let cert = session.peer_certificates().unwrap()[0].clone().into_owned();
+    (cert, session.alpn_protocol().map(<[u8]>::to_vec))
+}
+
+#[tokio::test]
+async fn sni_alpn_and_reload() {
+    let pki = Pki::new();
+    let (a_files, a_der) = pki.leaf("a.test");
+    let (b_files, b_der) = pki.leaf("b.test");
+    let store = Arc::new(
+        CertStore::load(&TlsConfig {
+            certificates: vec![a_files.clone(), b_files],
+        })
+        .unwrap(),
+    );
+
+    let echo = servers::echo().await;
+    let config = DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![Upstream {
+            name: "echo".into(),
+            targets: vec![format!("http://{echo}")],
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(5),
+            retries: 0,
+            health_check: None,
+            eject_after: 5,
+            eject_for: Duration::from_secs(30),
+            ca_file: None,
+            host_header: HostHeader::Preserve,
+        }],
+        routes: vec![Route {
+            name: "all".into(),
+            matcher: RouteMatch {
+                host: None,
+                path: PathMatch::Prefix("/".into()),
+                methods: vec![],
+            },
+            upstream: "echo".into(),
+            strip_prefix: false,
+            jwt: None,
+            rate_limit: None,
+            headers: HeaderRules::default(),
+            inspect: None,
+        }],
+        max_body_bytes: 1 << 20,
+    };
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stat = StaticConfig {
+        listen: addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(2),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let s2 = Arc::clone(&store);
+    tokio::spawn(async move {
+        let _ = server::serve(listener, gateway, &stat, Some(s2), std::future::pending()).await;
+    });
+
+    let ca_der = pki.ca.der().clone();
+    // SNI chooses; an unknown name gets the first (default) certificate; ALPN picks h2.
+    let (got, alpn) = peer_cert(addr, &ca_der, "b.test").await;
+    assert_eq!(got, b_der);
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(peer_cert(addr, &ca_der, "a.test").await.0, a_der);
+
+    // A real HTTP/2 request over TLS, proxied to the HTTP/1.1 upstream.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(&ca_der).unwrap())
+        .resolve("a.test", addr)
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://a.test:{}/x", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
+
+    // Replace a.test's files: the next handshake serves the new certificate.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (_, a2_der) = pki.leaf("a.test");
+    assert!(store.reload_if_changed().unwrap());
+    assert_eq!(peer_cert(addr, &ca_der, "a.test").await.0, a2_der);
+    // A broken file keeps the previous certificates.
+    std::fs::write(&a_files.key, "not a key").unwrap();
+    assert!(store.reload_if_changed().is_err());
+    assert_eq!(peer_cert(addr, &ca_der, "a.test").await.0, a2_der);
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}

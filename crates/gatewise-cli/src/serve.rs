@@ -147,7 +147,10 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.static_config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.static_config.listen))?;
-    let gateway = Arc::new(Gateway::new(cfg.dynamic.clone(), Arc::new(SystemClock)));
+    let gateway = Arc::new(
+        Gateway::new(cfg.dynamic.clone(), Arc::new(SystemClock))
+            .context("cannot set up the gateway")?,
+    );
     for (issuer, error) in gateway.load_keys().await {
         tracing::warn!(
             issuer,
@@ -227,10 +230,17 @@ async fn reload_on_sighup(
                         );
                         continue;
                     }
-                    for (issuer, e) in gateway.reload(cfg.dynamic).await {
-                        tracing::warn!(issuer, "keys not loaded after reload: {e}");
+                    match gateway.reload(cfg.dynamic).await {
+                        Ok(failures) => {
+                            for (issuer, e) in failures {
+                                tracing::warn!(issuer, "keys not loaded after reload: {e}");
+                            }
+                            tracing::info!("configuration reloaded");
+                        }
+                        Err(e) => {
+                            tracing::error!("reload refused; the running configuration stays: {e}")
+                        }
                     }
-                    tracing::info!("configuration reloaded");
                 }
                 Ok(Err(report)) => {
                     tracing::error!("reload refused; the running configuration stays:\n{report}")

@@ -25,6 +25,14 @@ pub mod upstream;
 
 pub use proxy::Gateway;
 
+/// Why the gateway could not be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// An upstream pool could not be set up (its `ca_file`, the system roots).
+    #[error("{0}")]
+    Upstream(String),
+}
+
 /// Counters over the gateway's life (read by metrics, the admin API and
 /// the shutdown log line).
 #[derive(Debug, Default)]

@@ -57,7 +57,11 @@ pub struct State {
 impl State {
     /// Builds the runtime state; issuers are shared with the previous
     /// state when their configuration did not change, so keys survive reloads.
-    pub fn new(config: DynamicConfig, previous: Option<&State>, http: &reqwest::Client) -> State {
+    pub fn new(
+        config: DynamicConfig,
+        previous: Option<&State>,
+        http: &reqwest::Client,
+    ) -> Result<State, crate::GatewayError> {
         let issuers = config
             .issuers
             .iter()
@@ -72,20 +76,18 @@ impl State {
                 )
             })
             .collect();
-        let pools = config
-            .upstreams
-            .iter()
-            .map(|u| {
-                let keep = previous
-                    .and_then(|p| p.pools.get(&u.name))
-                    .filter(|old| old.config == *u)
-                    .cloned();
-                (
-                    u.name.clone(),
-                    keep.unwrap_or_else(|| Arc::new(Pool::new(u.clone()))),
-                )
-            })
-            .collect();
+        let mut pools = HashMap::new();
+        for u in &config.upstreams {
+            let keep = previous
+                .and_then(|p| p.pools.get(&u.name))
+                .filter(|old| old.config == *u)
+                .cloned();
+            let pool = match keep {
+                Some(p) => p,
+                None => Arc::new(Pool::new(u.clone()).map_err(crate::GatewayError::Upstream)?),
+            };
+            pools.insert(u.name.clone(), pool);
+        }
         let limiters = config
             .routes
             .iter()
@@ -95,13 +97,13 @@ impl State {
                     .map(|rl| Arc::new(LocalLimiter::new(rl)) as Arc<dyn Limiter>)
             })
             .collect();
-        State {
+        Ok(State {
             table: RouteTable::new(&config.routes),
             config,
             pools,
             issuers,
             limiters,
-        }
+        })
     }
 
     /// The issuers' key stores.
@@ -140,17 +142,20 @@ impl Gateway {
     /// A gateway for `config`. Keys are not loaded yet: call
     /// [`Gateway::load_keys`] before serving (serving without keys answers
     /// 401 `jwt-kid-unknown` until a refetch succeeds).
-    pub fn new(config: DynamicConfig, clock: Arc<dyn Clock>) -> Gateway {
+    pub fn new(
+        config: DynamicConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, crate::GatewayError> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .connect_timeout(std::time::Duration::from_secs(3))
             .user_agent(concat!("gatewise/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let state = State::new(config, None, &http);
+        let state = State::new(config, None, &http)?;
         let mut seed = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut seed);
-        Gateway {
+        Ok(Gateway {
             state: ArcSwap::from_pointee(state),
             auth: Authenticator::default(),
             clock,
@@ -158,7 +163,7 @@ impl Gateway {
             request_seq: AtomicU64::new(0),
             id_prefix: seed.iter().map(|b| format!("{b:02x}")).collect(),
             counters: crate::Counters::default(),
-        }
+        })
     }
 
     /// Loads every issuer's keys; returns the failures (issuer name, error).
@@ -175,9 +180,13 @@ impl Gateway {
 
     /// Swaps in a new dynamic configuration; in-flight requests finish on
     /// the old one.
-    pub async fn reload(&self, config: DynamicConfig) -> Vec<(String, String)> {
+    /// An error (an unreadable `ca_file`) keeps the running configuration.
+    pub async fn reload(
+        &self,
+        config: DynamicConfig,
+    ) -> Result<Vec<(String, String)>, crate::GatewayError> {
         let old = self.state.load_full();
-        let new = Arc::new(State::new(config, Some(&old), &self.http));
+        let new = Arc::new(State::new(config, Some(&old), &self.http)?);
         let mut failures = Vec::new();
         for i in new.issuers() {
             if i.kids().is_empty()
@@ -187,7 +196,7 @@ impl Gateway {
             }
         }
         self.state.store(new);
-        failures
+        Ok(failures)
     }
 
     /// Counters since start.

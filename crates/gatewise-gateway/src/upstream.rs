@@ -3,9 +3,12 @@
 
 use crate::body::Body;
 use gatewise_config::model::{Balance, Upstream};
+use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -45,8 +48,9 @@ pub struct Pool {
     /// Targets in configuration order.
     pub targets: Vec<Arc<Target>>,
     next: AtomicUsize,
-    /// The keep-alive client for this pool.
-    pub client: Client<HttpConnector, Body>,
+    /// The keep-alive client for this pool (HTTP/1.1, or HTTP/2 when an
+    /// `https` target offers it by ALPN).
+    pub client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 /// Decrements the target's in-flight count when dropped.
@@ -60,15 +64,59 @@ impl Drop for InFlight {
 }
 
 impl Pool {
-    /// A pool for `config` (targets are validated `http://host:port` URLs).
-    pub fn new(config: Upstream) -> Pool {
+    /// A pool for `config` (targets are validated `http(s)://host:port`
+    /// URLs). `https` targets are verified against the system's roots, or
+    /// only against `ca_file` when one is configured.
+    pub fn new(config: Upstream) -> Result<Pool, String> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let tls = match &config.ca_file {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<_, _>>())
+                    .map_err(|e| {
+                        format!(
+                            "upstream `{}`: ca_file {}: {e}",
+                            config.name,
+                            path.display()
+                        )
+                    })?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(format!(
+                        "upstream `{}`: ca_file {} holds no usable CA certificate",
+                        config.name,
+                        path.display()
+                    ));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            None => builder
+                .with_native_roots()
+                .map_err(|e| {
+                    format!(
+                        "upstream `{}`: cannot load the system's CA certificates: {e}",
+                        config.name
+                    )
+                })?
+                .with_no_client_auth(),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .build(connector);
+            .build(https);
         let targets = config
             .targets
             .iter()
@@ -87,12 +135,12 @@ impl Pool {
                 })
             })
             .collect();
-        Pool {
+        Ok(Pool {
             config,
             targets,
             next: AtomicUsize::new(0),
             client,
-        }
+        })
     }
 
     /// Picks a target, skipping ejected ones (all ejected: try them anyway,

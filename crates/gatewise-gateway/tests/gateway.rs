@@ -138,7 +138,7 @@ impl World {
             ],
             max_body_bytes: 1024,
         };
-        let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))));
+        let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
         assert!(gateway.load_keys().await.is_empty());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = listener.local_addr().unwrap();

@@ -123,7 +123,7 @@ async fn sni_alpn_and_reload() {
         }],
         max_body_bytes: 1 << 20,
     };
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))));
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stat = StaticConfig {
@@ -170,5 +170,125 @@ async fn sni_alpn_and_reload() {
     std::fs::write(&a_files.key, "not a key").unwrap();
     assert!(store.reload_if_changed().is_err());
     assert_eq!(peer_cert(addr, &ca_der, "a.test").await.0, a2_der);
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+fn route_all(upstream: Upstream) -> DynamicConfig {
+    DynamicConfig {
+        issuers: vec![],
+        routes: vec![Route {
+            name: "all".into(),
+            matcher: RouteMatch {
+                host: None,
+                path: PathMatch::Prefix("/".into()),
+                methods: vec![],
+            },
+            upstream: upstream.name.clone(),
+            strip_prefix: false,
+            jwt: None,
+            rate_limit: None,
+            headers: HeaderRules::default(),
+            inspect: None,
+        }],
+        upstreams: vec![upstream],
+        max_body_bytes: 1 << 20,
+    }
+}
+
+fn upstream(target: String, ca_file: Option<PathBuf>) -> Upstream {
+    Upstream {
+        name: "up".into(),
+        targets: vec![target],
+        balance: Balance::RoundRobin,
+        connect_timeout: Duration::from_secs(1),
+        first_byte_timeout: Duration::from_secs(2),
+        total_timeout: Duration::from_secs(5),
+        retries: 0,
+        health_check: None,
+        eject_after: 5,
+        eject_for: Duration::from_secs(30),
+        ca_file,
+        host_header: HostHeader::Target,
+    }
+}
+
+async fn start(config: DynamicConfig, tls: Option<Arc<CertStore>>) -> std::net::SocketAddr {
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stat = StaticConfig {
+        listen: addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(2),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    tokio::spawn(async move {
+        let _ = server::serve(listener, gateway, &stat, tls, std::future::pending()).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_configured_ca() {
+    let pki = Pki::new();
+    let (files, _) = pki.leaf("127.0.0.1");
+    let ca_pem = pki.dir.join("ca.pem");
+    std::fs::write(&ca_pem, pki.ca.pem()).unwrap();
+    // A TLS front (a gateway itself) before the echo server plays the https upstream.
+    let echo = servers::echo().await;
+    let store = Arc::new(
+        CertStore::load(&TlsConfig {
+            certificates: vec![files],
+        })
+        .unwrap(),
+    );
+    let tls_upstream = start(
+        route_all(upstream(format!("http://{echo}"), None)),
+        Some(store),
+    )
+    .await;
+
+    let trusted = start(
+        route_all(upstream(
+            format!("https://{tls_upstream}"),
+            Some(ca_pem.clone()),
+        )),
+        None,
+    )
+    .await;
+    let resp = reqwest::get(format!("http://{trusted}/via-tls"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["path"], "/via-tls");
+    // The first gateway saw TLS from the second (it set x-forwarded-proto=https
+    // on its own hop, after the second set http).
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
+
+    // Without the CA (system roots only) the upstream's certificate is unknown: 502.
+    let untrusted = start(
+        route_all(upstream(format!("https://{tls_upstream}"), None)),
+        None,
+    )
+    .await;
+    let resp = reqwest::get(format!("http://{untrusted}/via-tls"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+
+    // A ca_file that is not a certificate is refused when the gateway is built.
+    let bogus = pki.dir.join("bogus.pem");
+    std::fs::write(&bogus, "nothing here").unwrap();
+    let err = Gateway::new(
+        route_all(upstream(format!("https://{tls_upstream}"), Some(bogus))),
+        Arc::new(FixedClock(0)),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("holds no usable CA certificate"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }

@@ -265,14 +265,12 @@ async fn refusals_carry_the_right_status_challenge_and_reason() {
         assert!(b["request_id"].is_string());
     }
 
-    // Tampered signature.
+    // Tampered signature: one bit flipped, still valid base64url.
     let t = w.token(claims());
-    let tampered = format!("{}A", &t[..t.len() - 1]);
-    let tampered = if tampered == t {
-        format!("{}B", &t[..t.len() - 1])
-    } else {
-        tampered
-    };
+    let (head, sig) = t.rsplit_once('.').unwrap();
+    let mut bytes = gatewise_core::jose::b64url_decode(sig).unwrap();
+    bytes[7] ^= 1;
+    let tampered = format!("{head}.{}", gatewise_core::jose::b64url_encode(&bytes));
     let (s, _, b) = w.get("/orders/1", Some(&tampered)).await;
     assert_eq!(
         (s, b["reason"].as_str()),

@@ -84,7 +84,12 @@ impl State {
                 .cloned();
             let pool = match keep {
                 Some(p) => p,
-                None => Arc::new(Pool::new(u.clone()).map_err(crate::GatewayError::Upstream)?),
+                None => {
+                    let pool =
+                        Arc::new(Pool::new(u.clone()).map_err(crate::GatewayError::Upstream)?);
+                    crate::upstream::start_health_checks(&pool);
+                    pool
+                }
             };
             pools.insert(u.name.clone(), pool);
         }

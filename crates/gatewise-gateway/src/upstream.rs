@@ -24,14 +24,24 @@ pub struct Target {
     in_flight: AtomicU64,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
+    /// Result of the last active health check (true until one fails).
+    healthy: std::sync::atomic::AtomicBool,
 }
 
 impl Target {
     fn available(&self) -> bool {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return false;
+        }
         match self.ejected_until.lock() {
             Ok(g) => g.is_none_or(|t| Instant::now() >= t),
             Err(_) => true,
         }
+    }
+
+    /// Whether the last active health check passed.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Requests in flight to this target.
@@ -132,6 +142,7 @@ impl Pool {
                     in_flight: AtomicU64::new(0),
                     failures: AtomicU32::new(0),
                     ejected_until: Mutex::new(None),
+                    healthy: std::sync::atomic::AtomicBool::new(true),
                 })
             })
             .collect();
@@ -186,4 +197,57 @@ impl Pool {
             tracing::warn!(upstream = %self.config.name, target = %target.base, "target ejected after {n} consecutive failures");
         }
     }
+}
+
+/// Starts the pool's active health checks, when configured: every
+/// `interval`, `GET path` on each target; a 2xx or 3xx within `timeout`
+/// marks it healthy, anything else takes it out of rotation until a check
+/// passes again. The task ends when the pool is dropped (after a reload
+/// that removed or changed it). Needs a Tokio runtime; without one, nothing
+/// is started.
+pub fn start_health_checks(pool: &Arc<Pool>) {
+    let Some(hc) = pool.config.health_check.clone() else {
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(pool);
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(hc.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = weak.upgrade() else { break };
+            for target in &pool.targets {
+                let uri = format!("{}{}", target.base, hc.path);
+                let ok = match uri.parse::<http::Uri>() {
+                    Ok(uri) => {
+                        let mut req = http::Request::new(crate::body::empty());
+                        *req.uri_mut() = uri;
+                        if let Ok(v) = http::HeaderValue::from_str(&target.authority) {
+                            req.headers_mut().insert(http::header::HOST, v);
+                        }
+                        req.headers_mut().insert(
+                            http::header::USER_AGENT,
+                            http::HeaderValue::from_static("gatewise-health-check"),
+                        );
+                        matches!(
+                            tokio::time::timeout(hc.timeout, pool.client.request(req)).await,
+                            Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
+                        )
+                    }
+                    Err(_) => false,
+                };
+                let was = target.healthy.swap(ok, Ordering::Relaxed);
+                if was != ok {
+                    if ok {
+                        tracing::info!(upstream = %pool.config.name, target = %target.base, "health check passes again; back in rotation");
+                    } else {
+                        tracing::warn!(upstream = %pool.config.name, target = %target.base, "health check failed; out of rotation");
+                    }
+                }
+            }
+        }
+    });
 }

@@ -552,3 +552,53 @@ async fn slow_clients_are_cut_off_after_the_header_read_timeout() {
         "the connection stayed open past the header read timeout"
     );
 }
+
+#[tokio::test]
+async fn failing_health_checks_take_a_target_out_of_rotation() {
+    let echo = servers::echo().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut up = upstream(
+        "pair",
+        vec![format!("http://{echo}"), format!("http://{dead}")],
+    );
+    up.retries = 0;
+    up.health_check = Some(HealthCheck {
+        path: "/status/204".into(),
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+    });
+    let config = DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![up],
+        routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
+        max_body_bytes: 1024,
+    };
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stat = StaticConfig {
+        listen: addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(2),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    tokio::spawn(async move {
+        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
+    });
+    // Let a few checks run; then every request must land on the live target
+    // (with retries off, round-robin onto the dead one would be a 502).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let r = http
+            .get(format!("http://{addr}/n{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i} went to the unhealthy target");
+    }
+}

@@ -205,8 +205,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections; finishing open requests");
 }
 
-/// SIGHUP: compile the file again; swap routes, upstreams and issuers when
-/// valid; keep the running config when not, or when a restart-only setting
+/// Reload triggers: SIGHUP, and the file changing on disk (polled every
+/// 2 s, then debounced by one more poll so a half-written file is not read).
+/// Both compile the file again and swap routes, upstreams and issuers when
+/// valid; the running config stays when not, or when a restart-only setting
 /// changed.
 async fn reload_on_sighup(
     path: PathBuf,
@@ -214,44 +216,79 @@ async fn reload_on_sighup(
     running: gatewise_config::model::StaticConfig,
 ) {
     #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut pending: Option<std::time::SystemTime> = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hup_fired = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
         };
-        while hup.recv().await.is_some() {
-            match load(&path, false) {
-                Ok(Ok(cfg)) => {
-                    let changed = gatewise_config::restart_required(&running, &cfg.static_config);
-                    if !changed.is_empty() {
-                        tracing::error!(
-                            "reload refused: {} changed and needs a restart; the running configuration stays",
-                            changed.join(", ")
-                        );
-                        continue;
-                    }
-                    match gateway.reload(cfg.dynamic).await {
-                        Ok(failures) => {
-                            for (issuer, e) in failures {
-                                tracing::warn!(issuer, "keys not loaded after reload: {e}");
-                            }
-                            tracing::info!("configuration reloaded");
-                        }
-                        Err(e) => {
-                            tracing::error!("reload refused; the running configuration stays: {e}")
-                        }
-                    }
+        #[cfg(not(unix))]
+        let hup_fired = std::future::pending::<bool>();
+        let why = tokio::select! {
+            fired = hup_fired => {
+                if !fired { continue; }
+                "SIGHUP"
+            }
+            _ = tick.tick() => {
+                let now = modified(&path);
+                if now == seen {
+                    pending = None;
+                    continue;
                 }
-                Ok(Err(report)) => {
-                    tracing::error!("reload refused; the running configuration stays:\n{report}")
+                // Changed: reload once it has stayed the same for one poll.
+                if pending != now {
+                    pending = now;
+                    continue;
                 }
-                Err(e) => tracing::error!("reload failed: {e:#}"),
+                "the file changed"
+            }
+        };
+        seen = modified(&path);
+        pending = None;
+        reload(&path, &gateway, &running, why).await;
+    }
+}
+
+async fn reload(
+    path: &Path,
+    gateway: &Gateway,
+    running: &gatewise_config::model::StaticConfig,
+    why: &str,
+) {
+    match load(path, false) {
+        Ok(Ok(cfg)) => {
+            let changed = gatewise_config::restart_required(running, &cfg.static_config);
+            if !changed.is_empty() {
+                tracing::error!(
+                    "reload ({why}) refused: {} changed and needs a restart; the running configuration stays",
+                    changed.join(", ")
+                );
+                return;
+            }
+            match gateway.reload(cfg.dynamic).await {
+                Ok(failures) => {
+                    for (issuer, e) in failures {
+                        tracing::warn!(issuer, "keys not loaded after reload: {e}");
+                    }
+                    tracing::info!("configuration reloaded ({why})");
+                }
+                Err(e) => {
+                    tracing::error!("reload ({why}) refused; the running configuration stays: {e}")
+                }
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, gateway, running);
+        Ok(Err(report)) => {
+            tracing::error!("reload ({why}) refused; the running configuration stays:\n{report}")
+        }
+        Err(e) => tracing::error!("reload ({why}) failed: {e:#}"),
     }
 }
 

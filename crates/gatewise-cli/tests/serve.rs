@@ -1,0 +1,125 @@
+//! `gatewise serve` as an operator runs it: start from a file, reload when
+//! the file changes (keeping the running config when the new one is
+//! invalid), stop cleanly on SIGTERM.
+
+use gatewise_test_support::servers;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn config(listen: &str, echo: &str, routes: &[&str]) -> String {
+    let mut s = format!(
+        "[server]\nlisten = \"{listen}\"\nshutdown_grace = \"2s\"\n\n[[upstreams]]\nname = \"echo\"\ntargets = [\"http://{echo}\"]\n"
+    );
+    for r in routes {
+        s.push_str(&format!(
+            "\n[[routes]]\npath_prefix = \"{r}\"\nupstream = \"echo\"\n"
+        ));
+    }
+    s
+}
+
+async fn status(http: &reqwest::Client, url: &str) -> u16 {
+    match http.get(url).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Polls until `url` answers `want` or `secs` pass.
+async fn wait_for(http: &reqwest::Client, url: &str, want: u16, secs: u64) -> bool {
+    for _ in 0..secs * 10 {
+        if status(http, url).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
+    let echo = servers::echo().await.to_string();
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let dir = std::env::temp_dir().join(format!("gatewise-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gatewise.toml");
+    std::fs::write(&file, config(&listen, &echo, &["/a"])).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatewise"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("GATEWISE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{listen}");
+    assert!(
+        wait_for(&http, &format!("{base}/a"), 200, 20).await,
+        "the gateway did not come up"
+    );
+    assert_eq!(status(&http, &format!("{base}/b")).await, 404);
+
+    // Add a route: picked up without a restart.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::fs::write(&file, config(&listen, &echo, &["/a", "/b"])).unwrap();
+    assert!(
+        wait_for(&http, &format!("{base}/b"), 200, 15).await,
+        "the new route was not loaded"
+    );
+
+    // An invalid file: refused, the running routes stay.
+    std::fs::write(
+        &file,
+        "[[routes]]\npath_prefix = \"/c\"\nupstream = \"nope\"\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(status(&http, &format!("{base}/b")).await, 200);
+
+    // SIGTERM: a clean stop with exit 0.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stopped = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            stopped = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(exit) = stopped else {
+        let _ = child.kill();
+        panic!("the gateway did not stop on SIGTERM");
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    assert!(
+        log.contains("configuration reloaded (the file changed)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("refused; the running configuration stays"),
+        "{log}"
+    );
+    assert!(log.contains("unknown upstream \"nope\""), "{log}");
+    assert!(log.contains("gatewise stopped; requests="), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

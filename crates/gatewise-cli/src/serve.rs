@@ -37,6 +37,15 @@ pub(crate) enum ConfigCommand {
     Example,
 }
 
+/// Secrets referenced by `client_secret_env` come from the process environment.
+struct ProcessEnv;
+
+impl gatewise_gateway::SecretSource for ProcessEnv {
+    fn env(&self, name: &str) -> Option<String> {
+        crate::input::env(name)
+    }
+}
+
 struct SystemClock;
 
 impl Clock for SystemClock {
@@ -148,8 +157,12 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.static_config.listen))?;
     let gateway = Arc::new(
-        Gateway::new(cfg.dynamic.clone(), Arc::new(SystemClock))
-            .context("cannot set up the gateway")?,
+        Gateway::with_secrets(
+            cfg.dynamic.clone(),
+            Arc::new(SystemClock),
+            Arc::new(ProcessEnv),
+        )
+        .context("cannot set up the gateway")?,
     );
     for (issuer, error) in gateway.load_keys().await {
         tracing::warn!(

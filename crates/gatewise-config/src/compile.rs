@@ -25,13 +25,15 @@ use toml::de::DeTable;
 use crate::error::{ConfigError, ConfigWarning, line_column};
 use crate::locate::{self, Index, Path};
 use crate::model::{
-    Balance, CertificateFiles, ClaimCondition, ClaimTest, Config, DynamicConfig, HeaderRules,
-    HealthCheck, HostHeader, Inspect, Issuer, JwtPolicy, KeySource, PathMatch, RateKey, RateLimit,
-    Route, RouteMatch, ScopeRule, StaticConfig, TlsConfig, TokenSource, Upstream,
+    Balance, CertificateFiles, ClaimCondition, ClaimTest, ClientAuth, Config, DynamicConfig,
+    HeaderRules, HealthCheck, HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer,
+    JwtPolicy, KeySource, PathMatch, RateKey, RateLimit, Route, RouteMatch, ScopeRule, SecretRef,
+    StaticConfig, TlsConfig, TokenSource, Upstream,
 };
 use crate::raw::{
-    ByteSize, Dur, RawBalance, RawClaim, RawConfig, RawHeaders, RawHealthCheck, RawInspect,
-    RawIssuer, RawJwt, RawRateLimit, RawRoute, RawServer, RawTls, RawUpstream,
+    ByteSize, Dur, RawBalance, RawClaim, RawClientAuth, RawConfig, RawHeaders, RawHealthCheck,
+    RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt, RawRateLimit, RawRoute,
+    RawServer, RawTls, RawUpstream,
 };
 
 /// A configuration that passed every check, with what looked odd about it.
@@ -86,6 +88,10 @@ const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_UNKNOWN_KID_TTL: Duration = Duration::from_secs(30);
 const WARN_LEEWAY_ABOVE: Duration = Duration::from_secs(5 * 60);
 const WARN_JWKS_MAX_AGE_ABOVE: Duration = Duration::from_secs(24 * 3600);
+
+const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+const DEFAULT_INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -215,8 +221,10 @@ struct Cx<'t> {
 #[derive(Default)]
 struct Names {
     issuers: BTreeSet<String>,
+    introspectors: BTreeSet<String>,
     upstreams: BTreeSet<String>,
     used_issuers: BTreeSet<String>,
+    used_introspectors: BTreeSet<String>,
     used_upstreams: BTreeSet<String>,
 }
 
@@ -346,24 +354,32 @@ impl<'t> Cx<'t> {
     }
 
     /// An `http`/`https` URL with a host; warns on `http` to a host that
-    /// is not loopback. Returned as written.
-    fn http_url(&mut self, path: &Path, text: &str) -> String {
-        match url::Url::parse(text) {
-            Err(e) => self.error(path, format!("invalid URL {text:?}: {e}")),
+    /// is not loopback, saying what is at risk (`risk`). Returned as
+    /// written, with the parsed URL when it is valid.
+    fn http_url(&mut self, path: &Path, text: &str, risk: &str) -> (String, Option<url::Url>) {
+        let valid = match url::Url::parse(text) {
+            Err(e) => {
+                self.error(path, format!("invalid URL {text:?}: {e}"));
+                None
+            }
             Ok(u) if !matches!(u.scheme(), "http" | "https") => {
                 self.error(
                     path,
                     format!("must be an http or https URL, not {:?}", u.scheme()),
                 );
+                None
             }
-            Ok(u) if u.scheme() == "http" && !is_loopback(&u) => self.warn(
-                path,
-                "plain http to a host that is not loopback: keys fetched this way can be \
-                 replaced in transit, use https",
-            ),
-            Ok(_) => {}
-        }
-        text.to_owned()
+            Ok(u) => {
+                if u.scheme() == "http" && !is_loopback(&u) {
+                    self.warn(
+                        path,
+                        format!("plain http to a host that is not loopback: {risk}, use https"),
+                    );
+                }
+                Some(u)
+            }
+        };
+        (text.to_owned(), valid)
     }
 
     /// An upstream target, normalized to `scheme://host:port`.
@@ -454,6 +470,25 @@ impl<'t> Cx<'t> {
         );
         names.issuers = raw.issuers.iter().filter_map(|r| r.name.clone()).collect();
 
+        let introspectors_path = Path::root().key("introspectors");
+        let introspectors: Vec<Introspector> = raw
+            .introspectors
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.introspector(&introspectors_path.index(i), r))
+            .collect();
+        self.unique_names(
+            "introspector",
+            &introspectors_path,
+            raw.introspectors.iter().map(|r| r.name.as_deref()),
+        );
+        names.introspectors = raw
+            .introspectors
+            .iter()
+            .filter_map(|r| r.name.clone())
+            .filter(|n| !n.trim().is_empty())
+            .collect();
+
         let upstreams_path = Path::root().key("upstreams");
         let upstreams: Vec<Upstream> = raw
             .upstreams
@@ -494,6 +529,17 @@ impl<'t> Cx<'t> {
                 self.warn(&issuers_path.index(i), message);
             }
         }
+        for (i, introspector) in introspectors.iter().enumerate() {
+            if !introspector.name.is_empty()
+                && !names.used_introspectors.contains(&introspector.name)
+            {
+                let message = format!(
+                    "introspector {:?} is not used by any route",
+                    introspector.name
+                );
+                self.warn(&introspectors_path.index(i), message);
+            }
+        }
         for (i, upstream) in upstreams.iter().enumerate() {
             if !upstream.name.is_empty() && !names.used_upstreams.contains(&upstream.name) {
                 let message = format!("upstream {:?} is not used by any route", upstream.name);
@@ -513,6 +559,7 @@ impl<'t> Cx<'t> {
                 issuers,
                 upstreams,
                 routes,
+                introspectors,
                 max_body_bytes,
             },
         }
@@ -695,9 +742,10 @@ impl<'t> Cx<'t> {
                 if self.non_empty(&path, value).is_none() {
                     return placeholder;
                 }
+                const RISK: &str = "keys fetched this way can be replaced in transit";
                 match *key {
-                    "discovery" => KeySource::Discovery(self.http_url(&path, value)),
-                    "jwks_uri" => KeySource::JwksUri(self.http_url(&path, value)),
+                    "discovery" => KeySource::Discovery(self.http_url(&path, value, RISK).0),
+                    "jwks_uri" => KeySource::JwksUri(self.http_url(&path, value, RISK).0),
                     _ => KeySource::JwksFile(PathBuf::from(value.as_str())),
                 }
             }
@@ -746,6 +794,116 @@ impl<'t> Cx<'t> {
         }
         self.warn_repeats(p, list.iter().map(String::as_str));
         list.to_vec()
+    }
+
+    fn introspector(&mut self, p: &Path, raw: &RawIntrospector) -> Introspector {
+        let name = self
+            .required(&p.key("name"), raw.name.as_ref())
+            .unwrap_or_default();
+        let endpoint_path = p.key("endpoint");
+        let endpoint = match self.required(&endpoint_path, raw.endpoint.as_ref()) {
+            None => String::new(),
+            Some(text) => {
+                let (endpoint, url) = self.http_url(
+                    &endpoint_path,
+                    text,
+                    "the client secret and the tokens cross the network in clear",
+                );
+                if url.is_some_and(|u| !u.username().is_empty() || u.password().is_some()) {
+                    self.error(
+                        &endpoint_path,
+                        "must not carry credentials: the gateway authenticates with `client_id` \
+                         and `client_secret_env` or `client_secret_file`",
+                    );
+                }
+                endpoint
+            }
+        };
+        let client_id = self
+            .required(&p.key("client_id"), raw.client_id.as_ref())
+            .unwrap_or_default();
+        let client_secret = self.client_secret(p, raw);
+        let auth = match raw.auth {
+            None | Some(RawClientAuth::Basic) => ClientAuth::Basic,
+            Some(RawClientAuth::Post) => ClientAuth::Post,
+        };
+        let cache_ttl = self.positive(
+            &p.key("cache_ttl"),
+            raw.cache_ttl,
+            DEFAULT_INTROSPECTION_CACHE_TTL,
+        );
+        let negative_ttl = self.positive(
+            &p.key("negative_ttl"),
+            raw.negative_ttl,
+            DEFAULT_INTROSPECTION_NEGATIVE_TTL,
+        );
+        let timeout = self.positive(
+            &p.key("timeout"),
+            raw.timeout,
+            DEFAULT_INTROSPECTION_TIMEOUT,
+        );
+        Introspector {
+            name: name.to_owned(),
+            endpoint,
+            client_id: client_id.to_owned(),
+            client_secret,
+            auth,
+            cache_ttl,
+            negative_ttl,
+            timeout,
+        }
+    }
+
+    /// Exactly one of `client_secret_env` and `client_secret_file`; a
+    /// literal `client_secret` is refused (its value is never read).
+    fn client_secret(&mut self, p: &Path, raw: &RawIntrospector) -> SecretRef {
+        let placeholder = SecretRef::Env(String::new());
+        let literal = raw.client_secret.is_some();
+        if literal {
+            self.error(
+                &p.key("client_secret"),
+                "secrets are not written in the configuration file: use `client_secret_env` \
+                 (the name of an environment variable) or `client_secret_file` (a file holding \
+                 the secret)",
+            );
+        }
+        match (&raw.client_secret_env, &raw.client_secret_file) {
+            (Some(var), None) => {
+                let path = p.key("client_secret_env");
+                if self.non_empty(&path, var).is_some() && !is_env_name(var) {
+                    self.error(
+                        &path,
+                        format!(
+                            "invalid environment variable name {var:?}: letters, digits and \
+                             \"_\", not starting with a digit"
+                        ),
+                    );
+                }
+                SecretRef::Env(var.clone())
+            }
+            (None, Some(file)) => {
+                self.non_empty(&p.key("client_secret_file"), file);
+                SecretRef::File(PathBuf::from(file))
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    &p.key("client_secret_file"),
+                    "`client_secret_env` and `client_secret_file` are exclusive: keep one",
+                );
+                placeholder
+            }
+            (None, None) => {
+                // The refusal of a literal secret already says what to write.
+                if !literal
+                    && !["client_secret_env", "client_secret_file"]
+                        .iter()
+                        .any(|k| self.was_skipped(&p.key(k)))
+                {
+                    self.error(p, "needs `client_secret_env` or `client_secret_file`");
+                }
+                placeholder
+            }
+        }
     }
 
     fn upstream(&mut self, p: &Path, raw: &RawUpstream) -> Upstream {
@@ -961,12 +1119,36 @@ impl<'t> Cx<'t> {
             RawInspect::Jwks => Inspect::Jwks,
             RawInspect::Introspection => Inspect::Introspection,
         });
+        let repair = raw.repair.unwrap_or(false);
+        if repair && inspect != Some(Inspect::Token) && !self.was_skipped(&p.key("inspect")) {
+            self.error(
+                &p.key("repair"),
+                "only applies to routes with `inspect = \"token\"`",
+            );
+        }
         let jwt = raw.jwt.as_ref().map(|j| self.jwt(&p.key("jwt"), j, names));
-        let has_jwt = raw.jwt.is_some() || self.was_skipped(&p.key("jwt"));
+        let introspection = raw
+            .introspection
+            .as_ref()
+            .map(|r| self.introspection(&p.key("introspection"), r, names));
+        if jwt.is_some() && introspection.is_some() {
+            self.error(
+                &p.key("introspection"),
+                format!(
+                    "route {name:?} has both [routes.jwt] and [routes.introspection]: keep one \
+                     (jwt checks tokens locally, introspection asks the authorization server)"
+                ),
+            );
+        }
+        let has_token_policy = ["jwt", "introspection"]
+            .iter()
+            .any(|k| self.was_skipped(&p.key(k)))
+            || jwt.is_some()
+            || introspection.is_some();
         let rate_limit = raw
             .rate_limit
             .as_ref()
-            .map(|r| self.rate_limit(&p.key("rate_limit"), r, has_jwt));
+            .map(|r| self.rate_limit(&p.key("rate_limit"), r, has_token_policy));
         let headers = raw
             .headers
             .as_ref()
@@ -982,9 +1164,11 @@ impl<'t> Cx<'t> {
             upstream: upstream.to_owned(),
             strip_prefix,
             jwt,
+            introspection,
             rate_limit,
             headers,
             inspect,
+            repair,
         };
         (route, matcher_ok)
     }
@@ -1059,18 +1243,7 @@ impl<'t> Cx<'t> {
         }
         self.warn_repeats(&audiences_path, audiences.iter().map(String::as_str));
 
-        let scopes = match (&raw.scopes_all, &raw.scopes_any) {
-            (Some(_), Some(_)) => {
-                self.error(
-                    &p.key("scopes_any"),
-                    "`scopes_all` and `scopes_any` are exclusive: keep one",
-                );
-                ScopeRule::None
-            }
-            (Some(all), None) => ScopeRule::AllOf(self.scopes(&p.key("scopes_all"), all)),
-            (None, Some(any)) => ScopeRule::AnyOf(self.scopes(&p.key("scopes_any"), any)),
-            (None, None) => ScopeRule::None,
-        };
+        let scopes = self.scope_rule(p, raw.scopes_all.as_deref(), raw.scopes_any.as_deref());
 
         let claims_path = p.key("claims");
         let claims = raw
@@ -1082,29 +1255,8 @@ impl<'t> Cx<'t> {
             .filter_map(|(i, c)| self.claim(&claims_path.index(i), c))
             .collect();
 
-        let mut token_sources = Vec::new();
-        if let Some(cookie) = &raw.token_cookie {
-            if !is_token(cookie) {
-                self.error(
-                    &p.key("token_cookie"),
-                    format!("invalid cookie name {cookie:?}"),
-                );
-            }
-            token_sources.push(TokenSource::Cookie(cookie.clone()));
-        }
-        if let Some(query) = &raw.token_query {
-            if query.is_empty()
-                || query.chars().any(|c| {
-                    c.is_whitespace() || c.is_control() || matches!(c, '&' | '=' | '#' | '?')
-                })
-            {
-                self.error(
-                    &p.key("token_query"),
-                    format!("invalid query parameter name {query:?}"),
-                );
-            }
-            token_sources.push(TokenSource::Query(query.clone()));
-        }
+        let token_sources =
+            self.token_sources(p, raw.token_cookie.as_deref(), raw.token_query.as_deref());
 
         JwtPolicy {
             issuers,
@@ -1116,6 +1268,104 @@ impl<'t> Cx<'t> {
             forward_claims: raw.forward_claims.unwrap_or(true),
             strip_authorization: raw.strip_authorization.unwrap_or(false),
         }
+    }
+
+    fn introspection(
+        &mut self,
+        p: &Path,
+        raw: &RawIntrospection,
+        names: &mut Names,
+    ) -> IntrospectionPolicy {
+        let introspector_path = p.key("introspector");
+        let introspector = self
+            .required(&introspector_path, raw.introspector.as_ref())
+            .unwrap_or_default();
+        if !introspector.is_empty() {
+            names.used_introspectors.insert(introspector.to_owned());
+            if !names.introspectors.contains(introspector)
+                && !self.was_skipped(&Path::root().key("introspectors"))
+            {
+                let message = format!(
+                    "unknown introspector {introspector:?}{}",
+                    known(&names.introspectors)
+                );
+                self.error(&introspector_path, message);
+            }
+        }
+
+        // Optional, and may be empty: the audience is then not checked.
+        let audiences_path = p.key("audiences");
+        let audiences = raw.audiences.clone().unwrap_or_default();
+        for (i, audience) in audiences.iter().enumerate() {
+            self.non_empty(&audiences_path.index(i), audience);
+        }
+        self.warn_repeats(&audiences_path, audiences.iter().map(String::as_str));
+
+        let scopes = self.scope_rule(p, raw.scopes_all.as_deref(), raw.scopes_any.as_deref());
+        let token_sources =
+            self.token_sources(p, raw.token_cookie.as_deref(), raw.token_query.as_deref());
+        IntrospectionPolicy {
+            introspector: introspector.to_owned(),
+            audiences,
+            scopes,
+            token_sources,
+            forward_claims: raw.forward_claims.unwrap_or(true),
+            strip_authorization: raw.strip_authorization.unwrap_or(false),
+        }
+    }
+
+    /// `scopes_all` or `scopes_any` of the policy table at `p`.
+    fn scope_rule(
+        &mut self,
+        p: &Path,
+        all: Option<&[String]>,
+        any: Option<&[String]>,
+    ) -> ScopeRule {
+        match (all, any) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    &p.key("scopes_any"),
+                    "`scopes_all` and `scopes_any` are exclusive: keep one",
+                );
+                ScopeRule::None
+            }
+            (Some(all), None) => ScopeRule::AllOf(self.scopes(&p.key("scopes_all"), all)),
+            (None, Some(any)) => ScopeRule::AnyOf(self.scopes(&p.key("scopes_any"), any)),
+            (None, None) => ScopeRule::None,
+        }
+    }
+
+    /// `token_cookie` and `token_query` of the policy table at `p`.
+    fn token_sources(
+        &mut self,
+        p: &Path,
+        cookie: Option<&str>,
+        query: Option<&str>,
+    ) -> Vec<TokenSource> {
+        let mut token_sources = Vec::new();
+        if let Some(cookie) = cookie {
+            if !is_token(cookie) {
+                self.error(
+                    &p.key("token_cookie"),
+                    format!("invalid cookie name {cookie:?}"),
+                );
+            }
+            token_sources.push(TokenSource::Cookie(cookie.to_owned()));
+        }
+        if let Some(query) = query {
+            if query.is_empty()
+                || query.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || matches!(c, '&' | '=' | '#' | '?')
+                })
+            {
+                self.error(
+                    &p.key("token_query"),
+                    format!("invalid query parameter name {query:?}"),
+                );
+            }
+            token_sources.push(TokenSource::Query(query.to_owned()));
+        }
+        token_sources
     }
 
     /// Scope tokens (RFC 6749 §3.3: printable ASCII but space, `"` and `\`).
@@ -1239,17 +1489,18 @@ impl<'t> Cx<'t> {
         }
     }
 
-    fn rate_limit(&mut self, p: &Path, raw: &RawRateLimit, has_jwt: bool) -> RateLimit {
+    fn rate_limit(&mut self, p: &Path, raw: &RawRateLimit, has_token_policy: bool) -> RateLimit {
         let key_path = p.key("key");
         let key = match self.required(&key_path, raw.key.as_ref()) {
             None => RateKey::ClientIp,
             Some("client_ip") => RateKey::ClientIp,
             Some(k @ ("client_id" | "sub")) => {
-                if !has_jwt {
+                if !has_token_policy {
                     self.error(
                         &key_path,
                         format!(
-                            "{k:?} is read from the token: the route needs a [routes.jwt] policy"
+                            "{k:?} is read from the token: the route needs a [routes.jwt] or \
+                             [routes.introspection] policy"
                         ),
                     );
                 }
@@ -1499,6 +1750,15 @@ fn is_token(s: &str) -> bool {
         })
 }
 
+/// An environment variable name as shells write it: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// `host` or `host:port`, as a `Host` header value.
 fn is_authority(s: &str) -> bool {
     if s.is_empty() || s.contains(['/', '@', '?', '#']) || s.chars().any(char::is_whitespace) {
@@ -1552,6 +1812,13 @@ mod tests {
         assert!(is_token("X-Api-Key"));
         assert!(!is_token("X Api"));
         assert!(!is_token(""));
+        assert!(is_env_name("GATEWISE_SECRET_2"));
+        assert!(is_env_name("_x"));
+        assert!(!is_env_name(""));
+        assert!(!is_env_name("2FA"));
+        assert!(!is_env_name("MY-SECRET"));
+        assert!(!is_env_name("$SECRET"));
+        assert!(!is_env_name("SÉCRET"));
         assert!(is_authority("api.internal:8443"));
         assert!(is_authority("api.internal"));
         assert!(!is_authority("http://api"));

@@ -58,6 +58,8 @@ pub struct DynamicConfig {
     pub upstreams: Vec<Upstream>,
     /// Routes, in file order (matching picks the most specific, not the first).
     pub routes: Vec<Route>,
+    /// RFC 7662 introspection endpoints, by name.
+    pub introspectors: Vec<Introspector>,
     /// Largest request body forwarded, in bytes (`server.max_body_bytes`, default 10 MiB).
     pub max_body_bytes: u64,
 }
@@ -171,8 +173,11 @@ pub struct Route {
     pub upstream: String,
     /// Remove the matched prefix before forwarding (default false).
     pub strip_prefix: bool,
-    /// JWT policy, when the route requires tokens.
+    /// JWT policy, when the route requires tokens checked locally.
     pub jwt: Option<JwtPolicy>,
+    /// Introspection policy, when the route takes opaque tokens (never
+    /// together with `jwt`).
+    pub introspection: Option<IntrospectionPolicy>,
     /// Rate limit, when configured.
     pub rate_limit: Option<RateLimit>,
     /// Header transforms.
@@ -180,6 +185,68 @@ pub struct Route {
     /// Judge upstream responses of this kind with the doctor's rules
     /// (`inspect = "token" | "discovery" | "jwks" | "introspection"`).
     pub inspect: Option<Inspect>,
+    /// With `inspect = "token"`: repair what clients choke on (a
+    /// form-encoded body turned into JSON, `expires_in` strings into
+    /// numbers), recording each repair (`repair = true`; default false).
+    pub repair: bool,
+}
+
+/// An RFC 7662 introspection endpoint (`[[introspectors]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Introspector {
+    /// Name routes refer to.
+    pub name: String,
+    /// The introspection endpoint URL (http or https).
+    pub endpoint: String,
+    /// The gateway's client id at the authorization server.
+    pub client_id: String,
+    /// Where the client secret is (never the secret itself in the file).
+    pub client_secret: SecretRef,
+    /// How the gateway authenticates (default `client_secret_basic`).
+    pub auth: ClientAuth,
+    /// Upper bound on caching an active result (also bounded by the token's
+    /// `exp`; default 60 s).
+    pub cache_ttl: Duration,
+    /// How long an inactive result is cached (default 10 s).
+    pub negative_ttl: Duration,
+    /// Timeout of one introspection call (default 3 s).
+    pub timeout: Duration,
+}
+
+/// A reference to a secret, resolved when the gateway starts or reloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `client_secret_env = "VAR"`: an environment variable.
+    Env(String),
+    /// `client_secret_file = "path"`: a file (trailing newline trimmed).
+    File(PathBuf),
+}
+
+/// Client authentication at the introspection endpoint (RFC 7662 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1, form-urlencoded before Base64).
+    Basic,
+    /// `client_secret_post`.
+    Post,
+}
+
+/// Introspection policy of a route (`[routes.introspection]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntrospectionPolicy {
+    /// Introspector name (resolved: it exists).
+    pub introspector: String,
+    /// `aud` of the introspection result must hold one of these; not
+    /// checked when empty.
+    pub audiences: Vec<String>,
+    /// Scope requirement, checked on cache hits too.
+    pub scopes: ScopeRule,
+    /// Where the token may come from besides the header.
+    pub token_sources: Vec<TokenSource>,
+    /// Forward `X-Auth-*` identity headers (default true).
+    pub forward_claims: bool,
+    /// Remove `Authorization` before forwarding (default false).
+    pub strip_authorization: bool,
 }
 
 /// What the exchange inspector expects an upstream response to be.
@@ -295,9 +362,10 @@ pub struct RateLimit {
 /// Key of a rate limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateKey {
-    /// The token's `client_id` (or `azp`); needs a `jwt` policy.
+    /// The token's `client_id` (or `azp`); needs a `jwt` or an
+    /// `introspection` policy (then it is the introspection result's).
     ClientId,
-    /// The token's `sub`; needs a `jwt` policy.
+    /// The token's `sub`; needs a `jwt` or an `introspection` policy.
     Subject,
     /// The client IP.
     ClientIp,

@@ -51,6 +51,9 @@ pub(crate) struct RawConfig {
     /// `[[issuers]]`: token issuers.
     #[serde(default)]
     pub(crate) issuers: Vec<RawIssuer>,
+    /// `[[introspectors]]`: RFC 7662 introspection endpoints.
+    #[serde(default)]
+    pub(crate) introspectors: Vec<RawIntrospector>,
     /// `[[upstreams]]`: upstream pools.
     #[serde(default)]
     pub(crate) upstreams: Vec<RawUpstream>,
@@ -120,6 +123,49 @@ pub(crate) struct RawIssuer {
     /// How long an unknown `kid` is remembered.
     pub(crate) unknown_kid_ttl: Option<Dur>,
 }
+
+/// `[[introspectors]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawIntrospector {
+    /// Name routes refer to (required, unique).
+    pub(crate) name: Option<String>,
+    /// Introspection endpoint URL (required).
+    pub(crate) endpoint: Option<String>,
+    /// The gateway's client id (required).
+    pub(crate) client_id: Option<String>,
+    /// Environment variable holding the client secret (one of
+    /// `client_secret_env`, `client_secret_file`).
+    pub(crate) client_secret_env: Option<String>,
+    /// File holding the client secret.
+    pub(crate) client_secret_file: Option<String>,
+    /// A literal secret: always refused by `compile`, which points to the two
+    /// keys above. Known here so that the refusal can say so rather than
+    /// "unknown key"; the value, of any type, is never kept.
+    pub(crate) client_secret: Option<de::IgnoredAny>,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub(crate) auth: Option<RawClientAuth>,
+    /// Longest caching of an active result.
+    pub(crate) cache_ttl: Option<Dur>,
+    /// Caching of an inactive result.
+    pub(crate) negative_ttl: Option<Dur>,
+    /// Timeout of one introspection call.
+    pub(crate) timeout: Option<Dur>,
+}
+
+/// `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawClientAuth {
+    /// `client_secret_basic`.
+    Basic,
+    /// `client_secret_post`.
+    Post,
+}
+
+string_enum!(RawClientAuth {
+    "client_secret_basic" => Basic,
+    "client_secret_post" => Post,
+});
 
 /// `[[upstreams]]`.
 #[derive(Debug, Deserialize)]
@@ -197,8 +243,12 @@ pub(crate) struct RawRoute {
     pub(crate) strip_prefix: Option<bool>,
     /// Judge upstream responses as this kind.
     pub(crate) inspect: Option<RawInspect>,
+    /// Repair token responses (with `inspect = "token"`).
+    pub(crate) repair: Option<bool>,
     /// `[routes.jwt]`.
     pub(crate) jwt: Option<RawJwt>,
+    /// `[routes.introspection]`.
+    pub(crate) introspection: Option<RawIntrospection>,
     /// `[routes.rate_limit]`.
     pub(crate) rate_limit: Option<RawRateLimit>,
     /// `[routes.headers]`.
@@ -241,6 +291,28 @@ pub(crate) struct RawJwt {
     pub(crate) scopes_any: Option<Vec<String>>,
     /// Claim conditions.
     pub(crate) claims: Option<Vec<RawClaim>>,
+    /// Cookie the token may be read from.
+    pub(crate) token_cookie: Option<String>,
+    /// Query parameter the token may be read from.
+    pub(crate) token_query: Option<String>,
+    /// Forward identity headers upstream.
+    pub(crate) forward_claims: Option<bool>,
+    /// Remove `Authorization` before forwarding.
+    pub(crate) strip_authorization: Option<bool>,
+}
+
+/// `[routes.introspection]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawIntrospection {
+    /// Introspector name (required).
+    pub(crate) introspector: Option<String>,
+    /// Accepted audiences (may be empty: not checked).
+    pub(crate) audiences: Option<Vec<String>>,
+    /// Scopes that must all be granted.
+    pub(crate) scopes_all: Option<Vec<String>>,
+    /// Scopes of which one must be granted.
+    pub(crate) scopes_any: Option<Vec<String>>,
     /// Cookie the token may be read from.
     pub(crate) token_cookie: Option<String>,
     /// Query parameter the token may be read from.

@@ -6,8 +6,9 @@ mod support;
 use std::time::Duration;
 
 use gatewise_config::model::{
-    Balance, Config, DynamicConfig, HeaderRules, HostHeader, Issuer, JwtPolicy, KeySource,
-    PathMatch, RateKey, RateLimit, Route, RouteMatch, ScopeRule, StaticConfig, Upstream,
+    Balance, ClientAuth, Config, DynamicConfig, HeaderRules, HostHeader, Inspect,
+    IntrospectionPolicy, Introspector, Issuer, JwtPolicy, KeySource, PathMatch, RateKey, RateLimit,
+    Route, RouteMatch, ScopeRule, SecretRef, StaticConfig, TokenSource, Upstream,
 };
 use gatewise_config::{compile, restart_required};
 
@@ -95,6 +96,7 @@ fn omitted_keys_take_their_defaults() {
                     forward_claims: true,
                     strip_authorization: false,
                 }),
+                introspection: None,
                 rate_limit: Some(RateLimit {
                     key: RateKey::ClientIp,
                     requests: 10,
@@ -103,7 +105,9 @@ fn omitted_keys_take_their_defaults() {
                 }),
                 headers: HeaderRules::default(),
                 inspect: None,
+                repair: false,
             }],
+            introspectors: vec![],
             max_body_bytes: 10 * 1024 * 1024,
         },
     };
@@ -116,6 +120,141 @@ fn an_empty_file_is_all_defaults() {
     assert_eq!(config.static_config.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.dynamic.max_body_bytes, 10 * 1024 * 1024);
     assert!(config.dynamic.routes.is_empty());
+    assert!(config.dynamic.introspectors.is_empty());
+}
+
+/// An introspector with only its required keys, and a route that uses it
+/// with only `introspector`.
+#[test]
+fn introspection_defaults() {
+    let text = r#"
+[[introspectors]]
+name = "main"
+endpoint = "https://as.example.com/oauth2/introspect"
+client_id = "gateway"
+client_secret_file = "/run/secrets/introspection"
+
+[[upstreams]]
+name = "api"
+targets = ["http://127.0.0.1:9000"]
+
+[[routes]]
+path_prefix = "/legacy"
+upstream = "api"
+[routes.introspection]
+introspector = "main"
+"#;
+    let compiled = support::ok(text);
+    assert_eq!(compiled.warnings, []);
+    let dynamic = compiled.config.dynamic;
+    assert_eq!(
+        dynamic.introspectors,
+        [Introspector {
+            name: "main".into(),
+            endpoint: "https://as.example.com/oauth2/introspect".into(),
+            client_id: "gateway".into(),
+            client_secret: SecretRef::File("/run/secrets/introspection".into()),
+            auth: ClientAuth::Basic,
+            cache_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            timeout: Duration::from_secs(3),
+        }]
+    );
+    let route = &dynamic.routes[0];
+    assert_eq!(route.jwt, None);
+    assert!(!route.repair);
+    assert_eq!(
+        route.introspection,
+        Some(IntrospectionPolicy {
+            introspector: "main".into(),
+            audiences: vec![],
+            scopes: ScopeRule::None,
+            token_sources: vec![],
+            forward_claims: true,
+            strip_authorization: false,
+        })
+    );
+}
+
+/// Every introspection key given, as in the reference.
+#[test]
+fn introspection_values_are_kept() {
+    let text = r#"
+[[introspectors]]
+name = "main"
+endpoint = "http://localhost:9100/introspect"
+client_id = "gateway"
+client_secret_env = "GATEWISE_INTROSPECTION_SECRET"
+auth = "client_secret_post"
+cache_ttl = "5m"
+negative_ttl = "1s"
+timeout = "500ms"
+
+[[upstreams]]
+name = "api"
+targets = ["http://127.0.0.1:9000"]
+
+[[routes]]
+path_prefix = "/legacy"
+upstream = "api"
+inspect = "token"
+repair = true
+[routes.introspection]
+introspector = "main"
+audiences = []
+scopes_any = ["read", "admin"]
+token_cookie = "at"
+token_query = "access_token"
+forward_claims = false
+strip_authorization = true
+[routes.rate_limit]
+key = "client_id"
+requests = 5
+per = "1s"
+"#;
+    // http to loopback: no warning.
+    let compiled = support::ok(text);
+    assert_eq!(compiled.warnings, []);
+    let dynamic = compiled.config.dynamic;
+    let introspector = &dynamic.introspectors[0];
+    assert_eq!(
+        introspector.client_secret,
+        SecretRef::Env("GATEWISE_INTROSPECTION_SECRET".into())
+    );
+    assert_eq!(introspector.auth, ClientAuth::Post);
+    assert_eq!(
+        (
+            introspector.cache_ttl,
+            introspector.negative_ttl,
+            introspector.timeout
+        ),
+        (
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+            Duration::from_millis(500)
+        )
+    );
+    let route = &dynamic.routes[0];
+    assert_eq!(route.inspect, Some(Inspect::Token));
+    assert!(route.repair);
+    assert_eq!(
+        route.introspection,
+        Some(IntrospectionPolicy {
+            introspector: "main".into(),
+            audiences: vec![],
+            scopes: ScopeRule::AnyOf(vec!["read".into(), "admin".into()]),
+            token_sources: vec![
+                TokenSource::Cookie("at".into()),
+                TokenSource::Query("access_token".into()),
+            ],
+            forward_claims: false,
+            strip_authorization: true,
+        })
+    );
+    assert_eq!(
+        route.rate_limit.as_ref().map(|l| &l.key),
+        Some(&RateKey::ClientId)
+    );
 }
 
 #[test]

@@ -25,6 +25,25 @@ fn the_complete_example_compiles_without_warnings() {
     assert_eq!(support::ok(block).warnings, []);
 }
 
+/// The `[[introspectors]]` and `[routes.introspection]` snippets work
+/// together, without warnings.
+#[test]
+fn the_introspection_snippets_compile_together() {
+    let blocks = toml_blocks();
+    let find = |header: &str| {
+        blocks
+            .iter()
+            .find(|b| b.starts_with(header))
+            .unwrap_or_else(|| panic!("no snippet starting with {header}"))
+    };
+    let text = format!(
+        "{}\n[[upstreams]]\nname = \"api\"\ntargets = [\"http://127.0.0.1:9000\"]\n\n{}",
+        find("[[introspectors]]"),
+        find("[[routes]]\nname = \"legacy\""),
+    );
+    assert_eq!(support::ok(&text).warnings, []);
+}
+
 /// Each snippet is valid TOML.
 #[test]
 fn snippets_are_valid_toml() {

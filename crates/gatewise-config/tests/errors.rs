@@ -54,8 +54,8 @@ retries = 3
              (\"orders\"): requests would match both",
             "gatewise.toml:28:12: routes[1].upstream: unknown upstream \"apii\" (defined: \"api\")",
             "gatewise.toml:29:1: routes[1].retries: unknown key `retries`, expected one of `name`, \
-             `host`, `path`, `path_prefix`, `methods`, `upstream`, `strip_prefix`, `inspect`, `jwt`, \
-             `rate_limit`, `headers`",
+             `host`, `path`, `path_prefix`, `methods`, `upstream`, `strip_prefix`, `inspect`, \
+             `repair`, `jwt`, `introspection`, `rate_limit`, `headers`",
         ]
     );
 }
@@ -154,7 +154,8 @@ fn sections_of_the_wrong_shape() {
     assert_eq!(
         errors("[limits]\nx = 1\n"),
         [
-            "gatewise.toml:1:2: limits: unknown key `limits`, expected one of `server`, `issuers`, `upstreams`, `routes`"
+            "gatewise.toml:1:2: limits: unknown key `limits`, expected one of `server`, `issuers`, \
+             `introspectors`, `upstreams`, `routes`"
         ]
     );
 }
@@ -348,7 +349,7 @@ per = "1s"
             "gatewise.toml:21:19: routes[1].methods[1]: invalid method \"P OST\"",
             "gatewise.toml:23:16: routes[1].strip_prefix: only applies to `path_prefix` routes",
             "gatewise.toml:25:7: routes[1].rate_limit.key: \"sub\" is read from the token: the route \
-             needs a [routes.jwt] policy",
+             needs a [routes.jwt] or [routes.introspection] policy",
             "gatewise.toml:26:12: routes[1].rate_limit.requests: must be greater than zero",
             "gatewise.toml:28:9: routes[1].rate_limit.burst: must be greater than zero",
             "gatewise.toml:30:1: routes[2]: needs `path` (exact match) or `path_prefix`",
@@ -571,6 +572,320 @@ fn route_hosts_are_bare_host_names() {
         bad("a b"),
         [
             "gatewise.toml:13:8: routes[0].host: invalid host \"a b\": invalid international domain name"
+        ]
+    );
+}
+
+#[test]
+fn introspector_rules() {
+    let text = r#"
+[[introspectors]]
+name = "main"
+endpoint = "ftp://as.example.com/introspect"
+client_id = ""
+client_secret_env = "GATEWISE-SECRET"
+cache_ttl = "0s"
+negative_ttl = "0s"
+timeout = "0ms"
+
+[[introspectors]]
+name = "main"
+endpoint = "https://gw:pw@as.example.com/introspect"
+client_id = "gateway"
+client_secret_env = "A"
+client_secret_file = "a"
+auth = "private_key_jwt"
+
+[[introspectors]]
+name = ""
+endpoint = "not a url"
+client_secret_file = ""
+
+[[introspectors]]
+name = "other"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "gatewise.toml:4:12: introspectors[0].endpoint: must be an http or https URL, not \"ftp\"",
+            "gatewise.toml:5:13: introspectors[0].client_id: must not be empty",
+            "gatewise.toml:6:21: introspectors[0].client_secret_env: invalid environment variable \
+             name \"GATEWISE-SECRET\": letters, digits and \"_\", not starting with a digit",
+            "gatewise.toml:7:13: introspectors[0].cache_ttl: must be greater than zero",
+            "gatewise.toml:8:16: introspectors[0].negative_ttl: must be greater than zero",
+            "gatewise.toml:9:11: introspectors[0].timeout: must be greater than zero",
+            "gatewise.toml:12:8: introspectors[1].name: introspector name \"main\" is already used \
+             by introspectors[0]",
+            "gatewise.toml:13:12: introspectors[1].endpoint: must not carry credentials: the gateway \
+             authenticates with `client_id` and `client_secret_env` or `client_secret_file`",
+            "gatewise.toml:16:22: introspectors[1].client_secret_file: `client_secret_env` and \
+             `client_secret_file` are exclusive: keep one",
+            "gatewise.toml:17:8: introspectors[1].auth: unknown value `private_key_jwt`, expected \
+             `client_secret_basic` or `client_secret_post`",
+            // A missing key is placed at its table's header.
+            "gatewise.toml:19:1: introspectors[2].client_id: missing required key",
+            "gatewise.toml:20:8: introspectors[2].name: must not be empty",
+            "gatewise.toml:21:12: introspectors[2].endpoint: invalid URL \"not a url\": relative URL \
+             without a base",
+            "gatewise.toml:22:22: introspectors[2].client_secret_file: must not be empty",
+            "gatewise.toml:24:1: introspectors[3].endpoint: missing required key",
+            "gatewise.toml:24:1: introspectors[3].client_id: missing required key",
+            "gatewise.toml:24:1: introspectors[3]: needs `client_secret_env` or `client_secret_file`",
+        ]
+    );
+}
+
+/// The secret itself is refused, whatever its type, with a message saying
+/// where it goes instead; its value is never repeated.
+#[test]
+fn a_literal_client_secret_is_refused() {
+    const REFUSAL: &str = "secrets are not written in the configuration file: use \
+                           `client_secret_env` (the name of an environment variable) or \
+                           `client_secret_file` (a file holding the secret)";
+    for (value, column) in [
+        ("\"s3cr3t-value\"", 17),
+        ("{ value = \"s3cr3t-value\" }", 17),
+    ] {
+        let text = format!(
+            r#"
+[[introspectors]]
+name = "main"
+endpoint = "https://as.example.com/introspect"
+client_id = "gateway"
+client_secret = {value}
+"#
+        );
+        let errs = compile(&text).unwrap_err();
+        let [e] = errs.as_slice() else {
+            panic!("one error: {errs:?}")
+        };
+        assert_eq!(e.path, "introspectors[0].client_secret");
+        assert_eq!((e.line, e.column), (Some(6), Some(column)));
+        assert_eq!(e.message, REFUSAL);
+        assert!(!format!("{errs:?}").contains("s3cr3t"), "{errs:?}");
+    }
+
+    // Next to a reference, the reference is still checked.
+    let text = r#"
+[[introspectors]]
+name = "main"
+endpoint = "https://as.example.com/introspect"
+client_id = "gateway"
+client_secret = "s3cr3t-value"
+client_secret_env = "1SECRET"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            format!("gatewise.toml:6:17: introspectors[0].client_secret: {REFUSAL}"),
+            "gatewise.toml:7:21: introspectors[0].client_secret_env: invalid environment variable \
+             name \"1SECRET\": letters, digits and \"_\", not starting with a digit"
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn introspection_route_rules() {
+    let text = format!(
+        r#"{BASE}
+[[introspectors]]
+name = "main"
+endpoint = "https://as.example.com/introspect"
+client_id = "gateway"
+client_secret_env = "SECRET"
+
+[[routes]]
+name = "both"
+path_prefix = "/both"
+upstream = "api"
+repair = true
+[routes.jwt]
+issuers = ["main"]
+audiences = ["a"]
+[routes.introspection]
+introspector = "main"
+
+[[routes]]
+name = "legacy"
+path_prefix = "/legacy"
+upstream = "api"
+inspect = "discovery"
+repair = true
+[routes.introspection]
+introspector = "mian"
+audiences = [""]
+scopes_all = ["read write"]
+token_cookie = "a b"
+token_query = "a&b"
+colour = "blue"
+
+[[routes]]
+path = "/missing"
+upstream = "api"
+[routes.introspection]
+forward_claims = "yes"
+scopes_all = ["read"]
+scopes_any = []
+[routes.rate_limit]
+key = "client_id"
+requests = 1
+per = "1s"
+"#
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "gatewise.toml:28:10: routes[1].repair: only applies to routes with `inspect = \"token\"`",
+            "gatewise.toml:32:1: routes[1].introspection: route \"both\" has both [routes.jwt] and \
+             [routes.introspection]: keep one (jwt checks tokens locally, introspection asks the \
+             authorization server)",
+            "gatewise.toml:40:10: routes[2].repair: only applies to routes with `inspect = \"token\"`",
+            "gatewise.toml:42:16: routes[2].introspection.introspector: unknown introspector \"mian\" \
+             (defined: \"main\")",
+            "gatewise.toml:43:14: routes[2].introspection.audiences[0]: must not be empty",
+            "gatewise.toml:44:15: routes[2].introspection.scopes_all[0]: invalid scope \"read write\": \
+             one scope per entry, without spaces, quotes or backslashes (RFC 6749 §3.3)",
+            "gatewise.toml:45:16: routes[2].introspection.token_cookie: invalid cookie name \"a b\"",
+            "gatewise.toml:46:15: routes[2].introspection.token_query: invalid query parameter name \
+             \"a&b\"",
+            "gatewise.toml:47:1: routes[2].introspection.colour: unknown key `colour`, expected one of \
+             `introspector`, `audiences`, `scopes_all`, `scopes_any`, `token_cookie`, `token_query`, \
+             `forward_claims`, `strip_authorization`",
+            "gatewise.toml:52:1: routes[3].introspection.introspector: missing required key",
+            "gatewise.toml:53:18: routes[3].introspection.forward_claims: invalid type: string \
+             \"yes\", expected true or false",
+            "gatewise.toml:55:14: routes[3].introspection.scopes_any: `scopes_all` and `scopes_any` \
+             are exclusive: keep one",
+        ]
+    );
+}
+
+/// `repair` needs `inspect = "token"`; when `inspect` itself is wrong, only
+/// that is reported.
+#[test]
+fn repair_needs_inspect_token() {
+    let route = |keys: &str| {
+        format!(
+            "[[upstreams]]\nname = \"api\"\ntargets = [\"http://127.0.0.1:9000\"]\n\
+             [[routes]]\npath = \"/token\"\nupstream = \"api\"\n{keys}"
+        )
+    };
+    assert_eq!(
+        errors(&route("repair = true\n")),
+        ["gatewise.toml:7:10: routes[0].repair: only applies to routes with `inspect = \"token\"`"]
+    );
+    assert_eq!(
+        errors(&route("inspect = \"tokens\"\nrepair = true\n")),
+        [
+            "gatewise.toml:7:11: routes[0].inspect: unknown value `tokens`, expected one of `token`, \
+             `discovery`, `jwks`, `introspection`"
+        ]
+    );
+    assert!(
+        support::ok(&route("repair = false\n"))
+            .config
+            .dynamic
+            .routes[0]
+            .inspect
+            .is_none()
+    );
+    assert!(
+        support::ok(&route("inspect = \"token\"\nrepair = true\n"))
+            .config
+            .dynamic
+            .routes[0]
+            .repair
+    );
+}
+
+/// `client_id` and `sub` rate limits need a token policy: either kind.
+#[test]
+fn token_rate_keys_need_a_jwt_or_introspection_policy() {
+    let text = |policy: &str| {
+        format!(
+            r#"
+[[issuers]]
+name = "main"
+issuer = "https://as.example.com"
+jwks_uri = "https://as.example.com/jwks.json"
+
+[[introspectors]]
+name = "main"
+endpoint = "https://as.example.com/introspect"
+client_id = "gateway"
+client_secret_env = "SECRET"
+
+[[upstreams]]
+name = "api"
+targets = ["http://127.0.0.1:9000"]
+
+[[routes]]
+path_prefix = "/"
+upstream = "api"
+{policy}
+[routes.rate_limit]
+key = "sub"
+requests = 1
+per = "1s"
+"#
+        )
+    };
+    let jwt = "[routes.jwt]\nissuers = [\"main\"]\naudiences = [\"a\"]";
+    let introspection = "[routes.introspection]\nintrospector = \"main\"";
+    // The unused one of the two is only a warning.
+    assert_eq!(
+        warnings(&text(jwt)),
+        ["gatewise.toml:7:1: introspectors[0]: introspector \"main\" is not used by any route"]
+    );
+    assert_eq!(
+        warnings(&text(introspection)),
+        ["gatewise.toml:2:1: issuers[0]: issuer \"main\" is not used by any route"]
+    );
+    assert_eq!(
+        errors(&text("")),
+        [
+            "gatewise.toml:22:7: routes[0].rate_limit.key: \"sub\" is read from the token: the route \
+             needs a [routes.jwt] or [routes.introspection] policy"
+        ]
+    );
+}
+
+#[test]
+fn introspection_warnings() {
+    let text = r#"
+[[introspectors]]
+name = "main"
+endpoint = "http://as.example.com/introspect"
+client_id = "gateway"
+client_secret_env = "SECRET"
+
+[[introspectors]]
+name = "spare"
+endpoint = "http://127.0.0.1:9100/introspect"
+client_id = "gateway"
+client_secret_file = "secret.txt"
+
+[[upstreams]]
+name = "api"
+targets = ["http://127.0.0.1:9000"]
+
+[[routes]]
+path_prefix = "/"
+upstream = "api"
+[routes.introspection]
+introspector = "main"
+audiences = ["a", "a"]
+scopes_all = ["read", "read"]
+"#;
+    assert_eq!(
+        warnings(text),
+        [
+            "gatewise.toml:4:12: introspectors[0].endpoint: plain http to a host that is not \
+             loopback: the client secret and the tokens cross the network in clear, use https",
+            "gatewise.toml:8:1: introspectors[1]: introspector \"spare\" is not used by any route",
+            "gatewise.toml:23:19: routes[0].introspection.audiences[1]: \"a\" is listed twice",
+            "gatewise.toml:24:23: routes[0].introspection.scopes_all[1]: \"read\" is listed twice",
         ]
     );
 }

@@ -5,7 +5,8 @@ mod support;
 use std::time::Duration;
 
 use gatewise_config::model::{
-    ClaimCondition, ClaimTest, HostHeader, KeySource, PathMatch, RateKey, RateLimit, ScopeRule,
+    ClaimCondition, ClaimTest, ClientAuth, HostHeader, Inspect, IntrospectionPolicy, KeySource,
+    PathMatch, RateKey, RateLimit, ScopeRule, SecretRef, TokenSource,
 };
 use gatewise_config::{EXAMPLE, compile};
 
@@ -42,6 +43,9 @@ fn example_matches_the_brief() {
     assert_eq!(health.matcher.path, PathMatch::Exact("/health".into()));
     assert_eq!(health.matcher.methods, ["GET"]);
     assert!(health.jwt.is_none() && health.rate_limit.is_none());
+    // The introspector and its route are commented out.
+    assert!(config.dynamic.introspectors.is_empty());
+    assert!(api.introspection.is_none() && api.inspect.is_none() && !api.repair);
 
     assert_eq!(api.matcher.path, PathMatch::Prefix("/api".into()));
     let jwt = api.jwt.as_ref().unwrap();
@@ -111,5 +115,64 @@ fn example_with_its_optional_lines_uncommented_compiles() {
             .token_sources
             .len(),
         2
+    );
+    assert_eq!(config.dynamic.routes[1].inspect, Some(Inspect::Token));
+    assert!(config.dynamic.routes[1].repair);
+}
+
+/// The commented-out introspector and the route that uses it, once
+/// uncommented, mean what their comments say.
+#[test]
+fn example_introspection_compiles_and_matches_its_comments() {
+    let text = support::example_with_optional_lines();
+    let config = support::ok(&text).config;
+
+    let [introspector] = config.dynamic.introspectors.as_slice() else {
+        panic!("one introspector")
+    };
+    assert_eq!(introspector.name, "main");
+    assert_eq!(
+        introspector.endpoint,
+        "https://as.example.com/oauth2/introspect"
+    );
+    assert_eq!(introspector.client_id, "gateway");
+    assert_eq!(
+        introspector.client_secret,
+        SecretRef::Env("GATEWISE_INTROSPECTION_SECRET".into())
+    );
+    assert_eq!(introspector.auth, ClientAuth::Basic);
+    assert_eq!(
+        (
+            introspector.cache_ttl,
+            introspector.negative_ttl,
+            introspector.timeout
+        ),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            Duration::from_secs(3)
+        )
+    );
+
+    let [_, _, legacy] = config.dynamic.routes.as_slice() else {
+        panic!("three routes")
+    };
+    assert_eq!(legacy.name, "legacy");
+    assert_eq!(legacy.matcher.path, PathMatch::Prefix("/legacy".into()));
+    assert!(legacy.jwt.is_none());
+    assert_eq!(
+        legacy.introspection,
+        Some(IntrospectionPolicy {
+            introspector: "main".into(),
+            audiences: vec!["https://api.example.com".into()],
+            scopes: ScopeRule::AnyOf(vec!["api.read".into(), "api.admin".into()]),
+            token_sources: vec![TokenSource::Cookie("access_token".into())],
+            forward_claims: true,
+            strip_authorization: true,
+        })
+    );
+    assert_eq!(
+        legacy.rate_limit.as_ref().map(|l| &l.key),
+        Some(&RateKey::Subject)
     );
 }

@@ -6,9 +6,10 @@
 //! [`MAX_CACHE_TTL`]); the route's claim rules run on every request, hits
 //! included, so a cached token never bypasses a stricter route.
 
+use crate::introspect::{Introspection, Outcome};
 use crate::keys::IssuerKeys;
 use crate::problem::Denial;
-use gatewise_config::model::{ClaimTest, JwtPolicy, ScopeRule, TokenSource};
+use gatewise_config::model::{ClaimTest, IntrospectionPolicy, JwtPolicy, ScopeRule, TokenSource};
 use gatewise_core::jose::check::{self, Policy, Rejection, Verified};
 use http::request::Parts;
 use http::{HeaderMap, header};
@@ -91,13 +92,8 @@ impl Authenticator {
         now: u64,
         counters: &crate::Counters,
     ) -> Result<Principal, Denial> {
-        let token = extract(parts, policy)?;
-        let hash: [u8; 32] = {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-            let mut out = [0u8; 32];
-            out.copy_from_slice(d.as_ref());
-            out
-        };
+        let token = extract(parts, &policy.token_sources)?;
+        let hash = token_hash(token);
         let cached = match self.cache.get(&hash) {
             Some(c) => {
                 counters
@@ -131,7 +127,7 @@ impl Authenticator {
         };
         check::validate(&v.header, &v.claims, &route_policy, now)
             .map_err(|r| Denial::from_rejection(&r))?;
-        scopes(&policy.scopes, v)?;
+        scopes(&policy.scopes, &v.claims.scopes().collect::<Vec<_>>())?;
         claims(policy, v)?;
         Ok(Principal {
             issuer: issuer.config.name.clone(),
@@ -139,7 +135,48 @@ impl Authenticator {
             client_id: v.claims.client_id.clone().or_else(|| v.claims.azp.clone()),
             scopes: v.claims.scopes().map(str::to_owned).collect(),
             kid: v.header.kid.clone(),
-            fingerprint: hash.iter().take(8).map(|b| format!("{b:02x}")).collect(),
+            fingerprint: fingerprint(&hash),
+        })
+    }
+
+    /// Checks the request against an introspection `policy` with `introspection`.
+    pub async fn introspect(
+        &self,
+        parts: &Parts,
+        policy: &IntrospectionPolicy,
+        introspection: &Introspection,
+        now: u64,
+    ) -> Result<Principal, Denial> {
+        let token = extract(parts, &policy.token_sources)?;
+        let a = match introspection.outcome(token, now).await? {
+            Outcome::Active(a) => a,
+            Outcome::Inactive => {
+                return Err(Denial::invalid_token(
+                    "introspection-inactive",
+                    "the authorization server says this token is not active (expired, revoked or unknown)",
+                ));
+            }
+        };
+        if !policy.audiences.is_empty() && !a.aud.iter().any(|x| policy.audiences.contains(x)) {
+            return Err(Denial::invalid_token(
+                "introspection-aud-mismatch",
+                format!(
+                    "the token's audience {:?} holds none of the audiences this route accepts",
+                    a.aud
+                ),
+            ));
+        }
+        scopes(
+            &policy.scopes,
+            &a.scopes.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        Ok(Principal {
+            issuer: introspection.config.name.clone(),
+            subject: a.sub,
+            client_id: a.client_id,
+            scopes: a.scopes,
+            kid: None,
+            fingerprint: fingerprint(&token_hash(token)),
         })
     }
 
@@ -147,6 +184,18 @@ impl Authenticator {
     pub fn cached(&self) -> u64 {
         self.cache.entry_count()
     }
+}
+
+/// SHA-256 of a token: the cache key; its prefix is the logged fingerprint.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn fingerprint(hash: &[u8; 32]) -> String {
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Signature verification, uncached: pick the issuer by `iss`, the keys by
@@ -219,7 +268,7 @@ async fn verify(
 /// RFC 6750 §2: the token from `Authorization: Bearer` (scheme
 /// case-insensitive, RFC 9110 §11.1), or from an opted-in cookie or query
 /// parameter; more than one method is `invalid_request` (§2).
-fn extract<'a>(parts: &'a Parts, policy: &JwtPolicy) -> Result<&'a str, Denial> {
+fn extract<'a>(parts: &'a Parts, sources: &[TokenSource]) -> Result<&'a str, Denial> {
     let mut found: Vec<(&'static str, &'a str)> = Vec::new();
     let mut other_scheme = None;
     let auths: Vec<_> = parts
@@ -254,7 +303,7 @@ fn extract<'a>(parts: &'a Parts, policy: &JwtPolicy) -> Result<&'a str, Denial> 
             other_scheme = Some(scheme.chars().take(20).collect::<String>());
         }
     }
-    for src in &policy.token_sources {
+    for src in sources {
         match src {
             TokenSource::Cookie(name) => {
                 if let Some(t) = cookie(&parts.headers, name) {
@@ -301,8 +350,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
-fn scopes(rule: &ScopeRule, v: &Verified) -> Result<(), Denial> {
-    let granted: Vec<&str> = v.claims.scopes().collect();
+fn scopes(rule: &ScopeRule, granted: &[&str]) -> Result<(), Denial> {
     let (ok, needed) = match rule {
         ScopeRule::None => return Ok(()),
         ScopeRule::AllOf(want) => (want.iter().all(|w| granted.contains(&w.as_str())), want),

@@ -14,6 +14,8 @@
 
 pub mod auth;
 pub mod body;
+pub mod inspect;
+pub mod introspect;
 pub mod keys;
 pub mod problem;
 pub mod proxy;
@@ -31,6 +33,50 @@ pub enum GatewayError {
     /// An upstream pool could not be set up (its `ca_file`, the system roots).
     #[error("{0}")]
     Upstream(String),
+    /// A secret reference could not be resolved.
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// Where secrets referenced by the configuration come from. The binary
+/// passes one that reads the process environment; library code never reads
+/// the environment itself.
+pub trait SecretSource: Send + Sync + 'static {
+    /// The value of environment variable `name`, if set.
+    fn env(&self, name: &str) -> Option<String>;
+}
+
+/// A secret source with no environment (tests; files still work).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEnv;
+
+impl SecretSource for NoEnv {
+    fn env(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Resolves a secret reference: an environment variable, or a file's
+/// content without its trailing newline. Errors name the reference, never
+/// the value.
+pub fn resolve_secret(
+    r: &gatewise_config::model::SecretRef,
+    source: &dyn SecretSource,
+) -> Result<String, String> {
+    use gatewise_config::model::SecretRef;
+    let v = match r {
+        SecretRef::Env(name) => source
+            .env(name)
+            .ok_or_else(|| format!("environment variable {name} is not set"))?,
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+    };
+    if v.is_empty() {
+        return Err("the secret is empty".to_owned());
+    }
+    Ok(v)
 }
 
 /// Counters over the gateway's life (read by metrics, the admin API and

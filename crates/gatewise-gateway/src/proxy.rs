@@ -3,6 +3,8 @@
 use crate::Clock;
 use crate::auth::{Authenticator, Principal};
 use crate::body::{self, Body};
+use crate::inspect::{self, InspectorStats};
+use crate::introspect::Introspection;
 use crate::keys::IssuerKeys;
 use crate::problem::{Denial, RateFields};
 use crate::ratelimit::{Decision, Limiter, LocalLimiter};
@@ -52,6 +54,7 @@ pub struct State {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     /// Per route (same index), its rate limiter.
     limiters: Vec<Option<Arc<dyn Limiter>>>,
+    introspectors: HashMap<String, Arc<Introspection>>,
 }
 
 impl State {
@@ -61,7 +64,28 @@ impl State {
         config: DynamicConfig,
         previous: Option<&State>,
         http: &reqwest::Client,
+        secrets: &dyn crate::SecretSource,
     ) -> Result<State, crate::GatewayError> {
+        let mut introspectors = HashMap::new();
+        for i in &config.introspectors {
+            let keep = previous
+                .and_then(|p| p.introspectors.get(&i.name))
+                .filter(|old| old.config == *i)
+                .cloned();
+            let intro = match keep {
+                Some(x) => x,
+                None => {
+                    let secret = crate::resolve_secret(&i.client_secret, secrets).map_err(|e| {
+                        crate::GatewayError::Secret(format!(
+                            "introspector `{}`: client secret: {e}",
+                            i.name
+                        ))
+                    })?;
+                    Arc::new(Introspection::new(i.clone(), secret, http.clone()))
+                }
+            };
+            introspectors.insert(i.name.clone(), intro);
+        }
         let issuers = config
             .issuers
             .iter()
@@ -108,6 +132,7 @@ impl State {
             pools,
             issuers,
             limiters,
+            introspectors,
         })
     }
 
@@ -126,6 +151,8 @@ pub struct Gateway {
     request_seq: AtomicU64,
     id_prefix: String,
     counters: crate::Counters,
+    secrets: Arc<dyn crate::SecretSource>,
+    inspector: InspectorStats,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -151,13 +178,23 @@ impl Gateway {
         config: DynamicConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, crate::GatewayError> {
+        Gateway::with_secrets(config, clock, Arc::new(crate::NoEnv))
+    }
+
+    /// A gateway whose secret references (`client_secret_env`) resolve
+    /// through `secrets`.
+    pub fn with_secrets(
+        config: DynamicConfig,
+        clock: Arc<dyn Clock>,
+        secrets: Arc<dyn crate::SecretSource>,
+    ) -> Result<Gateway, crate::GatewayError> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .connect_timeout(std::time::Duration::from_secs(3))
             .user_agent(concat!("gatewise/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let state = State::new(config, None, &http)?;
+        let state = State::new(config, None, &http, secrets.as_ref())?;
         let mut seed = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut seed);
         Ok(Gateway {
@@ -168,6 +205,8 @@ impl Gateway {
             request_seq: AtomicU64::new(0),
             id_prefix: seed.iter().map(|b| format!("{b:02x}")).collect(),
             counters: crate::Counters::default(),
+            secrets,
+            inspector: InspectorStats::default(),
         })
     }
 
@@ -191,7 +230,12 @@ impl Gateway {
         config: DynamicConfig,
     ) -> Result<Vec<(String, String)>, crate::GatewayError> {
         let old = self.state.load_full();
-        let new = Arc::new(State::new(config, Some(&old), &self.http)?);
+        let new = Arc::new(State::new(
+            config,
+            Some(&old),
+            &self.http,
+            self.secrets.as_ref(),
+        )?);
         let mut failures = Vec::new();
         for i in new.issuers() {
             if i.kids().is_empty()
@@ -207,6 +251,11 @@ impl Gateway {
     /// Counters since start.
     pub fn counters(&self) -> &crate::Counters {
         &self.counters
+    }
+
+    /// What the exchange inspector found so far.
+    pub fn inspector(&self) -> &InspectorStats {
+        &self.inspector
     }
 
     /// The current state.
@@ -306,7 +355,27 @@ impl Gateway {
                         .await?,
                 )
             }
-            None => None,
+            None => match &route.introspection {
+                Some(policy) => {
+                    let intro = state
+                        .introspectors
+                        .get(&policy.introspector)
+                        .ok_or_else(|| {
+                            Denial::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "introspector-missing",
+                                "The route's introspector is not configured",
+                                "the route names an introspector that is not configured",
+                            )
+                        })?;
+                    Some(
+                        self.auth
+                            .introspect(&parts, policy, intro, self.clock.unix_now())
+                            .await?,
+                    )
+                }
+                None => None,
+            },
         };
         let rate = match (
             state.limiters.get(index).and_then(Option::as_ref),
@@ -353,6 +422,7 @@ impl Gateway {
             peer,
             host.as_deref(),
             request_id,
+            &self.inspector,
         )
         .await?;
         if let Some(r) = rate {
@@ -419,14 +489,20 @@ async fn forward(
     peer: Peer,
     host: Option<&str>,
     request_id: &str,
+    inspector: &InspectorStats,
 ) -> Result<Response<Body>, Denial> {
     let original_host = parts.headers.get(header::HOST).cloned();
     strip_hop_by_hop(&mut parts.headers);
     for h in IDENTITY_HEADERS {
         parts.headers.remove(*h);
     }
-    if let (Some(p), Some(policy)) = (principal, &route.jwt) {
-        if policy.forward_claims {
+    let (forward_claims, strip_authorization) = match (&route.jwt, &route.introspection) {
+        (Some(j), _) => (j.forward_claims, j.strip_authorization),
+        (None, Some(i)) => (i.forward_claims, i.strip_authorization),
+        (None, None) => (false, false),
+    };
+    if let Some(p) = principal {
+        if forward_claims {
             set(&mut parts.headers, "x-auth-issuer", &p.issuer);
             if let Some(s) = &p.subject {
                 set(&mut parts.headers, "x-auth-subject", s);
@@ -436,7 +512,7 @@ async fn forward(
             }
             set(&mut parts.headers, "x-auth-scopes", &p.scopes.join(" "));
         }
-        if policy.strip_authorization {
+        if strip_authorization {
             parts.headers.remove(header::AUTHORIZATION);
         }
     }
@@ -509,8 +585,36 @@ async fn forward(
                 pool.record(&target, !resp.status().is_server_error());
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
+                let mut rbody = body::boxed(rbody);
+                if let Some(kind) = route.inspect {
+                    let mut seen = Request::new(());
+                    *seen.method_mut() = parts.method.clone();
+                    *seen.uri_mut() = parts.uri.clone();
+                    *seen.headers_mut() = parts.headers.clone();
+                    let (seen, ()) = seen.into_parts();
+                    let (p, b, found) = inspect::inspect(
+                        kind,
+                        route.repair,
+                        &seen,
+                        rparts,
+                        rbody,
+                        inspector,
+                        &route.name,
+                    )
+                    .await;
+                    if !found.findings.is_empty() || !found.repairs.is_empty() {
+                        tracing::debug!(
+                            request_id,
+                            findings = found.findings.len(),
+                            repairs = ?found.repairs,
+                            "inspected the upstream's OAuth response"
+                        );
+                    }
+                    rparts = p;
+                    rbody = b;
+                }
                 apply_response_rules(&mut rparts.headers, &route.headers);
-                return Ok(Response::from_parts(rparts, body::boxed(rbody)));
+                return Ok(Response::from_parts(rparts, rbody));
             }
             Ok(Err(e)) => {
                 pool.record(&target, false);

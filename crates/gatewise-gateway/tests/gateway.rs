@@ -55,9 +55,11 @@ fn route(name: &str, path: PathMatch, upstream: &str, jwt: Option<JwtPolicy>) ->
         upstream: upstream.into(),
         strip_prefix: false,
         jwt,
+        introspection: None,
         rate_limit: None,
         headers: HeaderRules::default(),
         inspect: None,
+        repair: false,
     }
 }
 
@@ -136,6 +138,7 @@ impl World {
                     )
                 },
             ],
+            introspectors: vec![],
             max_body_bytes: 1024,
         };
         let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
@@ -574,6 +577,7 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
         issuers: vec![],
         upstreams: vec![up],
         routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
+        introspectors: vec![],
         max_body_bytes: 1024,
     };
     let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());

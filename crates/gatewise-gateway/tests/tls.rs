@@ -117,10 +117,13 @@ async fn sni_alpn_and_reload() {
             upstream: "echo".into(),
             strip_prefix: false,
             jwt: None,
+            introspection: None,
             rate_limit: None,
             headers: HeaderRules::default(),
             inspect: None,
+            repair: false,
         }],
+        introspectors: vec![],
         max_body_bytes: 1 << 20,
     };
     let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))).unwrap());
@@ -186,11 +189,14 @@ fn route_all(upstream: Upstream) -> DynamicConfig {
             upstream: upstream.name.clone(),
             strip_prefix: false,
             jwt: None,
+            introspection: None,
             rate_limit: None,
             headers: HeaderRules::default(),
             inspect: None,
+            repair: false,
         }],
         upstreams: vec![upstream],
+        introspectors: vec![],
         max_body_bytes: 1 << 20,
     }
 }

@@ -60,28 +60,35 @@ audiences = ["https://api.example.com"]
 
 /// The example file with its commented-out optional lines uncommented
 /// (except the alternative key sources, which are exclusive).
+///
+/// A commented-out table (a `# [table]` or `# [[array]]` line) is
+/// uncommented with the `# ` lines that follow it, up to the first line that
+/// is not such a comment; other lines are uncommented when they set one of
+/// the optional keys below.
 pub(crate) fn example_with_optional_lines() -> String {
-    const OPTIONAL: [&str; 13] = [
-        "[server.tls]",
-        "certificates",
-        "  { cert",
-        "]",
+    const OPTIONAL: [&str; 10] = [
         "ca_file",
         "health_check",
         "host =",
         "inspect",
+        "repair",
         "token_cookie",
         "token_query",
         "request_set",
         "response_add",
         "response_set",
     ];
+    let mut in_block = false;
     gatewise_config::EXAMPLE
         .lines()
         .map(|line| {
-            let uncommented = line
-                .strip_prefix("# ")
-                .filter(|rest| OPTIONAL.iter().any(|o| rest.starts_with(o)));
+            let rest = line.strip_prefix("# ");
+            in_block = match rest {
+                Some(rest) => in_block || rest.starts_with('['),
+                None => false,
+            };
+            let uncommented =
+                rest.filter(|rest| in_block || OPTIONAL.iter().any(|o| rest.starts_with(o)));
             format!("{}\n", uncommented.unwrap_or(line))
         })
         .collect()

@@ -492,7 +492,19 @@ async fn forward(
     inspector: &InspectorStats,
 ) -> Result<Response<Body>, Denial> {
     let original_host = parts.headers.get(header::HOST).cloned();
+    // An upgrade (WebSocket and others, HTTP/1.1 only): the protocol token
+    // is passed on, and after a 101 both connections are spliced.
+    let upgrade = upgrade_protocol(&parts.headers);
+    let mut client_upgrade = upgrade
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(proto) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, proto.clone());
+    }
     for h in IDENTITY_HEADERS {
         parts.headers.remove(*h);
     }
@@ -581,8 +593,17 @@ async fn forward(
         let sent =
             tokio::time::timeout(pool.config.first_byte_timeout, pool.client.request(up)).await;
         match sent {
-            Ok(Ok(resp)) => {
+            Ok(Ok(mut resp)) => {
                 pool.record(&target, !resp.status().is_server_error());
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    return splice(
+                        resp.headers().get(header::UPGRADE).cloned(),
+                        client_upgrade.take(),
+                        hyper::upgrade::on(&mut resp),
+                        resp,
+                        request_id,
+                    );
+                }
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
                 let mut rbody = body::boxed(rbody);
@@ -646,6 +667,65 @@ async fn forward(
         failed = Some(target);
     }
     Err(last_error)
+}
+
+/// The `Upgrade` protocol of a request asking for one (`Connection: upgrade`).
+fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        h.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Answers the client's upgrade with the upstream's 101 and splices the two
+/// upgraded connections byte for byte until either side closes.
+fn splice(
+    protocol: Option<HeaderValue>,
+    client: Option<hyper::upgrade::OnUpgrade>,
+    upstream: hyper::upgrade::OnUpgrade,
+    resp: Response<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, Denial> {
+    let Some(client) = client else {
+        return Err(Denial::new(
+            StatusCode::BAD_GATEWAY,
+            "upgrade-unexpected",
+            "The upstream switched protocols unasked",
+            "the upstream answered 101 to a request that did not ask to upgrade",
+        ));
+    };
+    let id = request_id.to_owned();
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream) {
+            Ok((c, u)) => {
+                let mut c = hyper_util::rt::TokioIo::new(c);
+                let mut u = hyper_util::rt::TokioIo::new(u);
+                match tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(request_id = %id, up, down, "upgraded connection closed")
+                    }
+                    Err(e) => tracing::debug!(request_id = %id, "upgraded connection ended: {e}"),
+                }
+            }
+            Err(e) => tracing::warn!(request_id = %id, "upgrade failed: {e}"),
+        }
+    });
+    let (mut parts, _) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(p) = protocol {
+        parts.headers.insert(header::UPGRADE, p);
+    }
+    Ok(Response::from_parts(parts, body::empty()))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -606,3 +606,78 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
         assert_eq!(r.status(), 200, "request {i} went to the unhealthy target");
     }
 }
+
+#[tokio::test]
+async fn upgrades_are_spliced_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that switches to an "echo" protocol and echoes bytes back.
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = up.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).await.unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.contains("upgrade: echo"), "{head}");
+        assert!(head.contains("connection: upgrade"), "{head}");
+        s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let config = DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![upstream("ws", vec![format!("http://{up_addr}")])],
+        routes: vec![route("ws", PathMatch::Prefix("/ws".into()), "ws", None)],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    };
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stat = StaticConfig {
+        listen: addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(2),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    tokio::spawn(async move {
+        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
+    });
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for msg in [&b"ping"[..], b"a longer frame of bytes \x00\x01\x02"] {
+        c.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, msg);
+    }
+}

@@ -3,6 +3,7 @@
 //! protocol logic lives here.
 
 mod clock;
+mod demo;
 mod doctor;
 mod input;
 mod render;
@@ -34,6 +35,12 @@ enum Command {
     /// Reloads the configuration on SIGHUP; stops gracefully on SIGINT or
     /// SIGTERM. Logs go to stderr; set GATEWISE_LOG (e.g. `debug`) to filter.
     Serve(serve::Serve),
+    /// Start an authorization server, the gateway and an API in one process
+    /// and print the curls that get a token, call the API, and fail.
+    ///
+    /// Nothing is written to disk. `--check` makes the calls itself and exits
+    /// 0 only when each gives the expected answer.
+    Demo(demo::Demo),
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(serve::ConfigCommand),
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(d) => doctor::run(*d),
         Command::Serve(s) => serve::run(s),
+        Command::Demo(d) => demo::run(d),
         Command::Config(c) => serve::config(c),
     };
     match result {

@@ -175,3 +175,12 @@ fn version_and_help() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--expect"));
 }
+
+#[test]
+fn demo_check_runs_the_demo_end_to_end() {
+    let out = run(&["demo", "--check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{stdout}");
+    assert!(stdout.contains("401 \"jwt-expired\""), "{stdout}");
+}

@@ -19,6 +19,7 @@
 
 pub mod capture;
 pub mod catalogue;
+pub mod clock;
 pub mod diagnose;
 pub mod explain;
 pub mod finding;

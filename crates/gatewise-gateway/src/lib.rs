@@ -110,19 +110,4 @@ impl Counters {
     }
 }
 
-/// Where the gateway gets the time from (Unix seconds). The binary passes
-/// the system clock; tests pass a fixed one.
-pub trait Clock: Send + Sync + 'static {
-    /// Seconds since the Unix epoch.
-    fn unix_now(&self) -> u64;
-}
-
-/// A clock that always says the same time (tests, replays).
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub u64);
-
-impl Clock for FixedClock {
-    fn unix_now(&self) -> u64 {
-        self.0
-    }
-}
+pub use gatewise_core::clock::{Clock, FixedClock};

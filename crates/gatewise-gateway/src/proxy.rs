@@ -293,7 +293,9 @@ impl Gateway {
                 if denial.reason == "rate-limited" {
                     self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
-                tracing::info!(
+                // Debug, not info: a flood of forged tokens must not become a
+                // flood of log lines; counters and the call log keep the reasons.
+                tracing::debug!(
                     request_id,
                     reason = denial.reason,
                     status = denial.status.as_u16(),

@@ -1,0 +1,339 @@
+//! `gatewise demo`: the embedded authorization server, the gateway and a
+//! small API behind it, in one process with nothing to write to disk. It
+//! prints the curls that get a token, call the API, and fail (with the
+//! problem document the gateway answers and the doctor command that
+//! explains it). `--check` makes those calls itself and exits 0 only when
+//! each gives the expected answer.
+
+use crate::clock;
+use anyhow::{Context as _, bail};
+use axum::Json;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use clap::Args;
+use gatewise_authz::{Authz, AuthzConfig};
+use gatewise_config::model::*;
+use gatewise_gateway::{Clock, Gateway, server};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `gatewise demo`.
+#[derive(Debug, Args)]
+pub(crate) struct Demo {
+    /// Gateway address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Embedded authorization server address.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    authz: SocketAddr,
+    /// Demo API (upstream) address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    api: SocketAddr,
+    /// Run the demo's calls, report, and exit (0 when all behave as
+    /// described). Uses free ports unless addresses are given.
+    #[arg(long)]
+    check: bool,
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_now(&self) -> u64 {
+        clock::now()
+    }
+}
+
+const RESOURCE: &str = "https://api.example.test";
+
+async fn bind(
+    addr: SocketAddr,
+    check: bool,
+    default_port: u16,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    // In --check mode, default ports become free ones so CI never collides.
+    let addr = if check && addr.port() == default_port {
+        SocketAddr::new(addr.ip(), 0)
+    } else {
+        addr
+    };
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (use --listen/--authz/--api to pick other ports)")
+    })
+}
+
+/// The demo API: `GET /orders` lists orders and says who called.
+fn api_router() -> axum::Router {
+    async fn orders(headers: HeaderMap) -> Json<Value> {
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        Json(json!({
+            "orders": [{"id": 1042, "item": "espresso beans", "qty": 2}, {"id": 1043, "item": "grinder", "qty": 1}],
+            "caller": {"subject": h("x-auth-subject"), "client_id": h("x-auth-client-id"), "scopes": h("x-auth-scopes")},
+        }))
+    }
+    axum::Router::new().route("/orders", get(orders))
+}
+
+fn config(issuer: &str, api: SocketAddr) -> DynamicConfig {
+    DynamicConfig {
+        issuers: vec![Issuer {
+            name: "demo".into(),
+            issuer: issuer.into(),
+            keys: KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration")),
+            algorithms: vec!["RS256".into()],
+            leeway: Duration::from_secs(60),
+            jwks_max_age: Duration::from_secs(3600),
+            jwks_refetch_interval: Duration::from_secs(10),
+            unknown_kid_ttl: Duration::from_secs(30),
+        }],
+        upstreams: vec![Upstream {
+            name: "orders-api".into(),
+            targets: vec![format!("http://{api}")],
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(2),
+            first_byte_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(30),
+            retries: 1,
+            health_check: None,
+            eject_after: 5,
+            eject_for: Duration::from_secs(30),
+            ca_file: None,
+            host_header: HostHeader::Target,
+        }],
+        routes: vec![Route {
+            name: "orders".into(),
+            matcher: RouteMatch {
+                host: None,
+                path: PathMatch::Prefix("/api".into()),
+                methods: vec![],
+            },
+            upstream: "orders-api".into(),
+            strip_prefix: true,
+            jwt: Some(JwtPolicy {
+                issuers: vec!["demo".into()],
+                audiences: vec![RESOURCE.into()],
+                require_at_jwt: true,
+                scopes: ScopeRule::AllOf(vec!["orders.read".into()]),
+                claims: vec![],
+                token_sources: vec![],
+                forward_claims: true,
+                strip_authorization: true,
+            }),
+            introspection: None,
+            rate_limit: None,
+            headers: HeaderRules::default(),
+            inspect: None,
+            repair: false,
+        }],
+        introspectors: vec![],
+        max_body_bytes: 1 << 20,
+    }
+}
+
+pub(crate) fn run(args: Demo) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(demo(args))
+}
+
+#[allow(clippy::print_stdout)]
+async fn demo(args: Demo) -> anyhow::Result<u8> {
+    let authz_l = bind(args.authz, args.check, 9100).await?;
+    let api_l = bind(args.api, args.check, 9000).await?;
+    let gw_l = bind(args.listen, args.check, 8080).await?;
+    let (authz_addr, api_addr, gw_addr) = (
+        authz_l.local_addr()?,
+        api_l.local_addr()?,
+        gw_l.local_addr()?,
+    );
+    let issuer = format!("http://{authz_addr}");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let authz_config = AuthzConfig::dev(&issuer);
+    let secret = authz_config
+        .clients
+        .iter()
+        .find(|c| c.id == "demo-client")
+        .map(|c| c.secret.clone())
+        .unwrap_or_default();
+    let authz = Arc::new(Authz::new(authz_config, Arc::clone(&clock))?);
+    let router = Arc::clone(&authz).router();
+    tokio::spawn(async move { axum::serve(authz_l, router).await });
+    tokio::spawn(async move { axum::serve(api_l, api_router()).await });
+
+    let gateway = Arc::new(Gateway::new(config(&issuer, api_addr), Arc::clone(&clock))?);
+    if let Some((name, e)) = gateway.load_keys().await.into_iter().next() {
+        bail!("the demo gateway could not load the keys of issuer {name}: {e}");
+    }
+    let stat = StaticConfig {
+        listen: gw_addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(2),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let gw = Arc::clone(&gateway);
+    let served = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        server::serve(gw_l, gw, &stat, None, stop).await
+    });
+
+    let expired = authz.mint_access_token("demo-client", RESOURCE, "orders.read", -300)?;
+    let other_aud = authz.mint_access_token(
+        "demo-client",
+        "https://other.example.test",
+        "orders.read",
+        600,
+    )?;
+    let api = format!("http://{gw_addr}/api/orders");
+    let get_token = format!(
+        "curl -s -u demo-client:{secret} -d grant_type=client_credentials -d scope=orders.read -d resource={RESOURCE} http://{authz_addr}/token"
+    );
+
+    let code = if args.check {
+        check(
+            &get_token,
+            &api,
+            &issuer,
+            &secret,
+            &expired,
+            &other_aud,
+            &authz_addr.to_string(),
+        )
+        .await
+    } else {
+        println!(
+            "gatewise demo: an authorization server, a gateway and an API, all on this machine.\n"
+        );
+        println!(
+            "  authorization server  {issuer}  (discovery: {issuer}/.well-known/openid-configuration)"
+        );
+        println!(
+            "  gateway               http://{gw_addr}  (route /api -> http://{api_addr}, needs a token for {RESOURCE} with scope orders.read)"
+        );
+        println!("  client                demo-client / {secret}\n");
+        println!(
+            "1. Get a token:\n\n  TOKEN=$({get_token} | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n"
+        );
+        println!(
+            "2. Call the API through the gateway (200):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" {api}\n"
+        );
+        println!(
+            "3. Call it with an expired token (401 jwt-expired, with the reason in WWW-Authenticate and application/problem+json):\n\n  curl -si -H \"Authorization: Bearer {expired}\" {api}\n"
+        );
+        println!(
+            "   and ask the doctor why:\n\n  gatewise doctor jwt {expired} --issuer {issuer} --audience {RESOURCE}\n"
+        );
+        println!(
+            "4. Or a token for another audience (401 jwt-aud-mismatch):\n\n  curl -si -H \"Authorization: Bearer {other_aud}\" {api}\n"
+        );
+        println!("Press Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+        0
+    };
+    let _ = stop_tx.send(());
+    let _ = served.await;
+    Ok(code)
+}
+
+/// The demo's calls, made and checked; prints one line per step.
+#[allow(clippy::print_stdout)]
+async fn check(
+    _shown: &str,
+    api: &str,
+    issuer: &str,
+    secret: &str,
+    expired: &str,
+    other_aud: &str,
+    authz: &str,
+) -> u8 {
+    let http = reqwest::Client::new();
+    let mut failures = 0;
+    let mut step = |ok: bool, what: String| {
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failures += 1;
+        }
+    };
+    let token: Option<String> = async {
+        let r = http
+            .post(format!("http://{authz}/token"))
+            .basic_auth("demo-client", Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "orders.read"),
+                ("resource", RESOURCE),
+            ])
+            .send()
+            .await
+            .ok()?;
+        let v: Value = r.json().await.ok()?;
+        v.get("access_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+    .await;
+    step(
+        token.is_some(),
+        format!("token from {issuer}/token (client_credentials)"),
+    );
+    let call = |t: String| {
+        let http = http.clone();
+        let api = api.to_owned();
+        async move {
+            let r = http.get(&api).bearer_auth(t).send().await.ok()?;
+            let status = r.status().as_u16();
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            Some((status, challenge, body))
+        }
+    };
+    let ok = match &token {
+        Some(t) => call(t.clone()).await,
+        None => None,
+    };
+    step(
+        ok.as_ref()
+            .is_some_and(|(s, _, b)| *s == 200 && b["caller"]["client_id"] == "demo-client"),
+        format!(
+            "GET {api} with the token: {}",
+            ok.as_ref()
+                .map_or("no answer".to_owned(), |(s, _, _)| s.to_string())
+        ),
+    );
+    for (token, reason) in [(expired, "jwt-expired"), (other_aud, "jwt-aud-mismatch")] {
+        let got = call(token.to_owned()).await;
+        let good = got.as_ref().is_some_and(|(s, c, b)| {
+            *s == 401 && c.contains("error=\"invalid_token\"") && b["reason"] == reason
+        });
+        step(
+            good,
+            format!(
+                "GET {api} with a bad token: {}",
+                got.as_ref()
+                    .map_or("no answer".to_owned(), |(s, _, b)| format!(
+                        "{s} {}",
+                        b["reason"]
+                    ))
+            ),
+        );
+    }
+    if failures == 0 { 0 } else { 1 }
+}

@@ -250,6 +250,9 @@ async fn verify(
         match parsed.check_signature(&key) {
             Ok(()) => {
                 let verified = parsed.into_verified();
+                if let Some(iat) = verified.claims.iat {
+                    issuer.observe_iat(iat, now);
+                }
                 let ttl = verified
                     .claims
                     .exp

@@ -36,6 +36,11 @@ pub struct KeyCounters {
     pub kid_refetches: AtomicU64,
     /// Tokens refused because their `kid` stayed unknown.
     pub kid_unknown: AtomicU64,
+    /// Largest `iat - now` seen on a verified token, in seconds: how far
+    /// the issuer's clock runs ahead of the gateway's (0 when never ahead).
+    pub clock_ahead_max: AtomicU64,
+    /// When the last clock-skew warning was logged (Unix seconds).
+    last_skew_warning: AtomicU64,
 }
 
 /// What the issuer's keys were at the last successful load.
@@ -129,6 +134,38 @@ impl IssuerKeys {
                 tracing::warn!(issuer = %self.config.name, "loading keys failed: {e}");
                 self.last_error.store(Arc::new(Some(e.clone())));
                 Err(e)
+            }
+        }
+    }
+
+    /// Records the `iat` of a freshly verified token at gateway time `now`.
+    /// A token issued in the future says the issuer's clock is ahead; when
+    /// that nears the leeway (half of it), tokens will soon be refused as
+    /// `jwt-iat-future`/`jwt-not-yet-valid`, so it is logged (at most once a
+    /// minute per issuer).
+    pub fn observe_iat(&self, iat: f64, now: u64) {
+        let ahead = iat - now as f64;
+        if ahead <= 0.0 {
+            return;
+        }
+        let ahead = ahead as u64;
+        self.counters
+            .clock_ahead_max
+            .fetch_max(ahead, Ordering::Relaxed);
+        let leeway = self.config.leeway.as_secs();
+        if ahead * 2 >= leeway.max(1) {
+            let last = self.counters.last_skew_warning.load(Ordering::Relaxed);
+            if now >= last + 60
+                && self
+                    .counters
+                    .last_skew_warning
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(
+                    issuer = %self.config.name,
+                    "the issuer's clock is {ahead} s ahead of this gateway's (leeway {leeway} s): check NTP on both; tokens are refused beyond the leeway"
+                );
             }
         }
     }

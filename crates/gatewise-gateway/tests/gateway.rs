@@ -83,6 +83,7 @@ fn claims() -> Value {
 
 struct World {
     gw: SocketAddr,
+    gateway: Arc<Gateway>,
     jwks: DocServer,
     key: TestKey,
     http: reqwest::Client,
@@ -152,11 +153,13 @@ impl World {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
         };
+        let g = Arc::clone(&gateway);
         tokio::spawn(async move {
-            let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
+            let _ = server::serve(listener, g, &stat, None, std::future::pending()).await;
         });
         World {
             gw,
+            gateway,
             jwks,
             key,
             http: reqwest::Client::new(),
@@ -235,6 +238,25 @@ async fn valid_token_passes_and_identity_is_forwarded() {
     assert_eq!(body["headers"]["x-auth-subject"], "user-1");
     assert_eq!(body["headers"]["x-auth-client-id"], "c1");
     assert_eq!(body["headers"]["x-auth-scopes"], "orders.read profile");
+}
+
+#[tokio::test]
+async fn issuer_clock_skew_is_estimated_from_iat() {
+    let w = World::start().await;
+    let mut c = claims();
+    c["iat"] = json!(NOW + 45);
+    c["jti"] = json!("skewed");
+    let (status, _, body) = w.get("/orders/42", Some(&w.token(c))).await;
+    assert_eq!(status, 200, "45 s ahead is within the 60 s leeway: {body}");
+    let state = w.gateway.state();
+    let issuer = state.issuers().next().unwrap();
+    assert_eq!(
+        issuer
+            .counters
+            .clock_ahead_max
+            .load(std::sync::atomic::Ordering::Relaxed),
+        45
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,11 @@ pub(crate) enum ConfigCommand {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Static checks only. Without it, each issuer's discovery document
+        /// and JWKS are fetched and judged with the doctor's rules, and the
+        /// configured algorithms must have keys.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print a complete, commented example configuration.
     Example,
@@ -96,6 +101,7 @@ pub(crate) fn config(cmd: ConfigCommand) -> anyhow::Result<u8> {
         ConfigCommand::Validate {
             file,
             deny_warnings,
+            offline,
         } => match load(&file, deny_warnings)? {
             Ok(cfg) => {
                 #[allow(clippy::print_stdout)]
@@ -108,7 +114,14 @@ pub(crate) fn config(cmd: ConfigCommand) -> anyhow::Result<u8> {
                         cfg.dynamic.issuers.len()
                     );
                 }
-                Ok(0)
+                if offline || cfg.dynamic.issuers.is_empty() {
+                    return Ok(0);
+                }
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?;
+                rt.block_on(check_issuers(&cfg))
             }
             Err(report) => {
                 #[allow(clippy::print_stderr)]
@@ -126,6 +139,168 @@ pub(crate) fn config(cmd: ConfigCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// Fetches each issuer's discovery document and JWKS and judges them with
+/// the doctor's rules; 1 when any has an error or cannot be fetched.
+async fn check_issuers(cfg: &Config) -> anyhow::Result<u8> {
+    use gatewise_config::model::KeySource;
+    use gatewise_core::diagnose::{self, Context, Expect};
+    use gatewise_core::finding::Verdict;
+    use gatewise_core::jose::Alg;
+    use gatewise_core::jose::keyset::KeySet;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client")?;
+    // The response as the doctor reads captures.
+    async fn fetch(http: &reqwest::Client, url: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let r = http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(x) = src {
+                    s.push_str(&format!(": {x}"));
+                    src = x.source();
+                }
+                s
+            })?;
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            r.status().as_u16(),
+            r.status().canonical_reason().unwrap_or("")
+        );
+        for (n, v) in r.headers() {
+            head.push_str(&format!(
+                "{n}: {}\r\n",
+                String::from_utf8_lossy(v.as_bytes())
+            ));
+        }
+        head.push_str("\r\n");
+        let body = r.bytes().await.map_err(|e| e.to_string())?.to_vec();
+        let mut capture = head.into_bytes();
+        capture.extend_from_slice(&body);
+        Ok((capture, body))
+    }
+    let mut worst = 0u8;
+    for (i, issuer) in cfg.dynamic.issuers.iter().enumerate() {
+        let mut findings = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
+        let jwks_bytes: Option<Vec<u8>> = match &issuer.keys {
+            KeySource::JwksFile(path) => match std::fs::read(path) {
+                Ok(b) => {
+                    findings.extend(diagnose::response(
+                        &gatewise_core::capture::parse(&b),
+                        &Context::new(Expect::Jwks),
+                    ));
+                    Some(b)
+                }
+                Err(e) => {
+                    problems.push(format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            },
+            KeySource::JwksUri(url) => match fetch(&http, url).await {
+                Ok((cap, body)) => {
+                    findings.extend(diagnose::response(
+                        &gatewise_core::capture::parse(&cap),
+                        &Context::new(Expect::Jwks),
+                    ));
+                    Some(body)
+                }
+                Err(e) => {
+                    problems.push(format!("cannot fetch {url}: {e}"));
+                    None
+                }
+            },
+            KeySource::Discovery(url) => match fetch(&http, url).await {
+                Ok((cap, body)) => {
+                    let mut ctx = Context::new(Expect::Discovery);
+                    ctx.issuer = Some(issuer.issuer.clone());
+                    findings.extend(diagnose::response(
+                        &gatewise_core::capture::parse(&cap),
+                        &ctx,
+                    ));
+                    let jwks_uri = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| {
+                            v.get("jwks_uri")
+                                .and_then(|u| u.as_str())
+                                .map(str::to_owned)
+                        });
+                    match jwks_uri {
+                        Some(j) => match fetch(&http, &j).await {
+                            Ok((cap, body)) => {
+                                findings.extend(diagnose::response(
+                                    &gatewise_core::capture::parse(&cap),
+                                    &Context::new(Expect::Jwks),
+                                ));
+                                Some(body)
+                            }
+                            Err(e) => {
+                                problems.push(format!("cannot fetch the JWKS {j}: {e}"));
+                                None
+                            }
+                        },
+                        None => None, // the discovery judge reports the missing jwks_uri
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("cannot fetch {url}: {e}"));
+                    None
+                }
+            },
+        };
+        if let Some(b) = jwks_bytes {
+            let algs: Vec<Alg> = issuer
+                .algorithms
+                .iter()
+                .filter_map(|a| Alg::parse(a))
+                .collect();
+            match KeySet::from_jwks(&b, &algs) {
+                Ok(set) if set.is_empty() => problems.push(format!(
+                    "the JWKS has no key usable with {} ({})",
+                    issuer.algorithms.join(", "),
+                    set.skipped.join("; ")
+                )),
+                Ok(set) => {
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!(
+                            "issuers[{i}] `{}`: {} usable key(s): {}",
+                            issuer.name,
+                            set.len(),
+                            set.kids().join(", ")
+                        );
+                    }
+                }
+                Err(_) => {} // the JWKS judge already said why
+            }
+        }
+        let report =
+            gatewise_core::Report::new(format!("issuers[{i}] `{}`", issuer.name), findings);
+        crate::render::report(&report, crate::render::Format::Human, None)?;
+        for p in &problems {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: issuers[{i}] `{}`: {p}", issuer.name);
+            }
+        }
+        let code = if problems.is_empty() {
+            match report.verdict {
+                Verdict::Error | Verdict::Unreachable => 1,
+                _ => 0,
+            }
+        } else {
+            1
+        };
+        worst = worst.max(code);
+    }
+    Ok(worst)
 }
 
 pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {

@@ -123,3 +123,56 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     assert!(log.contains("gatewise stopped; requests="), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn config_validate_fetches_and_judges_each_issuers_keys() {
+    use gatewise_test_support::mint::TestKey;
+    use gatewise_test_support::servers::DocServer;
+    let rs = TestKey::new("RS256", "rs-1");
+    let (jwks, addr) = DocServer::start(TestKey::jwks(&[&rs]).to_string()).await;
+    let dir = std::env::temp_dir().join(format!("gatewise-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gatewise.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[issuers]]\nname = \"main\"\nissuer = \"https://as.test\"\njwks_uri = \"http://{addr}/jwks.json\"\n\
+             [[upstreams]]\nname = \"api\"\ntargets = [\"http://127.0.0.1:9\"]\n\
+             [[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\n[routes.jwt]\nissuers = [\"main\"]\naudiences = [\"a\"]\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let file = file.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_gatewise"))
+                .args(&args)
+                .arg(&file)
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = run(&["config", "validate"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("1 usable key(s): rs-1"), "{stdout}");
+    // Only an EC key published while the issuer allows RS256: refused.
+    let ec = TestKey::new("ES256", "ec-1");
+    jwks.set(TestKey::jwks(&[&ec]).to_string());
+    let bad = run(&["config", "validate"]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no key usable with RS256"), "{stderr}");
+    // --offline does not fetch.
+    let hits = jwks.hits();
+    let off = run(&["config", "validate", "--offline"]).await.unwrap();
+    assert_eq!(off.status.code(), Some(0));
+    assert_eq!(jwks.hits(), hits);
+    let _ = std::fs::remove_dir_all(&dir);
+}

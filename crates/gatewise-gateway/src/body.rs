@@ -30,3 +30,42 @@ where
 {
     b.map_err(Into::into).boxed()
 }
+
+/// A body that fails once `deadline` passes: the upstream's `total_timeout`
+/// bounds the whole exchange, streaming included.
+pub fn with_deadline(b: Body, deadline: tokio::time::Instant) -> Body {
+    Deadline {
+        inner: b,
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+    }
+    .boxed()
+}
+
+struct Deadline {
+    inner: Body,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::future::Future as _;
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err("the upstream's total timeout passed".into())));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -549,6 +549,7 @@ async fn forward(
     };
     let mut body = Some(body);
     let mut failed: Option<Arc<Target>> = None;
+    let started = tokio::time::Instant::now();
     let mut last_error = Denial::new(
         StatusCode::BAD_GATEWAY,
         "upstream-unavailable",
@@ -592,8 +593,14 @@ async fn forward(
                 }
             }
         }
-        let sent =
-            tokio::time::timeout(pool.config.first_byte_timeout, pool.client.request(up)).await;
+        // The first byte must come within first_byte_timeout and within
+        // what is left of total_timeout.
+        let left = pool.config.total_timeout.saturating_sub(started.elapsed());
+        let sent = tokio::time::timeout(
+            pool.config.first_byte_timeout.min(left),
+            pool.client.request(up),
+        )
+        .await;
         match sent {
             Ok(Ok(mut resp)) => {
                 pool.record(&target, !resp.status().is_server_error());
@@ -637,6 +644,7 @@ async fn forward(
                     rbody = b;
                 }
                 apply_response_rules(&mut rparts.headers, &route.headers);
+                let rbody = body::with_deadline(rbody, started + pool.config.total_timeout);
                 return Ok(Response::from_parts(rparts, rbody));
             }
             Ok(Err(e)) => {

@@ -703,3 +703,164 @@ async fn upgrades_are_spliced_through() {
         assert_eq!(got, msg);
     }
 }
+
+/// A gateway over `config` on 127.0.0.1; returns its address.
+async fn serve_config(config: DynamicConfig) -> SocketAddr {
+    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stat = StaticConfig {
+        listen: addr,
+        tls: None,
+        header_read_timeout: Duration::from_secs(2),
+        max_header_bytes: 16 * 1024,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    tokio::spawn(async move {
+        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn total_timeout_cuts_a_body_that_streams_too_long() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = up.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            if s.write_all(b"5\r\nhello\r\n").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+    });
+    let mut slow = upstream("slow", vec![format!("http://{up_addr}")]);
+    slow.first_byte_timeout = Duration::from_millis(500);
+    slow.total_timeout = Duration::from_millis(900);
+    let addr = serve_config(DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![slow],
+        routes: vec![route("all", PathMatch::Prefix("/".into()), "slow", None)],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let r = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
+    assert_eq!(r.status(), 200, "the head came in time");
+    assert!(
+        r.bytes().await.is_err(),
+        "a body streaming past total_timeout must be cut"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn routes_match_by_host_and_method_and_claims_and_token_sources_apply() {
+    let key = TestKey::new("RS256", "k1");
+    let (_jwks, jwks_addr) = DocServer::start(TestKey::jwks(&[&key]).to_string()).await;
+    let echo = servers::echo().await;
+    let mut by_host = route("by-host", PathMatch::Prefix("/".into()), "echo", None);
+    by_host.matcher.host = Some("api.test".into());
+    by_host.headers.request_set = vec![("x-route".into(), "by-host".into())];
+    let mut by_method = route("by-method", PathMatch::Prefix("/".into()), "echo", None);
+    by_method.matcher.methods = vec!["DELETE".into()];
+    by_method.headers.request_set = vec![("x-route".into(), "by-method".into())];
+    let mut any = route("any", PathMatch::Prefix("/".into()), "echo", None);
+    any.headers.request_set = vec![("x-route".into(), "any".into())];
+    any.headers.response_remove = vec!["x-hop".into()];
+    let mut tenant = jwt_policy(ScopeRule::None);
+    tenant.claims = vec![ClaimCondition {
+        claim: "tenant".into(),
+        test: ClaimTest::Equals(json!("acme")),
+    }];
+    tenant.token_sources = vec![
+        TokenSource::Cookie("at".into()),
+        TokenSource::Query("access_token".into()),
+    ];
+    let claims_route = route(
+        "tenant",
+        PathMatch::Exact("/tenant".into()),
+        "echo",
+        Some(tenant),
+    );
+    let addr = serve_config(DynamicConfig {
+        issuers: vec![issuer(jwks_addr)],
+        upstreams: vec![upstream("echo", vec![format!("http://{echo}")])],
+        routes: vec![any, by_method, by_host, claims_route],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let route_of = |r: Value| r["headers"]["x-route"].as_str().unwrap_or("").to_owned();
+    let h = http
+        .get(format!("http://{addr}/x"))
+        .header("host", "API.test:8443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        route_of(h.json().await.unwrap()),
+        "by-host",
+        "host matches case-insensitively, port ignored"
+    );
+    let m = http
+        .delete(format!("http://{addr}/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(route_of(m.json().await.unwrap()), "by-method");
+    let a = http.get(format!("http://{addr}/x")).send().await.unwrap();
+    assert_eq!(route_of(a.json().await.unwrap()), "any");
+
+    let mut good = claims();
+    good["tenant"] = json!("acme");
+    let good = key.sign(json!({"typ": "at+jwt"}), good);
+    let mut other = claims();
+    other["tenant"] = json!("globex");
+    let other = key.sign(json!({"typ": "at+jwt"}), other);
+    let call = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, _) = call(http.get(format!("http://{addr}/tenant")).bearer_auth(&good)).await;
+    assert_eq!(s, 200);
+    let (s, b) = call(
+        http.get(format!("http://{addr}/tenant"))
+            .bearer_auth(&other),
+    )
+    .await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (403, Some("claim-condition-failed"))
+    );
+    // Opted-in cookie and query parameter.
+    let (s, _) = call(
+        http.get(format!("http://{addr}/tenant"))
+            .header("cookie", format!("theme=dark; at={good}")),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(http.get(format!("http://{addr}/tenant?access_token={good}"))).await;
+    assert_eq!(s, 200);
+    // Two ways at once is invalid_request (RFC 6750 §2).
+    let (s, b) = call(
+        http.get(format!("http://{addr}/tenant?access_token={good}"))
+            .bearer_auth(&good),
+    )
+    .await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (400, Some("token-multiple-methods"))
+    );
+}

@@ -572,7 +572,13 @@ async fn forward(
             })?;
         let mut up = Request::new(body.take().unwrap_or_else(body::empty));
         *up.method_mut() = parts.method.clone();
-        *up.headers_mut() = parts.headers.clone();
+        // Headers are cloned only when a retry may need them again (or the
+        // inspector wants the request); otherwise they move.
+        *up.headers_mut() = if attempts > 1 || route.inspect.is_some() {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         *up.uri_mut() = uri;
         // HTTP/1.1 to the upstream; the client picks h2 only for h2 targets.
         *up.version_mut() = http::Version::HTTP_11;

@@ -174,21 +174,9 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
     if let Some((name, e)) = gateway.load_keys().await.into_iter().next() {
         bail!("the demo gateway could not load the keys of issuer {name}: {e}");
     }
-    let stat = StaticConfig {
-        listen: gw_addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(10),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(2),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let gw = Arc::clone(&gateway);
-    let served = tokio::spawn(async move {
-        let stop = async move {
-            let _ = stop_rx.await;
-        };
-        server::serve(gw_l, gw, &stat, None, stop).await
-    });
+    let mut stat = StaticConfig::local(gw_addr);
+    stat.shutdown_grace = Duration::from_secs(2);
+    let running = server::Running::spawn(gw_l, gateway, stat, None)?;
 
     let expired = authz.mint_access_token("demo-client", RESOURCE, "orders.read", -300)?;
     let other_aud = authz.mint_access_token(
@@ -243,8 +231,7 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         let _ = tokio::signal::ctrl_c().await;
         0
     };
-    let _ = stop_tx.send(());
-    let _ = served.await;
+    running.stop().await?;
     Ok(code)
 }
 

@@ -190,6 +190,28 @@ async fn check_issuers(cfg: &Config) -> anyhow::Result<u8> {
     for (i, issuer) in cfg.dynamic.issuers.iter().enumerate() {
         let mut findings = Vec::new();
         let mut problems: Vec<String> = Vec::new();
+        // Fetches `url`, judges it as `expect`, and returns the body.
+        async fn judged(
+            http: &reqwest::Client,
+            url: &str,
+            ctx: Context,
+            findings: &mut Vec<gatewise_core::Finding>,
+            problems: &mut Vec<String>,
+        ) -> Option<Vec<u8>> {
+            match fetch(http, url).await {
+                Ok((cap, body)) => {
+                    findings.extend(diagnose::response(
+                        &gatewise_core::capture::parse(&cap),
+                        &ctx,
+                    ));
+                    Some(body)
+                }
+                Err(e) => {
+                    problems.push(format!("cannot fetch {url}: {e}"));
+                    None
+                }
+            }
+        }
         let jwks_bytes: Option<Vec<u8>> = match &issuer.keys {
             KeySource::JwksFile(path) => match std::fs::read(path) {
                 Ok(b) => {
@@ -204,56 +226,42 @@ async fn check_issuers(cfg: &Config) -> anyhow::Result<u8> {
                     None
                 }
             },
-            KeySource::JwksUri(url) => match fetch(&http, url).await {
-                Ok((cap, body)) => {
-                    findings.extend(diagnose::response(
-                        &gatewise_core::capture::parse(&cap),
-                        &Context::new(Expect::Jwks),
-                    ));
-                    Some(body)
-                }
-                Err(e) => {
-                    problems.push(format!("cannot fetch {url}: {e}"));
-                    None
-                }
-            },
-            KeySource::Discovery(url) => match fetch(&http, url).await {
-                Ok((cap, body)) => {
-                    let mut ctx = Context::new(Expect::Discovery);
-                    ctx.issuer = Some(issuer.issuer.clone());
-                    findings.extend(diagnose::response(
-                        &gatewise_core::capture::parse(&cap),
-                        &ctx,
-                    ));
-                    let jwks_uri = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| {
-                            v.get("jwks_uri")
-                                .and_then(|u| u.as_str())
-                                .map(str::to_owned)
-                        });
-                    match jwks_uri {
-                        Some(j) => match fetch(&http, &j).await {
-                            Ok((cap, body)) => {
-                                findings.extend(diagnose::response(
-                                    &gatewise_core::capture::parse(&cap),
-                                    &Context::new(Expect::Jwks),
-                                ));
-                                Some(body)
-                            }
-                            Err(e) => {
-                                problems.push(format!("cannot fetch the JWKS {j}: {e}"));
-                                None
-                            }
-                        },
-                        None => None, // the discovery judge reports the missing jwks_uri
+            KeySource::JwksUri(url) => {
+                judged(
+                    &http,
+                    url,
+                    Context::new(Expect::Jwks),
+                    &mut findings,
+                    &mut problems,
+                )
+                .await
+            }
+            KeySource::Discovery(url) => {
+                let mut ctx = Context::new(Expect::Discovery);
+                ctx.issuer = Some(issuer.issuer.clone());
+                let meta = judged(&http, url, ctx, &mut findings, &mut problems).await;
+                // A missing jwks_uri is reported by the discovery judge.
+                let jwks_uri = meta
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| {
+                        v.get("jwks_uri")
+                            .and_then(|u| u.as_str())
+                            .map(str::to_owned)
+                    });
+                match jwks_uri {
+                    Some(j) => {
+                        judged(
+                            &http,
+                            &j,
+                            Context::new(Expect::Jwks),
+                            &mut findings,
+                            &mut problems,
+                        )
+                        .await
                     }
+                    None => None,
                 }
-                Err(e) => {
-                    problems.push(format!("cannot fetch {url}: {e}"));
-                    None
-                }
-            },
+            }
         };
         if let Some(b) = jwks_bytes {
             let algs: Vec<Alg> = issuer

@@ -33,6 +33,21 @@ pub struct StaticConfig {
     pub shutdown_grace: Duration,
 }
 
+impl StaticConfig {
+    /// Plain HTTP on `listen` with the documented defaults (10 s header
+    /// read timeout, 16 KiB heads, 30 s shutdown grace): for embedding the
+    /// gateway (the demo, tests).
+    pub fn local(listen: SocketAddr) -> StaticConfig {
+        StaticConfig {
+            listen,
+            tls: None,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            shutdown_grace: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// TLS termination (`server.tls`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {

@@ -291,7 +291,7 @@ impl IssuerKeys {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("GET {url}: {}", crate::error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
@@ -313,7 +313,7 @@ impl IssuerKeys {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("GET {url}: {}", crate::error_chain(&e)))?;
         if body.len() > MAX_DOCUMENT {
             return Err(format!("GET {url}: document over {MAX_DOCUMENT} bytes"));
         }
@@ -334,17 +334,6 @@ pub fn cache_max_age(v: &str) -> Option<u64> {
         }
     }
     age
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 #[cfg(test)]

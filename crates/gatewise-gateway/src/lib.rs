@@ -27,6 +27,19 @@ pub mod upstream;
 
 pub use proxy::Gateway;
 
+/// An error with its sources, `outer: inner: innermost` (reqwest and hyper
+/// put the useful part, "connection refused", in the sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
 /// Why the gateway could not be built from a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -36,6 +49,9 @@ pub enum GatewayError {
     /// A secret reference could not be resolved.
     #[error("{0}")]
     Secret(String),
+    /// The listener could not be set up.
+    #[error("{0}")]
+    Listen(String),
 }
 
 /// Where secrets referenced by the configuration come from. The binary

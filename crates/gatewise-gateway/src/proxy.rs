@@ -655,7 +655,7 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 pool.record(&target, false);
-                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", chain(&e));
+                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", crate::error_chain(&e));
                 last_error = Denial::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream-unavailable",
@@ -742,17 +742,6 @@ fn splice(
         parts.headers.insert(header::UPGRADE, p);
     }
     Ok(Response::from_parts(parts, body::empty()))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 fn is_idempotent(m: &Method) -> bool {

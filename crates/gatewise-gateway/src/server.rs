@@ -110,3 +110,71 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// A gateway serving in this process, for embedding (the demo, tests).
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The gateway itself (counters, state, reload).
+    pub gateway: Arc<Gateway>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Starts serving `listener` with `config` (its `listen` is ignored:
+    /// the listener is already bound).
+    pub fn spawn(
+        listener: TcpListener,
+        gateway: Arc<Gateway>,
+        config: StaticConfig,
+        tls: Option<Arc<CertStore>>,
+    ) -> std::io::Result<Running> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let gw = Arc::clone(&gateway);
+        let task = tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.await;
+            };
+            serve(listener, gw, &config, tls, stop).await
+        });
+        Ok(Running {
+            addr,
+            gateway,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    /// Builds a gateway for `dynamic` and serves it on 127.0.0.1 on a free port.
+    pub async fn local(
+        dynamic: gatewise_config::model::DynamicConfig,
+        clock: Arc<dyn crate::Clock>,
+    ) -> Result<Running, crate::GatewayError> {
+        let gateway = Arc::new(Gateway::new(dynamic, clock)?);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| crate::GatewayError::Listen(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| crate::GatewayError::Listen(e.to_string()))?;
+        let mut config = StaticConfig::local(addr);
+        config.header_read_timeout = std::time::Duration::from_secs(2);
+        config.shutdown_grace = std::time::Duration::from_secs(1);
+        Running::spawn(listener, gateway, config, None)
+            .map_err(|e| crate::GatewayError::Listen(e.to_string()))
+    }
+
+    /// Stops accepting and waits for open requests (up to the shutdown grace).
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! server, the gateway between them, and a real HTTP client.
 
 use gatewise_config::model::*;
-use gatewise_gateway::{FixedClock, Gateway, server};
+use gatewise_gateway::server::Running;
+use gatewise_gateway::{FixedClock, Gateway};
 use gatewise_test_support::mint::{TestKey, sign_raw};
 use gatewise_test_support::servers::{self, DocServer};
 use serde_json::{Value, json};
@@ -84,6 +85,8 @@ fn claims() -> Value {
 struct World {
     gw: SocketAddr,
     gateway: Arc<Gateway>,
+    /// Keeps the gateway serving; dropping it stops the server.
+    _running: Running,
     jwks: DocServer,
     key: TestKey,
     http: reqwest::Client,
@@ -142,24 +145,16 @@ impl World {
             introspectors: vec![],
             max_body_bytes: 1024,
         };
-        let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
-        assert!(gateway.load_keys().await.is_empty());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gw = listener.local_addr().unwrap();
-        let stat = StaticConfig {
-            listen: gw,
-            tls: None,
-            header_read_timeout: Duration::from_secs(2),
-            max_header_bytes: 16 * 1024,
-            shutdown_grace: Duration::from_secs(1),
-        };
-        let g = Arc::clone(&gateway);
-        tokio::spawn(async move {
-            let _ = server::serve(listener, g, &stat, None, std::future::pending()).await;
-        });
+        let running = Running::local(config, Arc::new(FixedClock(NOW)))
+            .await
+            .unwrap();
+        assert!(running.gateway.load_keys().await.is_empty());
+        let gw = running.addr;
+        let gateway = Arc::clone(&running.gateway);
         World {
             gw,
             gateway,
+            _running: running,
             jwks,
             key,
             http: reqwest::Client::new(),
@@ -602,19 +597,10 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
         introspectors: vec![],
         max_body_bytes: 1024,
     };
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    tokio::spawn(async move {
-        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
-    });
+    let running = Running::local(config, Arc::new(FixedClock(NOW)))
+        .await
+        .unwrap();
+    let addr = running.addr;
     // Let a few checks run; then every request must land on the live target
     // (with retries off, round-robin onto the dead one would be a 502).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -667,19 +653,10 @@ async fn upgrades_are_spliced_through() {
         introspectors: vec![],
         max_body_bytes: 1024,
     };
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    tokio::spawn(async move {
-        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
-    });
+    let running = Running::local(config, Arc::new(FixedClock(NOW)))
+        .await
+        .unwrap();
+    let addr = running.addr;
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
     c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
         .await
@@ -704,22 +681,11 @@ async fn upgrades_are_spliced_through() {
     }
 }
 
-/// A gateway over `config` on 127.0.0.1; returns its address.
-async fn serve_config(config: DynamicConfig) -> SocketAddr {
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    tokio::spawn(async move {
-        let _ = server::serve(listener, gateway, &stat, None, std::future::pending()).await;
-    });
-    addr
+/// A gateway over `config` on 127.0.0.1 (serving while the handle lives).
+async fn serve_config(config: DynamicConfig) -> Running {
+    Running::local(config, Arc::new(FixedClock(NOW)))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -745,7 +711,7 @@ async fn total_timeout_cuts_a_body_that_streams_too_long() {
     let mut slow = upstream("slow", vec![format!("http://{up_addr}")]);
     slow.first_byte_timeout = Duration::from_millis(500);
     slow.total_timeout = Duration::from_millis(900);
-    let addr = serve_config(DynamicConfig {
+    let running = serve_config(DynamicConfig {
         issuers: vec![],
         upstreams: vec![slow],
         routes: vec![route("all", PathMatch::Prefix("/".into()), "slow", None)],
@@ -753,6 +719,7 @@ async fn total_timeout_cuts_a_body_that_streams_too_long() {
         max_body_bytes: 1024,
     })
     .await;
+    let addr = running.addr;
     let started = tokio::time::Instant::now();
     let r = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
     assert_eq!(r.status(), 200, "the head came in time");
@@ -792,7 +759,7 @@ async fn routes_match_by_host_and_method_and_claims_and_token_sources_apply() {
         "echo",
         Some(tenant),
     );
-    let addr = serve_config(DynamicConfig {
+    let running = serve_config(DynamicConfig {
         issuers: vec![issuer(jwks_addr)],
         upstreams: vec![upstream("echo", vec![format!("http://{echo}")])],
         routes: vec![any, by_method, by_host, claims_route],
@@ -800,6 +767,7 @@ async fn routes_match_by_host_and_method_and_claims_and_token_sources_apply() {
         max_body_bytes: 1024,
     })
     .await;
+    let addr = running.addr;
     let http = reqwest::Client::new();
     let route_of = |r: Value| r["headers"]["x-route"].as_str().unwrap_or("").to_owned();
     let h = http

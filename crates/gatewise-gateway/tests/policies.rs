@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use gatewise_config::model::*;
-use gatewise_gateway::{FixedClock, Gateway, server};
+use gatewise_gateway::server::Running;
+use gatewise_gateway::{FixedClock, Gateway};
 use gatewise_test_support::servers;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
@@ -50,22 +51,11 @@ fn route(path: &str, upstream: &str) -> Route {
     }
 }
 
-async fn start(config: DynamicConfig) -> (SocketAddr, Arc<Gateway>) {
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(NOW))).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    let g = Arc::clone(&gateway);
-    tokio::spawn(async move {
-        let _ = server::serve(listener, g, &stat, None, std::future::pending()).await;
-    });
-    (addr, gateway)
+async fn start(config: DynamicConfig) -> (SocketAddr, Arc<Gateway>, Running) {
+    let running = Running::local(config, Arc::new(FixedClock(NOW)))
+        .await
+        .unwrap();
+    (running.addr, Arc::clone(&running.gateway), running)
 }
 
 /// An introspection endpoint that requires Basic `gateway:s3cr3t+/=` (form-
@@ -142,7 +132,7 @@ async fn opaque_tokens_are_introspected_cached_and_checked_per_route() {
         }],
         max_body_bytes: 1024,
     };
-    let (gw, _) = start(config).await;
+    let (gw, _, _running) = start(config).await;
     let http = reqwest::Client::new();
     let get = |path: &str, token: &str| {
         http.get(format!("http://{gw}{path}"))
@@ -252,7 +242,7 @@ async fn introspection_endpoint_down_is_503_not_401() {
         }],
         max_body_bytes: 1024,
     };
-    let (gw, _) = start(config).await;
+    let (gw, _, _running) = start(config).await;
     let r = reqwest::Client::new()
         .get(format!("http://{gw}/orders/1"))
         .header("authorization", "Bearer some-token")
@@ -320,7 +310,7 @@ async fn the_inspector_judges_and_repairs_token_responses() {
         introspectors: vec![],
         max_body_bytes: 4096,
     };
-    let (gw, gateway) = start(config).await;
+    let (gw, gateway, _running) = start(config).await;
     let http = reqwest::Client::new();
     let r = http
         .post(format!("http://{gw}/repaired/login/oauth/access_token"))

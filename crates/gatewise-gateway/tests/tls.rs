@@ -2,8 +2,9 @@
 //! certificate files are picked up without a restart.
 
 use gatewise_config::model::*;
+use gatewise_gateway::server::Running;
 use gatewise_gateway::tls::CertStore;
-use gatewise_gateway::{FixedClock, Gateway, server};
+use gatewise_gateway::{FixedClock, Gateway};
 use gatewise_test_support::servers;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -126,20 +127,8 @@ async fn sni_alpn_and_reload() {
         introspectors: vec![],
         max_body_bytes: 1 << 20,
     };
-    let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    let s2 = Arc::clone(&store);
-    tokio::spawn(async move {
-        let _ = server::serve(listener, gateway, &stat, Some(s2), std::future::pending()).await;
-    });
+    let running = start(config, Some(Arc::clone(&store))).await;
+    let addr = running.addr;
 
     let ca_der = pki.ca.der().clone();
     // SNI chooses; an unknown name gets the first (default) certificate; ALPN picks h2.
@@ -218,21 +207,14 @@ fn upstream(target: String, ca_file: Option<PathBuf>) -> Upstream {
     }
 }
 
-async fn start(config: DynamicConfig, tls: Option<Arc<CertStore>>) -> std::net::SocketAddr {
+/// Serves `config` (with TLS when given) on 127.0.0.1 while the handle lives.
+async fn start(config: DynamicConfig, tls: Option<Arc<CertStore>>) -> Running {
     let gateway = Arc::new(Gateway::new(config, Arc::new(FixedClock(0))).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stat = StaticConfig {
-        listen: addr,
-        tls: None,
-        header_read_timeout: Duration::from_secs(2),
-        max_header_bytes: 16 * 1024,
-        shutdown_grace: Duration::from_secs(1),
-    };
-    tokio::spawn(async move {
-        let _ = server::serve(listener, gateway, &stat, tls, std::future::pending()).await;
-    });
-    addr
+    let mut stat = StaticConfig::local(listener.local_addr().unwrap());
+    stat.header_read_timeout = Duration::from_secs(2);
+    stat.shutdown_grace = Duration::from_secs(1);
+    Running::spawn(listener, gateway, stat, tls).unwrap()
 }
 
 #[tokio::test]
@@ -249,13 +231,14 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
         })
         .unwrap(),
     );
-    let tls_upstream = start(
+    let tls_front = start(
         route_all(upstream(format!("http://{echo}"), None)),
         Some(store),
     )
     .await;
+    let tls_upstream = tls_front.addr;
 
-    let trusted = start(
+    let trusted_gw = start(
         route_all(upstream(
             format!("https://{tls_upstream}"),
             Some(ca_pem.clone()),
@@ -263,7 +246,7 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
         None,
     )
     .await;
-    let resp = reqwest::get(format!("http://{trusted}/via-tls"))
+    let resp = reqwest::get(format!("http://{}/via-tls", trusted_gw.addr))
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -274,12 +257,12 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
     assert_eq!(body["headers"]["x-forwarded-proto"], "https");
 
     // Without the CA (system roots only) the upstream's certificate is unknown: 502.
-    let untrusted = start(
+    let untrusted_gw = start(
         route_all(upstream(format!("https://{tls_upstream}"), None)),
         None,
     )
     .await;
-    let resp = reqwest::get(format!("http://{untrusted}/via-tls"))
+    let resp = reqwest::get(format!("http://{}/via-tls", untrusted_gw.addr))
         .await
         .unwrap();
     assert_eq!(resp.status(), 502);

@@ -32,18 +32,22 @@ where
 }
 
 /// A body that fails once `deadline` passes: the upstream's `total_timeout`
-/// bounds the whole exchange, streaming included.
+/// bounds the whole exchange, streaming included. The timer is only armed
+/// when the body has to wait; a body whose bytes are already there (most
+/// small responses) costs no timer.
 pub fn with_deadline(b: Body, deadline: tokio::time::Instant) -> Body {
     Deadline {
         inner: b,
-        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        deadline,
+        sleep: None,
     }
     .boxed()
 }
 
 struct Deadline {
     inner: Body,
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for Deadline {
@@ -55,10 +59,18 @@ impl http_body::Body for Deadline {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         use std::future::Future as _;
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(Some(Err("the upstream's total timeout passed".into())));
+        use std::task::Poll;
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
         }
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("the upstream's total timeout passed".into())));
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {

@@ -24,25 +24,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The realm named in Bearer challenges.
 const REALM: &str = "gatewise";
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; parsed once.
+const HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
+const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+const X_AUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
+const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+const X_AUTH_ISSUER: HeaderName = HeaderName::from_static("x-auth-issuer");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Identity headers the gateway sets; any copy sent by a client is removed.
-const IDENTITY_HEADERS: &[&str] = &[
-    "x-auth-subject",
-    "x-auth-client-id",
-    "x-auth-scopes",
-    "x-auth-issuer",
+const IDENTITY_HEADERS: [HeaderName; 4] = [
+    X_AUTH_SUBJECT,
+    X_AUTH_CLIENT_ID,
+    X_AUTH_SCOPES,
+    X_AUTH_ISSUER,
 ];
 
 /// Everything a reload swaps at once.
@@ -315,13 +325,19 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<Body>, Denial> {
         let (parts, incoming) = req.into_parts();
-        let host = request_host(&parts.uri, &parts.headers);
         let path = parts.uri.path();
         let routes = &state.config.routes;
         let index = state
             .table
-            .find(routes, host.as_deref(), path, parts.method.as_str())
+            .find(
+                routes,
+                request_host(&parts.uri, &parts.headers),
+                path,
+                parts.method.as_str(),
+            )
             .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
+        // Owned: `parts` moves into `forward` below.
+        let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
         let route = routes
             .get(index)
             .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
@@ -436,20 +452,17 @@ impl Gateway {
 
 /// The request's host without port: from the URI (HTTP/2, absolute form)
 /// or the `Host` header.
-fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let raw = uri
-        .host()
-        .map(str::to_owned)
-        .or_else(|| headers.get(header::HOST)?.to_str().ok().map(str::to_owned))?;
-    let h = if raw.starts_with('[') {
-        raw.split(']')
-            .next()
-            .map(|s| format!("{s}]"))
-            .unwrap_or(raw)
-    } else {
-        raw.split(':').next().unwrap_or(&raw).to_owned()
+fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let raw = match uri.host() {
+        Some(h) => h,
+        None => headers.get(header::HOST)?.to_str().ok()?,
     };
-    Some(h.to_ascii_lowercase())
+    if raw.starts_with('[') {
+        // [v6]:port
+        raw.find(']').and_then(|i| raw.get(..=i))
+    } else {
+        raw.split(':').next()
+    }
 }
 
 /// The value a rate limit counts by. A missing key (no such header, no
@@ -507,8 +520,10 @@ async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, proto.clone());
     }
-    for h in IDENTITY_HEADERS {
-        parts.headers.remove(*h);
+    for h in IDENTITY_HEADERS.iter() {
+        if parts.headers.contains_key(h) {
+            parts.headers.remove(h);
+        }
     }
     let (forward_claims, strip_authorization) = match (&route.jwt, &route.introspection) {
         (Some(j), _) => (j.forward_claims, j.strip_authorization),
@@ -517,27 +532,42 @@ async fn forward(
     };
     if let Some(p) = principal {
         if forward_claims {
-            set(&mut parts.headers, "x-auth-issuer", &p.issuer);
+            set(&mut parts.headers, X_AUTH_ISSUER, &p.issuer);
             if let Some(s) = &p.subject {
-                set(&mut parts.headers, "x-auth-subject", s);
+                set(&mut parts.headers, X_AUTH_SUBJECT, s);
             }
             if let Some(c) = &p.client_id {
-                set(&mut parts.headers, "x-auth-client-id", c);
+                set(&mut parts.headers, X_AUTH_CLIENT_ID, c);
             }
-            set(&mut parts.headers, "x-auth-scopes", &p.scopes.join(" "));
+            set(&mut parts.headers, X_AUTH_SCOPES, &p.scopes.join(" "));
         }
         if strip_authorization {
             parts.headers.remove(header::AUTHORIZATION);
         }
     }
     forwarded_headers(&mut parts.headers, peer, host);
-    set(&mut parts.headers, "x-request-id", request_id);
+    set(&mut parts.headers, X_REQUEST_ID, request_id);
     apply_request_rules(&mut parts.headers, &route.headers);
 
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let forwarded_path = match (&route.matcher.path, route.strip_prefix) {
-        (PathMatch::Prefix(prefix), true) => routes::strip(prefix, path_and_query),
-        _ => path_and_query.to_owned(),
+    let invalid = || {
+        Denial::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream-uri-invalid",
+            "The upstream address is invalid",
+            "could not build the upstream URI",
+        )
+    };
+    // The request's path and query, shared (no copy) unless a prefix is stripped.
+    let forwarded_path: http::uri::PathAndQuery = match (&route.matcher.path, route.strip_prefix) {
+        (PathMatch::Prefix(prefix), true) => {
+            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            routes::strip(prefix, pq).parse().map_err(|_| invalid())?
+        }
+        _ => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     };
     // Retry only idempotent requests without a body, so nothing was sent
     // that cannot be sent again.
@@ -560,16 +590,12 @@ async fn forward(
         let Some((target, _in_flight)) = pool.pick(failed.as_ref()) else {
             break;
         };
-        let uri: Uri = format!("{}{}", target.base, forwarded_path)
-            .parse()
-            .map_err(|_| {
-                Denial::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream-uri-invalid",
-                    "The upstream address is invalid",
-                    "could not build the upstream URI",
-                )
-            })?;
+        let uri = Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(target.uri_authority.clone())
+            .path_and_query(forwarded_path.clone())
+            .build()
+            .map_err(|_| invalid())?;
         let mut up = Request::new(body.take().unwrap_or_else(body::empty));
         *up.method_mut() = parts.method.clone();
         // Headers are cloned only when a retry may need them again (or the
@@ -753,54 +779,71 @@ fn is_idempotent(m: &Method) -> bool {
 
 /// Removes hop-by-hop headers and those named in `Connection`.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for n in named {
-        h.remove(n.as_str());
+    // Most messages carry at most `Connection: keep-alive`: check presence
+    // with pre-parsed names (no hashing of strings) and remove only what is there.
+    if let Some(conn) = h.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|s| HeaderName::try_from(s.trim()).ok())
+            .collect();
+        let more: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .skip(1)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| HeaderName::try_from(s.trim()).ok())
+            .collect();
+        for n in named.iter().chain(more.iter()) {
+            h.remove(n);
+        }
     }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
+    for n in HOP_BY_HOP_NAMES.iter() {
+        if h.contains_key(n) {
+            h.remove(n);
+        }
     }
 }
 
 /// `X-Forwarded-For` (appended), `-Proto`, `-Host`, and RFC 7239 `Forwarded`.
 fn forwarded_headers(h: &mut HeaderMap, peer: Peer, host: Option<&str>) {
-    let ip = peer.addr.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
-    };
-    set(h, "x-forwarded-for", &xff);
+    use std::fmt::Write as _;
     let proto = if peer.tls { "https" } else { "http" };
-    set(h, "x-forwarded-proto", proto);
-    if let Some(host) = host {
-        set(h, "x-forwarded-host", host);
+    let mut buf = String::with_capacity(64);
+    if let Some(prev) = h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        buf.push_str(prev);
+        buf.push_str(", ");
     }
-    let node = if peer.addr.is_ipv6() {
-        format!("\"[{ip}]\"")
+    let _ = write!(buf, "{}", peer.addr.ip());
+    set(h, X_FORWARDED_FOR, &buf);
+    h.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
+    );
+    if let Some(host) = host {
+        set(h, X_FORWARDED_HOST, host);
+    }
+    buf.clear();
+    if let Some(prev) = h.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+        buf.push_str(prev);
+        buf.push_str(", ");
+    }
+    let _ = if peer.addr.is_ipv6() {
+        write!(buf, "for=\"[{}]\";proto={proto}", peer.addr.ip())
     } else {
-        ip
+        write!(buf, "for={};proto={proto}", peer.addr.ip())
     };
-    let mut fwd = format!("for={node};proto={proto}");
     if let Some(host) = host {
-        fwd.push_str(&format!(";host=\"{host}\""));
+        let _ = write!(buf, ";host=\"{host}\"");
     }
-    let value = match h.get("forwarded").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {fwd}"),
-        None => fwd,
-    };
-    set(h, "forwarded", &value);
+    set(h, FORWARDED, &buf);
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(HeaderName::from_static(name), v);
+        h.insert(name, v);
     }
 }
 

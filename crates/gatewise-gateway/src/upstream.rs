@@ -21,6 +21,10 @@ pub struct Target {
     pub base: String,
     /// `host:port`, for `host_header = "target"`.
     pub authority: String,
+    /// The scheme, parsed once.
+    pub scheme: http::uri::Scheme,
+    /// The authority, parsed once (request URIs are built from parts).
+    pub uri_authority: http::uri::Authority,
     in_flight: AtomicU64,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
@@ -132,20 +136,30 @@ impl Pool {
             .iter()
             .map(|t| {
                 let base = t.trim_end_matches('/').to_owned();
-                let authority = base
-                    .split_once("://")
-                    .map_or(base.as_str(), |(_, a)| a)
-                    .to_owned();
-                Arc::new(Target {
+                let parsed: http::Uri = base
+                    .parse()
+                    .map_err(|e| format!("upstream `{}`: target {base}: {e}", config.name))?;
+                let (Some(scheme), Some(uri_authority)) =
+                    (parsed.scheme().cloned(), parsed.authority().cloned())
+                else {
+                    return Err(format!(
+                        "upstream `{}`: target {base} needs scheme://host:port",
+                        config.name
+                    ));
+                };
+                let authority = uri_authority.as_str().to_owned();
+                Ok(Arc::new(Target {
                     base,
                     authority,
+                    scheme,
+                    uri_authority,
                     in_flight: AtomicU64::new(0),
                     failures: AtomicU32::new(0),
                     ejected_until: Mutex::new(None),
                     healthy: std::sync::atomic::AtomicBool::new(true),
-                })
+                }))
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Pool {
             config,
             targets,

@@ -2,6 +2,7 @@
 //! environment, calls into the library crates and renders results. No
 //! protocol logic lives here.
 
+mod authz;
 mod clock;
 mod demo;
 mod doctor;
@@ -41,6 +42,11 @@ enum Command {
     /// Reloads the configuration on SIGHUP; stops gracefully on SIGINT or
     /// SIGTERM. Logs go to stderr; set GATEWISE_LOG (e.g. `debug`) to filter.
     Serve(serve::Serve),
+    /// Run the embedded OAuth authorization server (development and tests).
+    ///
+    /// `--dev` starts it with ready-made clients and prints their
+    /// credentials and a curl that gets a token.
+    Authz(authz::AuthzArgs),
     /// Start an authorization server, the gateway and an API in one process
     /// and print the curls that get a token, call the API, and fail.
     ///
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
         Command::Doctor(d) => doctor::run(*d),
         Command::Serve(s) => serve::run(s),
         Command::Demo(d) => demo::run(d),
+        Command::Authz(a) => authz::run(a),
         Command::Config(c) => serve::config(c),
     };
     match result {

@@ -176,3 +176,51 @@ async fn config_validate_fetches_and_judges_each_issuers_keys() {
     assert_eq!(jwks.hits(), hits);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn authz_dev_prints_a_curl_that_gets_a_token() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatewise"))
+        .args(["authz", "--dev", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read until the curl line (printed before serving starts).
+    let curl = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.trim_start().starts_with("curl "))
+    })
+    .await
+    .unwrap()
+    .expect("no curl line printed");
+    // curl -s -u ID:SECRET -d grant_type=client_credentials -d scope=S URL
+    let words: Vec<&str> = curl.split_whitespace().collect();
+    let creds = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
+    let (id, secret) = creds.split_once(':').unwrap();
+    let url = words.last().unwrap();
+    let scope = words.iter().find_map(|w| w.strip_prefix("scope=")).unwrap();
+    let mut token = None;
+    for _ in 0..50 {
+        if let Ok(r) = reqwest::Client::new()
+            .post(*url)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+        {
+            let v: serde_json::Value = r.json().await.unwrap();
+            token = v["access_token"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let token = token.expect("the printed curl did not get a token");
+    assert_eq!(token.split('.').count(), 3, "a JWT access token");
+}

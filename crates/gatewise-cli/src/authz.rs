@@ -1,0 +1,109 @@
+//! `gatewise authz`: the embedded authorization server on its own.
+
+use crate::clock;
+use anyhow::{Context as _, bail};
+use clap::Args;
+use gatewise_authz::{Authz, AuthzConfig};
+use gatewise_core::jose::Alg;
+use gatewise_gateway::Clock;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// `gatewise authz`.
+#[derive(Debug, Args)]
+pub(crate) struct AuthzArgs {
+    /// Start with ready-made development clients (fresh secrets, printed).
+    /// Required for now: configuration files for the server come later.
+    #[arg(long)]
+    dev: bool,
+    /// Where to listen; the issuer is `http://` + this address unless `--issuer` says otherwise.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    listen: SocketAddr,
+    /// The issuer identifier (the URL clients use), when it differs from the listen address.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Signing algorithm for access tokens.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+    alg: String,
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_now(&self) -> u64 {
+        clock::now()
+    }
+}
+
+pub(crate) fn run(args: AuthzArgs) -> anyhow::Result<u8> {
+    if !args.dev {
+        bail!(
+            "only `gatewise authz --dev` is available so far (configuration files for the server are planned)"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(args))
+}
+
+#[allow(clippy::print_stdout)]
+async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (pick another with --listen)",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut config = AuthzConfig::dev(&issuer);
+    config.alg = Alg::parse(&args.alg).unwrap_or(Alg::RS256);
+    let clients = config.clients.clone();
+    let authz = Arc::new(Authz::new(config, Arc::new(SystemClock))?);
+    println!("gatewise authz (development): {issuer}");
+    println!("  discovery  {issuer}/.well-known/openid-configuration");
+    println!(
+        "  jwks       {issuer}/jwks.json   (signing with {})",
+        args.alg
+    );
+    println!(
+        "  token      {issuer}/token   introspect {issuer}/introspect   revoke {issuer}/revoke\n"
+    );
+    for c in &clients {
+        println!(
+            "  client {} / {}   scopes: {}   resources: {}{}",
+            c.id,
+            c.secret,
+            c.scopes.join(" "),
+            c.resources.join(" "),
+            if c.opaque_tokens {
+                "   (opaque tokens)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(c) = clients.first() {
+        println!(
+            "\nGet a token:\n\n  curl -s -u {}:{} -d grant_type=client_credentials -d scope={} {issuer}/token\n",
+            c.id,
+            c.secret,
+            c.scopes.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    axum::serve(listener, Arc::clone(&authz).router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the authorization server failed")?;
+    Ok(0)
+}

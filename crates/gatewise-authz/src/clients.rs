@@ -16,6 +16,9 @@ pub enum AuthMethod {
     Basic,
     /// `client_secret_post`.
     Post,
+    /// `none`: a public client (native or browser app), identified by
+    /// `client_id` only; it must use PKCE.
+    None,
 }
 
 /// A client as configured.
@@ -32,6 +35,26 @@ pub struct ClientSpec {
     pub resources: Vec<String>,
     /// Issue opaque access tokens instead of JWTs.
     pub opaque_tokens: bool,
+    /// Redirect URIs for the authorization code grant (exact match; for
+    /// `http://127.0.0.1` and `http://[::1]` any port, RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+    /// A public client: no secret, token endpoint authentication `none`.
+    pub public: bool,
+}
+
+impl ClientSpec {
+    /// A confidential machine client (client_credentials only).
+    pub fn machine(id: &str, secret: &str, scopes: &[&str], resources: &[&str]) -> ClientSpec {
+        ClientSpec {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            resources: resources.iter().map(|s| (*s).to_owned()).collect(),
+            opaque_tokens: false,
+            redirect_uris: Vec::new(),
+            public: false,
+        }
+    }
 }
 
 /// A registered client with its hashed secret.
@@ -108,7 +131,10 @@ impl Registry {
         let post = get("client_secret");
         match (basic, post) {
             (Some(_), Some(_)) => Err(AuthFailure::TwoMethods),
-            (None, None) => Err(AuthFailure::Missing),
+            (None, None) => match get("client_id").and_then(|id| self.get(id)) {
+                Some(c) if c.spec.public => Ok((c, AuthMethod::None)),
+                _ => Err(AuthFailure::Missing),
+            },
             (None, Some(secret)) => {
                 let id = get("client_id").ok_or(AuthFailure::Missing)?;
                 self.check(id, secret)
@@ -154,13 +180,12 @@ mod tests {
     use super::*;
 
     fn reg() -> Registry {
-        Registry::new(vec![ClientSpec {
-            id: "my-app".into(),
-            secret: "p+a/s=s:w%rd".into(),
-            scopes: vec![],
-            resources: vec![],
-            opaque_tokens: false,
-        }])
+        Registry::new(vec![ClientSpec::machine(
+            "my-app",
+            "p+a/s=s:w%rd",
+            &[],
+            &[],
+        )])
     }
 
     fn basic(id: &str, secret: &str) -> String {

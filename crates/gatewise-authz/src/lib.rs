@@ -14,6 +14,7 @@
 //! - [`server`]: the HTTP endpoints (axum) and the OAuth error responses.
 
 pub mod clients;
+pub mod flow;
 pub mod keys;
 pub mod server;
 

@@ -2,6 +2,7 @@
 
 use crate::AuthzError;
 use crate::clients::{AuthFailure, ClientSpec, Registry};
+use crate::flow::{self, FlowState, User, UserSpec};
 use crate::keys::KeyRing;
 use axum::Router;
 use axum::body::Bytes;
@@ -28,36 +29,63 @@ pub struct AuthzConfig {
     pub access_token_ttl: u64,
     /// Signing algorithm (RS256 by default; ES256 or EdDSA).
     pub alg: Alg,
+    /// Users who can sign in at the authorization endpoint.
+    pub users: Vec<UserSpec>,
 }
 
 impl AuthzConfig {
-    /// A development configuration: a confidential machine client `demo-client`
-    /// with a fresh secret, scopes `orders.read orders.write`, and the
-    /// resource `https://api.example.test`.
+    /// A development configuration, with fresh secrets: machine clients
+    /// `demo-client` (JWT tokens) and `demo-opaque` (opaque tokens), a web
+    /// client `demo-web` (redirect `http://127.0.0.1:8000/callback`), a
+    /// public native client `demo-native` (any loopback port on
+    /// `http://127.0.0.1/callback`), and the user `alice` / `wonderland`.
     pub fn dev(issuer: &str) -> AuthzConfig {
         AuthzConfig {
             issuer: issuer.trim_end_matches('/').to_owned(),
             clients: vec![
+                ClientSpec::machine(
+                    "demo-client",
+                    &crate::clients::generate_secret(),
+                    &["orders.read", "orders.write"],
+                    &["https://api.example.test", "https://other.example.test"],
+                ),
                 ClientSpec {
-                    id: "demo-client".into(),
-                    secret: crate::clients::generate_secret(),
-                    scopes: vec!["orders.read".into(), "orders.write".into()],
-                    resources: vec![
-                        "https://api.example.test".into(),
-                        "https://other.example.test".into(),
-                    ],
-                    opaque_tokens: false,
+                    opaque_tokens: true,
+                    ..ClientSpec::machine(
+                        "demo-opaque",
+                        &crate::clients::generate_secret(),
+                        &["orders.read"],
+                        &["https://api.example.test"],
+                    )
                 },
                 ClientSpec {
-                    id: "demo-opaque".into(),
-                    secret: crate::clients::generate_secret(),
-                    scopes: vec!["orders.read".into()],
-                    resources: vec!["https://api.example.test".into()],
-                    opaque_tokens: true,
+                    redirect_uris: vec!["http://127.0.0.1:8000/callback".into()],
+                    ..ClientSpec::machine(
+                        "demo-web",
+                        &crate::clients::generate_secret(),
+                        &["orders.read", "orders.write"],
+                        &["https://api.example.test"],
+                    )
+                },
+                ClientSpec {
+                    redirect_uris: vec!["http://127.0.0.1/callback".into()],
+                    public: true,
+                    ..ClientSpec::machine(
+                        "demo-native",
+                        "",
+                        &["orders.read"],
+                        &["https://api.example.test"],
+                    )
                 },
             ],
             access_token_ttl: 3600,
             alg: Alg::RS256,
+            users: vec![UserSpec {
+                username: "alice".into(),
+                password: "wonderland".into(),
+                name: "Alice Liddell".into(),
+                email: "alice@example.test".into(),
+            }],
         }
     }
 }
@@ -73,10 +101,15 @@ struct Issued {
 pub struct Authz {
     config: AuthzConfig,
     registry: Registry,
+    users: Vec<User>,
     keys: KeyRing,
+    /// RS256 keys for ID tokens when access tokens use another algorithm:
+    /// OpenID Connect Core §15.1 makes RS256 mandatory for ID tokens.
+    id_keys: Option<KeyRing>,
     clock: Arc<dyn Clock>,
     opaque: Mutex<HashMap<[u8; 32], Issued>>,
     revoked_jti: Mutex<HashSet<String>>,
+    flows: Mutex<FlowState>,
 }
 
 impl std::fmt::Debug for Authz {
@@ -87,14 +120,16 @@ impl std::fmt::Debug for Authz {
     }
 }
 
-fn hash(token: &str) -> [u8; 32] {
+/// SHA-256 of a token or code: what is stored instead of the value.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
 }
 
-fn random_id() -> String {
+/// 16 random bytes, base64url.
+pub(crate) fn random_id() -> String {
     let mut b = [0u8; 16];
     let _ = aws_lc_rs::rand::fill(&mut b);
     b64url_encode(&b)
@@ -111,11 +146,18 @@ impl Authz {
         }
         Ok(Authz {
             keys: KeyRing::new(config.alg)?,
+            id_keys: if config.alg == Alg::RS256 {
+                None
+            } else {
+                Some(KeyRing::new(Alg::RS256)?)
+            },
             registry: Registry::new(config.clients.clone()),
+            users: flow::users(config.users.clone())?,
             config,
             clock,
             opaque: Mutex::new(HashMap::new()),
             revoked_jti: Mutex::new(HashSet::new()),
+            flows: Mutex::new(FlowState::default()),
         })
     }
 
@@ -124,9 +166,55 @@ impl Authz {
         &self.config.issuer
     }
 
-    /// The key ring (for rotation).
+    /// The key ring of access tokens (for rotation).
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The ring that signs ID tokens (RS256).
+    fn id_ring(&self) -> &KeyRing {
+        self.id_keys.as_ref().unwrap_or(&self.keys)
+    }
+
+    /// Rotates every signing key; the previous ones stay published when
+    /// `overlap` (see [`KeyRing::rotate`]). Returns the new access-token `kid`.
+    pub fn rotate_keys(&self, overlap: bool) -> Result<String, AuthzError> {
+        if let Some(id) = &self.id_keys {
+            id.rotate(overlap)?;
+        }
+        self.keys.rotate(overlap)
+    }
+
+    /// The published JWK Set: access-token keys, then ID-token keys.
+    pub fn jwks(&self) -> Value {
+        let mut doc = self.keys.jwks();
+        if let (Some(id), Some(keys)) = (
+            &self.id_keys,
+            doc.get_mut("keys").and_then(Value::as_array_mut),
+        ) && let Some(more) = id.jwks().get("keys").and_then(Value::as_array)
+        {
+            keys.extend(more.iter().cloned());
+        }
+        doc
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(crate) fn users(&self) -> &[User] {
+        &self.users
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.unix_now()
+    }
+
+    pub(crate) fn flows(&self) -> std::sync::MutexGuard<'_, FlowState> {
+        match self.flows.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 
     /// The axum router with every endpoint.
@@ -135,6 +223,7 @@ impl Authz {
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/.well-known/openid-configuration", get(metadata))
             .route("/jwks.json", get(jwks))
+            .route("/authorize", get(authorize_get).post(authorize_post))
             .route("/token", post(token))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
@@ -162,16 +251,23 @@ impl Authz {
         let i = &self.config.issuer;
         json!({
             "issuer": i,
+            "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
             "jwks_uri": format!("{i}/jwks.json"),
             "introspection_endpoint": format!("{i}/introspect"),
             "revocation_endpoint": format!("{i}/revoke"),
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": self.scopes(),
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "name", "email"],
             "service_documentation": "https://github.com/gatewise",
         })
     }
@@ -183,6 +279,7 @@ impl Authz {
             .iter()
             .flat_map(|c| c.scopes.iter().cloned())
             .collect();
+        s.extend(["openid", "profile", "email"].map(String::from));
         s.sort();
         s.dedup();
         s
@@ -192,7 +289,7 @@ impl Authz {
     fn active_claims(&self, token: &str) -> Option<Value> {
         let now = self.clock.unix_now();
         if let Ok(opaque) = self.opaque.lock()
-            && let Some(rec) = opaque.get(&hash(token))
+            && let Some(rec) = opaque.get(&token_hash(token))
         {
             return (rec.exp > now).then(|| rec.claims.clone());
         }
@@ -202,7 +299,8 @@ impl Authz {
             ..Policy::new(vec![Alg::RS256, Alg::ES256, Alg::EdDSA])
         };
         let parsed = check::parse(token, &policy).ok()?;
-        let key = self.keys.find(parsed.header.kid.as_deref()?)?;
+        let kid = parsed.header.kid.as_deref()?;
+        let key = self.keys.find(kid).or_else(|| self.id_ring().find(kid))?;
         let material = jwk::material(key.public_jwk().as_object()?).ok()?;
         let vk = VerifyingKey::new(key.alg, &material).ok()?;
         let verified = parsed.verify(&vk, &policy, now).ok()?;
@@ -289,7 +387,7 @@ async fn metadata(State(a): State<Arc<Authz>>) -> Response {
 async fn jwks(State(a): State<Arc<Authz>>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(a.keys.jwks()),
+        axum::Json(a.jwks()),
     )
         .into_response()
 }
@@ -317,8 +415,45 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
         Ok(c) => c,
         Err(f) => return client_error(&f, auth.is_some()),
     };
-    match get("grant_type") {
-        Some("client_credentials") => {}
+    let spec = &client.spec;
+    let grant = match get("grant_type") {
+        Some("client_credentials") => {
+            if spec.public {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "a public client cannot use client_credentials",
+                    false,
+                );
+            }
+            let scopes: Vec<&str> = match get("scope") {
+                Some(s) => s.split(' ').filter(|x| !x.is_empty()).collect(),
+                None => spec.scopes.iter().map(String::as_str).collect(),
+            };
+            if let Some(bad) = scopes.iter().find(|s| !spec.scopes.iter().any(|x| x == *s)) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("scope `{bad}` is not allowed for this client"),
+                    false,
+                );
+            }
+            flow::Grant {
+                user: None,
+                scope: scopes.join(" "),
+                resource: None,
+                refresh: None,
+                id_token_for: None,
+            }
+        }
+        Some("authorization_code") => match flow::redeem_code(&a, &spec.id, &form) {
+            Ok(g) => g,
+            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.0, &e.1, false),
+        },
+        Some("refresh_token") => match flow::refresh(&a, &spec.id, &form) {
+            Ok(g) => g,
+            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.0, &e.1, false),
+        },
         Some(other) => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -338,32 +473,20 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
                 false,
             );
         }
-    }
-    let spec = &client.spec;
-    let scopes: Vec<&str> = match get("scope") {
-        Some(s) => s.split(' ').filter(|x| !x.is_empty()).collect(),
-        None => spec.scopes.iter().map(String::as_str).collect(),
     };
-    if let Some(bad) = scopes.iter().find(|s| !spec.scopes.iter().any(|x| x == *s)) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            &format!("scope `{bad}` is not allowed for this client"),
-            false,
-        );
-    }
     let resources: Vec<&str> = form
         .iter()
         .filter(|(k, _)| k == "resource")
         .map(|(_, v)| v.as_str())
         .collect();
-    let audience = match resources.as_slice() {
-        [] => match spec.resources.first() {
+    let audience = match (resources.as_slice(), &grant.resource) {
+        ([], Some(r)) => r.clone(),
+        ([], None) => match spec.resources.first() {
             Some(r) => r.clone(),
             None => a.config.issuer.clone(),
         },
-        [one] if spec.resources.iter().any(|r| r == one) => (*one).to_owned(),
-        [one] => {
+        ([one], _) if spec.resources.iter().any(|r| r == one) => (*one).to_owned(),
+        ([one], _) => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
@@ -382,17 +505,27 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
     };
     let now = a.clock.unix_now();
     let ttl = a.config.access_token_ttl;
-    let scope = scopes.join(" ");
+    let scope = grant.scope.clone();
+    let sub = grant.user.clone().unwrap_or_else(|| spec.id.clone());
     let claims = json!({
-        "iss": a.config.issuer, "sub": spec.id, "aud": audience, "client_id": spec.id,
+        "iss": a.config.issuer, "sub": sub, "aud": audience, "client_id": spec.id,
         "iat": now, "exp": now + ttl, "jti": random_id(), "scope": scope,
     });
+    let signing_failed = |e: AuthzError| {
+        tracing::error!("signing failed: {e}");
+        oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the token could not be signed",
+            false,
+        )
+    };
     let access_token = if spec.opaque_tokens {
         let t = random_id() + &random_id();
         if let Ok(mut m) = a.opaque.lock() {
             m.retain(|_, r| r.exp > now);
             m.insert(
-                hash(&t),
+                token_hash(&t),
                 Issued {
                     claims: claims.clone(),
                     exp: now + ttl,
@@ -403,22 +536,52 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
     } else {
         match a.keys.active().sign("at+jwt", &claims) {
             Ok(t) => t,
-            Err(e) => {
-                tracing::error!("signing failed: {e}");
-                return oauth_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "the token could not be signed",
-                    false,
-                );
-            }
+            Err(e) => return signing_failed(e),
         }
     };
+    let mut out = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope});
+    if let (Some(r), Some(m)) = (&grant.refresh, out.as_object_mut()) {
+        m.insert("refresh_token".into(), json!(r));
+    }
+    if let (Some((auth_time, nonce)), Some(user)) = (&grant.id_token_for, &grant.user) {
+        let c = flow::id_token_claims(
+            &a,
+            &spec.id,
+            user,
+            *auth_time,
+            nonce.as_deref(),
+            &access_token,
+            ttl,
+        );
+        match a.id_ring().active().sign("JWT", &c) {
+            Ok(t) => {
+                if let Some(m) = out.as_object_mut() {
+                    m.insert("id_token".into(), json!(t));
+                }
+            }
+            Err(e) => return signing_failed(e),
+        }
+    }
     (
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
-        axum::Json(json!({"access_token": access_token, "token_type": "Bearer", "expires_in": ttl, "scope": scope})),
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        axum::Json(out),
     )
         .into_response()
+}
+
+async fn authorize_get(
+    State(a): State<Arc<Authz>>,
+    axum::extract::Query(p): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    flow::authorize_get(&a, &p)
+}
+
+async fn authorize_post(State(a): State<Arc<Authz>>, body: Bytes) -> Response {
+    let p: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    flow::authorize_post(&a, &p)
 }
 
 async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -461,7 +624,7 @@ async fn revoke(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) ->
         && claims.get("client_id").and_then(Value::as_str) == Some(client.spec.id.as_str())
     {
         if let Ok(mut m) = a.opaque.lock() {
-            m.remove(&hash(token));
+            m.remove(&token_hash(token));
         }
         if let Some(jti) = claims.get("jti").and_then(Value::as_str)
             && let Ok(mut r) = a.revoked_jti.lock()

@@ -66,6 +66,7 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
     let mut config = AuthzConfig::dev(&issuer);
     config.alg = Alg::parse(&args.alg).unwrap_or(Alg::RS256);
     let clients = config.clients.clone();
+    let users = config.users.clone();
     let authz = Arc::new(Authz::new(config, Arc::new(SystemClock))?);
     println!("gatewise authz (development): {issuer}");
     println!("  discovery  {issuer}/.well-known/openid-configuration");
@@ -80,14 +81,28 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
         println!(
             "  client {} / {}   scopes: {}   resources: {}{}",
             c.id,
-            c.secret,
+            if c.public {
+                "(no secret)"
+            } else {
+                c.secret.as_str()
+            },
             c.scopes.join(" "),
             c.resources.join(" "),
             if c.opaque_tokens {
-                "   (opaque tokens)"
+                "   (opaque tokens)".to_owned()
+            } else if c.public {
+                format!("   (public, PKCE; redirect {})", c.redirect_uris.join(" "))
+            } else if !c.redirect_uris.is_empty() {
+                format!("   (redirect {})", c.redirect_uris.join(" "))
             } else {
-                ""
+                String::new()
             }
+        );
+    }
+    for u in &users {
+        println!(
+            "  user   {} / {}   (sign in at {issuer}/authorize)",
+            u.username, u.password
         );
     }
     if let Some(c) = clients.first() {

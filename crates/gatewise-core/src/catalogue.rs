@@ -7,7 +7,7 @@ use crate::{explain, jose};
 
 /// Every check, grouped by module.
 pub fn checks() -> Vec<&'static Check> {
-    let groups: [&[&'static Check]; 18] = [
+    let groups: [&[&'static Check]; 19] = [
         diagnose::CHECKS,
         body::CHECKS,
         body::token_kind::CHECKS,
@@ -24,6 +24,7 @@ pub fn checks() -> Vec<&'static Check> {
         diagnose::revocation::CHECKS,
         diagnose::discovery::CHECKS,
         diagnose::jwks::CHECKS,
+        diagnose::transport::CHECKS,
         jose::jwt::CHECKS,
         explain::CHECKS,
     ];

@@ -11,6 +11,8 @@ use gatewise_core::jose::jwt::{self, Keys, Options, TokenKind};
 use gatewise_core::{Report, catalogue, explain};
 use std::io::Write as _;
 
+mod live;
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Doctor {
     /// Judge a captured HTTP response (token, introspection, discovery, JWKS, revocation).
@@ -32,6 +34,16 @@ pub(crate) enum Doctor {
     Explain(ExplainArgs),
     /// List every rule and finding code the doctor knows.
     Rules(RulesArgs),
+    /// Fetch an issuer's metadata (both well-known forms), its JWK Set, and judge them live.
+    ///
+    /// Example: gatewise doctor discovery https://as.example.com
+    Discovery(live::DiscoveryArgs),
+    /// Run a real token request and say where it breaks (transport, response, token).
+    ///
+    /// Only the client_credentials grant in this version.
+    /// Example: gatewise doctor token --issuer https://as.example.com --client-id svc
+    ///   --client-secret-env CLIENT_SECRET --scope orders.read
+    Token(live::TokenArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -145,6 +157,8 @@ pub(crate) fn run(cmd: Doctor) -> anyhow::Result<u8> {
         Doctor::Jwt(a) => jwt_cmd(a),
         Doctor::Explain(a) => explain_cmd(a),
         Doctor::Rules(a) => rules(a),
+        Doctor::Discovery(a) => live::discovery(a),
+        Doctor::Token(a) => live::token(a),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod provider;
 pub mod request;
 pub mod revocation;
 pub mod token;
+pub mod transport;
 
 use crate::capture::{Capture, CaptureKind, Exchange};
 use crate::finding::{Check, Finding, Severity};

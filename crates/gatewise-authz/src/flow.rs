@@ -1,0 +1,636 @@
+//! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636, OAuth
+//! 2.1), the login page, refresh token rotation with reuse detection
+//! (OAuth 2.1 §4.3.1, RFC 9700 §4.14), and ID tokens (OpenID Connect Core
+//! §2, §3.1.3.6).
+//!
+//! - Redirect URIs match exactly; for loopback `http` URIs any port is
+//!   accepted (RFC 8252 §7.3). An unregistered URI is never redirected to:
+//!   the error is shown on the page.
+//! - PKCE is required with S256; `plain` is refused, and so is a
+//!   `code_verifier` at the token endpoint for a code issued without a
+//!   challenge.
+//! - Codes live 60 s and are single use; presenting a used code revokes
+//!   the refresh token family it produced.
+//! - Refresh tokens rotate: each use returns a new one; presenting an
+//!   already used one revokes the whole family.
+//! - The authorization response carries `iss` (RFC 9207).
+
+use crate::server::{Authz, random_id, token_hash};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use gatewise_core::jose::b64url_encode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Lifetime of an authorization code.
+const CODE_TTL: u64 = 60;
+/// Lifetime of a refresh token.
+const REFRESH_TTL: u64 = 30 * 24 * 3600;
+
+/// A development user (`username`, password hashed with argon2 at load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// Login name; also the `sub`.
+    pub username: String,
+    /// The password, in clear only in configuration.
+    pub password: String,
+    /// Display name (`name` claim).
+    pub name: String,
+    /// `email` claim.
+    pub email: String,
+}
+
+/// A user with the password hashed.
+#[derive(Debug)]
+pub(crate) struct User {
+    pub(crate) spec: UserSpec,
+    hash: String,
+}
+
+/// Hashes the users' passwords (argon2id, default parameters).
+pub(crate) fn users(specs: Vec<UserSpec>) -> Result<Vec<User>, crate::AuthzError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let argon = argon2::Argon2::default();
+    specs
+        .into_iter()
+        .map(|mut spec| {
+            let mut salt = [0u8; 16];
+            let _ = aws_lc_rs::rand::fill(&mut salt);
+            let salt = SaltString::encode_b64(&salt)
+                .map_err(|e| crate::AuthzError::Crypto(e.to_string()))?;
+            let hash = argon
+                .hash_password(spec.password.as_bytes(), &salt)
+                .map_err(|e| crate::AuthzError::Crypto(e.to_string()))?
+                .to_string();
+            spec.password = String::new();
+            Ok(User { spec, hash })
+        })
+        .collect()
+}
+
+fn password_ok(user: &User, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(&user.hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// An issued authorization code.
+#[derive(Debug, Clone)]
+pub(crate) struct Code {
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    challenge: Option<String>,
+    nonce: Option<String>,
+    user: String,
+    auth_time: u64,
+    exp: u64,
+    resource: Option<String>,
+    used: bool,
+    /// The refresh token family this code produced, revoked on reuse.
+    family: Option<String>,
+}
+
+/// An issued refresh token.
+#[derive(Debug, Clone)]
+pub(crate) struct Refresh {
+    family: String,
+    client_id: String,
+    user: String,
+    scope: String,
+    resource: Option<String>,
+    auth_time: u64,
+    exp: u64,
+    used: bool,
+}
+
+/// The mutable state of the flows.
+#[derive(Debug, Default)]
+pub(crate) struct FlowState {
+    codes: HashMap<[u8; 32], Code>,
+    refresh: HashMap<[u8; 32], Refresh>,
+    revoked_families: std::collections::HashSet<String>,
+}
+
+/// RFC 8252 §7.3: loopback redirect URIs match whatever the port.
+fn redirect_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    let (Ok(r), Ok(g)) = (url::Url::parse(registered), url::Url::parse(given)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
+    };
+    loopback(&r)
+        && loopback(&g)
+        && r.host_str() == g.host_str()
+        && r.path() == g.path()
+        && r.query() == g.query()
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - gatewise authz</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}\
+         label{{display:block;margin:.6rem 0}}input{{width:100%;padding:.4rem}}button{{padding:.5rem 1rem}}\
+         .err{{color:#a00}}code{{background:#eee;padding:0 .2rem}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    let mut r = (status, Html(html)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r
+}
+
+/// HTML-escapes text.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
+    let Ok(mut u) = url::Url::parse(uri) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Invalid redirect",
+            "<p>The redirect URI is not a URL.</p>",
+        );
+    };
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(u.as_str()) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// The parameters of an authorization request, checked.
+struct AuthRequest {
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    challenge: String,
+    nonce: Option<String>,
+    resource: Option<String>,
+}
+
+/// Validates an authorization request. `Err` is the response to send: an
+/// error page when the client or redirect URI cannot be trusted, else an
+/// error redirect (RFC 6749 §4.1.2.1).
+fn check_request(a: &Authz, p: &HashMap<String, String>) -> Result<AuthRequest, Box<Response>> {
+    let get = |k: &str| p.get(k).map(String::as_str);
+    let Some(client) = get("client_id").and_then(|id| a.registry().get(id)) else {
+        return Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "Unknown client",
+            "<p>The <code>client_id</code> is missing or not registered.</p>",
+        )));
+    };
+    let Some(redirect_uri) = get("redirect_uri") else {
+        return Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "Missing redirect_uri",
+            "<p>This server requires <code>redirect_uri</code> on every authorization request.</p>",
+        )));
+    };
+    if !client
+        .spec
+        .redirect_uris
+        .iter()
+        .any(|r| redirect_matches(r, redirect_uri))
+    {
+        return Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "Redirect URI not registered",
+            &format!(
+                "<p><code>{}</code> is not registered for this client, so the error cannot be sent back to it.</p><p>Registered: {}</p>",
+                escape(redirect_uri),
+                client
+                    .spec
+                    .redirect_uris
+                    .iter()
+                    .map(|r| format!("<code>{}</code>", escape(r)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )));
+    }
+    let state = get("state").map(str::to_owned);
+    let issuer = a.issuer().to_owned();
+    let fail = |code: &str, desc: &str| {
+        let mut params = vec![
+            ("error", code),
+            ("error_description", desc),
+            ("iss", issuer.as_str()),
+        ];
+        if let Some(s) = &state {
+            params.push(("state", s.as_str()));
+        }
+        Box::new(redirect_with(redirect_uri, &params))
+    };
+    if get("response_type") != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    let Some(challenge) = get("code_challenge") else {
+        return Err(fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
+    };
+    if get("code_challenge_method") != Some("S256") {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge_method must be S256 (plain is refused)",
+        ));
+    }
+    if challenge.len() != 43
+        || !challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge must be 43 base64url characters (SHA-256 of the verifier)",
+        ));
+    }
+    let scope = get("scope").unwrap_or("").to_owned();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        let oidc = matches!(s, "openid" | "profile" | "email" | "offline_access");
+        if !oidc && !client.spec.scopes.iter().any(|x| x == s) {
+            return Err(fail(
+                "invalid_scope",
+                &format!("scope {s} is not allowed for this client"),
+            ));
+        }
+    }
+    let resource = get("resource").map(str::to_owned);
+    if let Some(r) = &resource
+        && !client.spec.resources.iter().any(|x| x == r)
+    {
+        return Err(fail(
+            "invalid_target",
+            "the resource is not allowed for this client",
+        ));
+    }
+    Ok(AuthRequest {
+        client_id: client.spec.id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state,
+        challenge: challenge.to_owned(),
+        nonce: get("nonce").map(str::to_owned),
+        resource,
+    })
+}
+
+fn login_form(
+    a: &Authz,
+    p: &HashMap<String, String>,
+    req: &AuthRequest,
+    error: Option<&str>,
+) -> Response {
+    let hidden: String = p
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "username" | "password"))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect();
+    let scopes = if req.scope.is_empty() {
+        "(no scope)".to_owned()
+    } else {
+        escape(&req.scope)
+    };
+    let users: Vec<String> = a
+        .users()
+        .iter()
+        .map(|u| format!("<code>{}</code>", escape(&u.spec.username)))
+        .collect();
+    let err = error
+        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        if error.is_some() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        },
+        "Sign in",
+        &format!(
+            "<p><strong>{client}</strong> asks for: {scopes}</p>{err}\
+             <form method=\"post\" action=\"/authorize\">{hidden}\
+             <label>User <input name=\"username\" autocomplete=\"username\" required></label>\
+             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Sign in and allow</button></form>\
+             <p><small>Development users: {users}</small></p>",
+            client = escape(&req.client_id),
+            users = users.join(", ")
+        ),
+    )
+}
+
+/// `GET /authorize`: checks the request and shows the login and consent page.
+pub(crate) fn authorize_get(a: &Authz, p: &HashMap<String, String>) -> Response {
+    match check_request(a, p) {
+        Ok(req) => login_form(a, p, &req, None),
+        Err(r) => *r,
+    }
+}
+
+/// `POST /authorize`: checks the credentials and redirects with a code.
+pub(crate) fn authorize_post(a: &Authz, p: &HashMap<String, String>) -> Response {
+    let req = match check_request(a, p) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let username = p.get("username").map(String::as_str).unwrap_or("");
+    let password = p.get("password").map(String::as_str).unwrap_or("");
+    let Some(user) = a
+        .users()
+        .iter()
+        .find(|u| u.spec.username == username)
+        .filter(|u| password_ok(u, password))
+    else {
+        return login_form(a, p, &req, Some("Unknown user or wrong password."));
+    };
+    let now = a.now();
+    let code = random_id() + &random_id();
+    // Used codes are kept an hour past expiry so a replay is recognised.
+    a.flows().codes.retain(|_, c| c.exp + 3600 > now);
+    a.flows().codes.insert(
+        token_hash(&code),
+        Code {
+            client_id: req.client_id,
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scope,
+            challenge: Some(req.challenge),
+            nonce: req.nonce,
+            user: user.spec.username.clone(),
+            auth_time: now,
+            exp: now + CODE_TTL,
+            resource: req.resource,
+            used: false,
+            family: None,
+        },
+    );
+    let mut params = vec![("code", code.as_str()), ("iss", a.issuer())];
+    if let Some(s) = &req.state {
+        params.push(("state", s.as_str()));
+    }
+    redirect_with(&req.redirect_uri, &params)
+}
+
+/// An error of the token endpoint (RFC 6749 §5.2).
+pub(crate) struct GrantError(pub(crate) &'static str, pub(crate) String);
+
+/// What a successful grant returns, before it is written as JSON.
+pub(crate) struct Grant {
+    pub(crate) user: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) resource: Option<String>,
+    pub(crate) refresh: Option<String>,
+    pub(crate) id_token_for: Option<(u64, Option<String>)>,
+}
+
+fn s256(verifier: &str) -> String {
+    b64url_encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
+    )
+}
+
+/// `grant_type=authorization_code`.
+pub(crate) fn redeem_code(
+    a: &Authz,
+    client_id: &str,
+    form: &[(String, String)],
+) -> Result<Grant, GrantError> {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let code =
+        get("code").ok_or_else(|| GrantError("invalid_request", "code is missing".into()))?;
+    let now = a.now();
+    let mut st = a.flows();
+    let key = token_hash(code);
+    let Some(rec) = st.codes.get_mut(&key) else {
+        return Err(GrantError(
+            "invalid_grant",
+            "the code is unknown or expired".into(),
+        ));
+    };
+    if rec.used {
+        // RFC 6749 §4.1.2: revoke what the code produced.
+        let family = rec.family.clone();
+        if let Some(f) = family {
+            st.revoked_families.insert(f);
+        }
+        return Err(GrantError(
+            "invalid_grant",
+            "the code was already used; the tokens it produced are revoked".into(),
+        ));
+    }
+    if rec.exp <= now {
+        return Err(GrantError(
+            "invalid_grant",
+            "the code has expired (codes live 60 s)".into(),
+        ));
+    }
+    if rec.client_id != client_id {
+        return Err(GrantError(
+            "invalid_grant",
+            "the code was issued to another client".into(),
+        ));
+    }
+    if get("redirect_uri") != Some(rec.redirect_uri.as_str()) {
+        return Err(GrantError(
+            "invalid_grant",
+            "redirect_uri differs from the authorization request (RFC 6749 §4.1.3)".into(),
+        ));
+    }
+    match (&rec.challenge, get("code_verifier")) {
+        (Some(ch), Some(v)) => {
+            let valid = (43..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if !valid || s256(v) != *ch {
+                return Err(GrantError(
+                    "invalid_grant",
+                    "code_verifier does not match the code_challenge (RFC 7636 §4.6)".into(),
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(GrantError(
+                "invalid_grant",
+                "code_verifier is missing".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(GrantError(
+                "invalid_grant",
+                "a code_verifier was sent for a code issued without a challenge".into(),
+            ));
+        }
+        (None, None) => {}
+    }
+    rec.used = true;
+    let rec = rec.clone();
+    // A refresh token with every code (a development server favours clients
+    // being able to test refresh; OIDC's offline_access is not required).
+    let refresh = Some({
+        let family = random_id();
+        let t = random_id() + &random_id();
+        st.refresh.insert(
+            token_hash(&t),
+            Refresh {
+                family: family.clone(),
+                client_id: rec.client_id.clone(),
+                user: rec.user.clone(),
+                scope: rec.scope.clone(),
+                resource: rec.resource.clone(),
+                auth_time: rec.auth_time,
+                exp: now + REFRESH_TTL,
+                used: false,
+            },
+        );
+        if let Some(c) = st.codes.get_mut(&key) {
+            c.family = Some(family);
+        }
+        t
+    });
+    let openid = rec.scope.split(' ').any(|s| s == "openid");
+    Ok(Grant {
+        user: Some(rec.user),
+        scope: rec.scope,
+        resource: rec.resource,
+        refresh,
+        id_token_for: openid.then_some((rec.auth_time, rec.nonce)),
+    })
+}
+
+/// `grant_type=refresh_token`: rotation with reuse detection.
+pub(crate) fn refresh(
+    a: &Authz,
+    client_id: &str,
+    form: &[(String, String)],
+) -> Result<Grant, GrantError> {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let token = get("refresh_token")
+        .ok_or_else(|| GrantError("invalid_request", "refresh_token is missing".into()))?;
+    let now = a.now();
+    let mut st = a.flows();
+    let Some(rec) = st.refresh.get(&token_hash(token)).cloned() else {
+        return Err(GrantError(
+            "invalid_grant",
+            "the refresh token is unknown".into(),
+        ));
+    };
+    if rec.client_id != client_id {
+        return Err(GrantError(
+            "invalid_grant",
+            "the refresh token was issued to another client".into(),
+        ));
+    }
+    if st.revoked_families.contains(&rec.family) {
+        return Err(GrantError(
+            "invalid_grant",
+            "the refresh token was revoked".into(),
+        ));
+    }
+    if rec.used {
+        // A rotated token came back: someone holds a copy. Revoke them all.
+        st.revoked_families.insert(rec.family.clone());
+        return Err(GrantError(
+            "invalid_grant",
+            "the refresh token was already used; its whole family is revoked (reuse detection)"
+                .into(),
+        ));
+    }
+    if rec.exp <= now {
+        return Err(GrantError(
+            "invalid_grant",
+            "the refresh token has expired".into(),
+        ));
+    }
+    let scope = match get("scope") {
+        Some(s) if s.split(' ').all(|x| rec.scope.split(' ').any(|y| y == x)) => s.to_owned(),
+        Some(_) => {
+            return Err(GrantError(
+                "invalid_scope",
+                "a refresh may narrow the scope, not widen it".into(),
+            ));
+        }
+        None => rec.scope.clone(),
+    };
+    if let Some(r) = st.refresh.get_mut(&token_hash(token)) {
+        r.used = true;
+    }
+    let t = random_id() + &random_id();
+    st.refresh.insert(
+        token_hash(&t),
+        Refresh {
+            used: false,
+            exp: now + REFRESH_TTL,
+            ..rec.clone()
+        },
+    );
+    let openid = scope.split(' ').any(|s| s == "openid");
+    Ok(Grant {
+        user: Some(rec.user),
+        scope,
+        resource: rec.resource,
+        refresh: Some(t),
+        // OIDC Core §12.2: a refreshed ID token keeps the original auth_time.
+        id_token_for: openid.then_some((rec.auth_time, None)),
+    })
+}
+
+/// The claims of an ID token (OpenID Connect Core §2, §3.1.3.6).
+pub(crate) fn id_token_claims(
+    a: &Authz,
+    client_id: &str,
+    user: &str,
+    auth_time: u64,
+    nonce: Option<&str>,
+    access_token: &str,
+    ttl: u64,
+) -> Value {
+    let now = a.now();
+    // at_hash: left half of SHA-256 of the access token (OIDC Core §3.1.3.6).
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
+    let at_hash = b64url_encode(d.as_ref().get(..16).unwrap_or_default());
+    let person = a.users().iter().find(|u| u.spec.username == user);
+    let mut c = json!({
+        "iss": a.issuer(), "sub": user, "aud": client_id, "azp": client_id,
+        "iat": now, "exp": now + ttl, "auth_time": auth_time, "at_hash": at_hash,
+    });
+    if let (Some(n), Some(m)) = (nonce, c.as_object_mut()) {
+        m.insert("nonce".into(), json!(n));
+    }
+    if let (Some(p), Some(m)) = (person, c.as_object_mut()) {
+        m.insert("name".into(), json!(p.spec.name));
+        m.insert("email".into(), json!(p.spec.email));
+    }
+    c
+}

@@ -1,0 +1,425 @@
+//! `gatewise doctor discovery` and `gatewise doctor token`: the live doctor.
+//! Reads flags, the environment (proxies, the client secret) and the clock,
+//! hands the work to `gatewise-probe` (network) and `gatewise-core`
+//! (findings), and renders. No protocol logic lives here.
+
+use crate::input;
+use crate::render::{self, Format};
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use gatewise_probe::doctor::{self, Live, Progress, TokenEndpoint};
+use gatewise_probe::oauth::{ClientAuth, Grant, TokenParams};
+use gatewise_probe::tls::Trust;
+use gatewise_probe::{Options, ProxySettings, Transcript};
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Flags every live command shares.
+#[derive(Debug, Args)]
+pub(crate) struct NetArgs {
+    /// Output format (json: the contract object plus a `transcript` member
+    /// with every request and response, secrets masked).
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Write each exchange into DIR as a capture file that `gatewise doctor
+    /// response` reads back (secrets masked unless --show-secrets).
+    #[arg(long, value_name = "DIR")]
+    save_capture: Option<PathBuf>,
+    /// Show tokens, client secrets and Authorization values in the transcript
+    /// and saved captures (findings always mask them).
+    #[arg(long)]
+    show_secrets: bool,
+    /// Time limit per request in seconds: connect, TLS, response and body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
+    /// An extra CA certificate file (PEM) to trust besides the system's
+    /// roots (a private CA, or a TLS-inspection proxy's root).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiscoveryArgs {
+    /// The issuer, e.g. https://as.example.com or https://host/realms/x.
+    issuer: String,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GrantArg {
+    /// RFC 6749 §4.4 (the only grant of this version; refresh_token,
+    /// authorization_code, password and device_code come later).
+    #[value(name = "client_credentials")]
+    ClientCredentials,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthArg {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    #[value(name = "client_secret_basic")]
+    ClientSecretBasic,
+    /// client_id and client_secret in the form body.
+    #[value(name = "client_secret_post")]
+    ClientSecretPost,
+    /// A public client: client_id in the body, no secret.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The token endpoint.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "issuer",
+        conflicts_with = "issuer"
+    )]
+    token_url: Option<String>,
+    /// The issuer: discover the token endpoint and the JWK Set (to verify a JWT access token).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The client id.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    /// Read the client secret from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["client_secret_file", "client_secret"])]
+    client_secret_env: Option<String>,
+    /// Read the client secret from this file (one line).
+    #[arg(long, value_name = "FILE", conflicts_with = "client_secret")]
+    client_secret_file: Option<String>,
+    /// The client secret itself (leaks into shell history and process lists:
+    /// prefer --client-secret-env or --client-secret-file).
+    #[arg(long, value_name = "SECRET")]
+    client_secret: Option<String>,
+    /// The grant. Only client_credentials in this version.
+    #[arg(long, value_enum, default_value = "client_credentials")]
+    grant: GrantArg,
+    /// The scope to request (space-delimited).
+    #[arg(long)]
+    scope: Option<String>,
+    /// A resource indicator (RFC 8707); repeat for several.
+    #[arg(long, value_name = "URI")]
+    resource: Vec<String>,
+    /// The `audience` parameter some servers want (Auth0, Okta).
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
+    /// How the client authenticates.
+    #[arg(long, value_enum, default_value = "client_secret_basic")]
+    auth: AuthArg,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// The wall clock, for the core's time-dependent checks.
+struct Wall;
+
+impl gatewise_core::clock::Clock for Wall {
+    fn unix_now(&self) -> u64 {
+        crate::clock::now()
+    }
+}
+
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "gatewise: warning: {msg}");
+}
+
+fn options(net: &NetArgs) -> anyhow::Result<Options> {
+    if !(net.timeout > 0.0 && net.timeout <= 3600.0) {
+        bail!("--timeout must be between 0 and 3600 seconds");
+    }
+    let pem = match &net.ca_file {
+        Some(path) => Some(input::read_capped(path, 1024 * 1024)?),
+        None => None,
+    };
+    let trust = Trust::new(true, pem.as_deref())
+        .with_context(|| format!("--ca-file {}", net.ca_file.as_deref().unwrap_or("")))?;
+    let mut o = Options::new(trust);
+    o.timeout = Duration::from_secs_f64(net.timeout);
+    // curl's conventions: lower-case http_proxy wins for http (the upper-case
+    // one can be injected by CGI), either case for the others.
+    o.proxy = ProxySettings {
+        https: input::env("HTTPS_PROXY").or_else(|| input::env("https_proxy")),
+        http: input::env("http_proxy").or_else(|| input::env("HTTP_PROXY")),
+        no_proxy: input::env("NO_PROXY").or_else(|| input::env("no_proxy")),
+    };
+    Ok(o)
+}
+
+/// A progress line per network step on stderr, with a spinner, only when
+/// stderr is a terminal.
+struct Spinner {
+    current: Arc<Mutex<Option<String>>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Spinner {
+    fn start() -> Spinner {
+        let current: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let ticker = std::io::stderr().is_terminal().then(|| {
+            let current = Arc::clone(&current);
+            tokio::spawn(async move {
+                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                let mut i = 0usize;
+                loop {
+                    if let Some(step) = current.lock().ok().and_then(|g| g.clone()) {
+                        let frame = frames.get(i % frames.len()).copied().unwrap_or('·');
+                        let _ = write!(std::io::stderr(), "\r{frame} {step}\x1b[K");
+                        i += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(80)).await;
+                }
+            })
+        });
+        Spinner { current, ticker }
+    }
+
+    fn stop(&self) {
+        if let Some(t) = &self.ticker {
+            t.abort();
+        }
+    }
+}
+
+impl Progress for Spinner {
+    fn begin(&self, step: &str) {
+        if let Ok(mut g) = self.current.lock() {
+            *g = Some(step.to_string());
+        }
+    }
+
+    fn end(&self, step: &str, outcome: &str) {
+        if let Ok(mut g) = self.current.lock() {
+            *g = None;
+        }
+        if self.ticker.is_some() {
+            let _ = writeln!(std::io::stderr(), "\r✓ {step} → {outcome}\x1b[K");
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `gatewise doctor discovery ISSUER`.
+pub(crate) fn discovery(a: DiscoveryArgs) -> anyhow::Result<u8> {
+    let opts = options(&a.net)?;
+    let live = runtime()?.block_on(async {
+        let spinner = Spinner::start();
+        let r = doctor::discovery(&a.issuer, &opts, &Wall, &spinner).await;
+        spinner.stop();
+        r
+    })?;
+    finish(&a.issuer, &live, &a.net)
+}
+
+/// `gatewise doctor token`.
+pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
+    let secret = if let Some(var) = &a.client_secret_env {
+        match input::env(var) {
+            Some(s) => Some(s),
+            None => bail!("environment variable {var} (--client-secret-env) is not set"),
+        }
+    } else if let Some(path) = &a.client_secret_file {
+        let bytes = input::read_capped(path, 64 * 1024)?;
+        let s = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
+        Some(s.trim_end_matches(['\r', '\n']).to_string())
+    } else if let Some(s) = &a.client_secret {
+        warn(
+            "--client-secret puts the secret in shell history and process lists; prefer --client-secret-env VAR or --client-secret-file FILE",
+        );
+        Some(s.clone())
+    } else {
+        None
+    };
+    let auth = match a.auth {
+        AuthArg::ClientSecretBasic => ClientAuth::Basic,
+        AuthArg::ClientSecretPost => ClientAuth::Post,
+        AuthArg::None => ClientAuth::None,
+    };
+    match (auth, &secret) {
+        (ClientAuth::None, Some(_)) => warn("--auth none: the client secret is not sent"),
+        (ClientAuth::Basic | ClientAuth::Post, None) => bail!(
+            "--auth {} needs the client secret: --client-secret-env VAR or --client-secret-file FILE",
+            auth.name()
+        ),
+        _ => {}
+    }
+    let params = TokenParams {
+        grant: match a.grant {
+            GrantArg::ClientCredentials => Grant::ClientCredentials,
+        },
+        client_id: a.client_id.clone(),
+        client_secret: secret,
+        auth,
+        scope: a.scope.clone(),
+        resources: a.resource.clone(),
+        audience: a.audience.clone(),
+    };
+    let (endpoint, subject) = match (&a.token_url, &a.issuer) {
+        (Some(u), _) => (
+            TokenEndpoint::Url(
+                url::Url::parse(u).with_context(|| format!("--token-url {u} is not a URL"))?,
+            ),
+            u.clone(),
+        ),
+        (None, Some(i)) => (TokenEndpoint::Issuer(i.clone()), i.clone()),
+        (None, None) => bail!("give --token-url URL or --issuer URL"),
+    };
+    let opts = options(&a.net)?;
+    let live = runtime()?.block_on(async {
+        let spinner = Spinner::start();
+        let r = doctor::token(&endpoint, &params, &opts, &Wall, &spinner).await;
+        spinner.stop();
+        r
+    })?;
+    finish(&subject, &live, &a.net)
+}
+
+fn shown(live: &Live, net: &NetArgs) -> Vec<Transcript> {
+    live.transcripts
+        .iter()
+        .map(|t| {
+            if net.show_secrets {
+                t.clone()
+            } else {
+                t.masked()
+            }
+        })
+        .collect()
+}
+
+fn finish(subject: &str, live: &Live, net: &NetArgs) -> anyhow::Result<u8> {
+    let report = live.report(subject);
+    let transcripts = shown(live, net);
+    if let Some(dir) = &net.save_capture {
+        save(dir, &transcripts)?;
+    }
+    match net.format {
+        Format::Json => {
+            let t = serde_json::to_value(&transcripts)?;
+            render::report(&report, Format::Json, Some(("transcript", t)))?;
+        }
+        Format::Human => {
+            exchanges_human(&transcripts)?;
+            render::report(&report, Format::Human, None)?;
+        }
+        Format::Markdown => {
+            render::report(&report, Format::Markdown, None)?;
+            exchanges_markdown(&transcripts)?;
+        }
+    }
+    Ok(report.verdict.exit_code())
+}
+
+fn slug(label: &str) -> String {
+    let s: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn save(dir: &PathBuf, transcripts: &[Transcript]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut names = Vec::new();
+    for (i, t) in transcripts.iter().enumerate() {
+        let path = dir.join(format!("{:02}-{}.http", i + 1, slug(&t.label)));
+        std::fs::write(&path, t.capture_text())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        names.push(path.display().to_string());
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "gatewise: saved {} capture{} ({}); read one back with `gatewise doctor response FILE`",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    Ok(())
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_string(), |m| format!("{m:.1} ms"))
+}
+
+fn hop_lines(t: &Transcript) -> Vec<(String, String)> {
+    t.hops
+        .iter()
+        .map(|h| {
+            let outcome = match &h.response {
+                Some(r) => format!("{} {}", r.status, r.reason),
+                None => "no response".to_string(),
+            };
+            let tm = &h.timings;
+            let mut timing = format!(
+                "dns {} · connect {} · tls {} · first byte {} · total {}",
+                ms(tm.dns_ms),
+                ms(tm.connect_ms),
+                ms(tm.tls_ms),
+                ms(tm.first_byte_ms),
+                ms(tm.total_ms)
+            );
+            if tm.tunnel_ms.is_some() {
+                timing.push_str(&format!(" · proxy tunnel {}", ms(tm.tunnel_ms)));
+            }
+            (
+                format!("{} {} → {outcome}", h.request.method, h.request.url),
+                timing,
+            )
+        })
+        .collect()
+}
+
+fn exchanges_human(transcripts: &[Transcript]) -> anyhow::Result<()> {
+    let mut out = anstream::stdout().lock();
+    let dim = anstyle::Style::new().dimmed();
+    writeln!(out, "exchanges")?;
+    for t in transcripts {
+        let via = t
+            .proxy
+            .as_ref()
+            .map(|p| format!(" (via {})", p.proxy))
+            .unwrap_or_default();
+        writeln!(out, "  {}{via}", t.label)?;
+        for (line, timing) in hop_lines(t) {
+            writeln!(out, "    {line}")?;
+            writeln!(out, "      {dim}{timing}{dim:#}")?;
+        }
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn exchanges_markdown(transcripts: &[Transcript]) -> anyhow::Result<()> {
+    let mut s = String::from(
+        "\n#### Exchanges\n\n| exchange | request → response | timings |\n|---|---|---|\n",
+    );
+    for t in transcripts {
+        for (line, timing) in hop_lines(t) {
+            s.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                t.label,
+                line.replace('|', "\\|"),
+                timing
+            ));
+        }
+    }
+    write!(anstream::stdout(), "{s}")?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Building the OAuth requests the live doctor sends: the token request
+//! with client authentication (RFC 6749 §2.3) and the two well-known
+//! metadata URLs of an issuer (RFC 8414 §3.1, OpenID Connect Discovery §4).
+
+use crate::ProbeError;
+use crate::fetch::Request;
+use base64::Engine as _;
+use url::Url;
+
+/// The grant the token request uses. This slice supports `client_credentials` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl Grant {
+    /// The `grant_type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Post,
+    /// A public client: only `client_id` in the body.
+    None,
+}
+
+impl ClientAuth {
+    /// The RFC 8414 / RFC 7591 method name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
+/// What the token request asks for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenParams {
+    /// The grant.
+    pub grant: Grant,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret (needed for `Basic` and `Post`).
+    pub client_secret: Option<String>,
+    /// The authentication method.
+    pub auth: ClientAuth,
+    /// `scope`, space-delimited.
+    pub scope: Option<String>,
+    /// `resource` indicators (RFC 8707), in order.
+    pub resources: Vec<String>,
+    /// `audience` (a common non-standard parameter: Auth0, Okta, token exchange).
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for TokenParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenParams")
+            .field("grant", &self.grant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
+            .field("auth", &self.auth)
+            .field("scope", &self.scope)
+            .field("resources", &self.resources)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1 and App. B.
+pub fn basic_authorization(client_id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(secret)
+        ))
+    )
+}
+
+impl TokenParams {
+    /// The token request to `token_url`.
+    pub fn request(&self, token_url: &Url) -> Request {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", self.grant.name());
+        if let Some(s) = &self.scope {
+            form.append_pair("scope", s);
+        }
+        for r in &self.resources {
+            form.append_pair("resource", r);
+        }
+        if let Some(a) = &self.audience {
+            form.append_pair("audience", a);
+        }
+        let mut headers = vec![
+            (
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+            ("Accept".to_string(), "application/json".to_string()),
+        ];
+        match self.auth {
+            ClientAuth::Basic => headers.push((
+                "Authorization".into(),
+                basic_authorization(&self.client_id, self.client_secret.as_deref().unwrap_or("")),
+            )),
+            ClientAuth::Post => {
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_secret", self.client_secret.as_deref().unwrap_or(""));
+            }
+            ClientAuth::None => {
+                form.append_pair("client_id", &self.client_id);
+            }
+        }
+        Request {
+            method: "POST".into(),
+            url: token_url.clone(),
+            headers,
+            body: form.finish().into_bytes(),
+        }
+    }
+}
+
+/// The metadata URLs of an issuer: RFC 8414 (the well-known suffix inserted
+/// between host and path) and OpenID Connect (appended to the issuer).
+pub fn well_known_urls(issuer: &str) -> Result<(Url, Url), ProbeError> {
+    let bad = |reason: String| ProbeError::Url {
+        url: issuer.to_string(),
+        reason,
+    };
+    let u = Url::parse(issuer).map_err(|e| bad(e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad("an issuer is an https:// URL".into()));
+    }
+    let origin = u.origin().ascii_serialization();
+    let path = u.path().trim_end_matches('/');
+    let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
+    let oidc = format!("{origin}{path}/.well-known/openid-configuration");
+    Ok((
+        Url::parse(&rfc8414).map_err(|e| bad(e.to_string()))?,
+        Url::parse(&oidc).map_err(|e| bad(e.to_string()))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_known_forms() {
+        let (a, b) = well_known_urls("https://as.test/tenant1/").unwrap();
+        assert_eq!(
+            a.as_str(),
+            "https://as.test/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            b.as_str(),
+            "https://as.test/tenant1/.well-known/openid-configuration"
+        );
+        let (a, b) = well_known_urls("http://127.0.0.1:9100").unwrap();
+        assert_eq!(
+            a.as_str(),
+            "http://127.0.0.1:9100/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            b.as_str(),
+            "http://127.0.0.1:9100/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn basic_encodes_before_base64() {
+        // RFC 6749 App. B: '+' ':' '/' '=' and spaces are percent-encoded first.
+        let h = basic_authorization("my client", "s3cr3t+/=");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(h.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "my+client:s3cr3t%2B%2F%3D"
+        );
+    }
+
+    #[test]
+    fn post_puts_credentials_in_the_body() {
+        let p = TokenParams {
+            grant: Grant::ClientCredentials,
+            client_id: "svc".into(),
+            client_secret: Some("pw".into()),
+            auth: ClientAuth::Post,
+            scope: Some("a b".into()),
+            resources: vec!["https://api.test".into(), "https://b.test".into()],
+            audience: None,
+        };
+        let r = p.request(&Url::parse("https://as.test/token").unwrap());
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            "grant_type=client_credentials&scope=a+b&resource=https%3A%2F%2Fapi.test&resource=https%3A%2F%2Fb.test&client_id=svc&client_secret=pw"
+        );
+        assert!(!r.headers.iter().any(|(n, _)| n == "Authorization"));
+    }
+}

@@ -172,6 +172,11 @@ impl Pool {
     /// an error is better than refusing outright), and `exclude` (a target
     /// that just failed, for a retry).
     pub fn pick(&self, exclude: Option<&Arc<Target>>) -> Option<(Arc<Target>, InFlight)> {
+        // The common case, one target and no retry: no filtering, no allocation.
+        if let ([only], None) = (self.targets.as_slice(), exclude) {
+            only.in_flight.fetch_add(1, Ordering::Relaxed);
+            return Some((Arc::clone(only), InFlight(Arc::clone(only))));
+        }
         let usable: Vec<&Arc<Target>> = self
             .targets
             .iter()

@@ -27,6 +27,15 @@ pub(crate) struct AuthzArgs {
     alg: String,
 }
 
+/// Prints a line, ignoring a closed stdout: a server must not die because
+/// whoever started it stopped reading its output.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 struct SystemClock;
 
 impl Clock for SystemClock {
@@ -48,7 +57,6 @@ pub(crate) fn run(args: AuthzArgs) -> anyhow::Result<u8> {
     rt.block_on(serve(args))
 }
 
-#[allow(clippy::print_stdout)]
 async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -68,17 +76,15 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
     let clients = config.clients.clone();
     let users = config.users.clone();
     let authz = Arc::new(Authz::new(config, Arc::new(SystemClock))?);
-    println!("gatewise authz (development): {issuer}");
-    println!("  discovery  {issuer}/.well-known/openid-configuration");
-    println!(
+    say!("gatewise authz (development): {issuer}");
+    say!("  discovery  {issuer}/.well-known/openid-configuration");
+    say!(
         "  jwks       {issuer}/jwks.json   (signing with {})",
         args.alg
     );
-    println!(
-        "  token      {issuer}/token   introspect {issuer}/introspect   revoke {issuer}/revoke\n"
-    );
+    say!("  token      {issuer}/token   introspect {issuer}/introspect   revoke {issuer}/revoke\n");
     for c in &clients {
-        println!(
+        say!(
             "  client {} / {}   scopes: {}   resources: {}{}",
             c.id,
             if c.public {
@@ -100,20 +106,21 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
         );
     }
     for u in &users {
-        println!(
+        say!(
             "  user   {} / {}   (sign in at {issuer}/authorize)",
-            u.username, u.password
+            u.username,
+            u.password
         );
     }
     if let Some(c) = clients.first() {
-        println!(
+        say!(
             "\nGet a token:\n\n  curl -s -u {}:{} -d grant_type=client_credentials -d scope={} {issuer}/token\n",
             c.id,
             c.secret,
             c.scopes.first().map(String::as_str).unwrap_or("")
         );
     }
-    println!("Press Ctrl-C to stop.");
+    say!("Press Ctrl-C to stop.");
     axum::serve(listener, Arc::clone(&authz).router())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

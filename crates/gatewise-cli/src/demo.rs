@@ -37,6 +37,14 @@ pub(crate) struct Demo {
     check: bool,
 }
 
+/// Prints a line, ignoring a closed stdout (the demo keeps serving).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 struct SystemClock;
 
 impl Clock for SystemClock {
@@ -145,7 +153,6 @@ pub(crate) fn run(args: Demo) -> anyhow::Result<u8> {
     rt.block_on(demo(args))
 }
 
-#[allow(clippy::print_stdout)]
 async fn demo(args: Demo) -> anyhow::Result<u8> {
     let authz_l = bind(args.authz, args.check, 9100).await?;
     let api_l = bind(args.api, args.check, 9000).await?;
@@ -202,32 +209,32 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         )
         .await
     } else {
-        println!(
+        say!(
             "gatewise demo: an authorization server, a gateway and an API, all on this machine.\n"
         );
-        println!(
+        say!(
             "  authorization server  {issuer}  (discovery: {issuer}/.well-known/openid-configuration)"
         );
-        println!(
+        say!(
             "  gateway               http://{gw_addr}  (route /api -> http://{api_addr}, needs a token for {RESOURCE} with scope orders.read)"
         );
-        println!("  client                demo-client / {secret}\n");
-        println!(
+        say!("  client                demo-client / {secret}\n");
+        say!(
             "1. Get a token:\n\n  TOKEN=$({get_token} | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n"
         );
-        println!(
+        say!(
             "2. Call the API through the gateway (200):\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" {api}\n"
         );
-        println!(
+        say!(
             "3. Call it with an expired token (401 jwt-expired, with the reason in WWW-Authenticate and application/problem+json):\n\n  curl -si -H \"Authorization: Bearer {expired}\" {api}\n"
         );
-        println!(
+        say!(
             "   and ask the doctor why:\n\n  gatewise doctor jwt {expired} --issuer {issuer} --audience {RESOURCE}\n"
         );
-        println!(
+        say!(
             "4. Or a token for another audience (401 jwt-aud-mismatch):\n\n  curl -si -H \"Authorization: Bearer {other_aud}\" {api}\n"
         );
-        println!("Press Ctrl-C to stop.");
+        say!("Press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
         0
     };
@@ -236,7 +243,6 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
 }
 
 /// The demo's calls, made and checked; prints one line per step.
-#[allow(clippy::print_stdout)]
 async fn check(
     _shown: &str,
     api: &str,
@@ -249,7 +255,7 @@ async fn check(
     let http = reqwest::Client::new();
     let mut failures = 0;
     let mut step = |ok: bool, what: String| {
-        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+        say!("{} {what}", if ok { "ok  " } else { "FAIL" });
         if !ok {
             failures += 1;
         }

@@ -188,39 +188,56 @@ async fn authz_dev_prints_a_curl_that_gets_a_token() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     // Read until the curl line (printed before serving starts).
-    let curl = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.trim_start().starts_with("curl "))
-    })
-    .await
-    .unwrap()
-    .expect("no curl line printed");
+    // Read until the curl line, then keep draining in the background so the
+    // server's later output never meets a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.trim_start().starts_with("curl ") {
+                let _ = tx.send(line);
+                sent = true;
+            }
+        }
+    });
+    let curl = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("no curl line printed");
     // curl -s -u ID:SECRET -d grant_type=client_credentials -d scope=S URL
     let words: Vec<&str> = curl.split_whitespace().collect();
     let creds = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
     let (id, secret) = creds.split_once(':').unwrap();
     let url = words.last().unwrap();
     let scope = words.iter().find_map(|w| w.strip_prefix("scope=")).unwrap();
-    let mut token = None;
-    for _ in 0..50 {
-        if let Ok(r) = reqwest::Client::new()
+    let mut answer = None;
+    let mut last_error = String::new();
+    // The server may still be starting (debug builds generate keys slowly).
+    for _ in 0..100 {
+        match reqwest::Client::new()
             .post(*url)
             .basic_auth(id, Some(secret))
             .form(&[("grant_type", "client_credentials"), ("scope", scope)])
             .send()
             .await
         {
-            let v: serde_json::Value = r.json().await.unwrap();
-            token = v["access_token"].as_str().map(str::to_owned);
-            break;
+            Ok(r) => {
+                let status = r.status();
+                answer = Some((status, r.text().await.unwrap_or_default()));
+                break;
+            }
+            Err(e) => last_error = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
-    let token = token.expect("the printed curl did not get a token");
+    let (status, body) =
+        answer.unwrap_or_else(|| panic!("no answer from {url}: {last_error}\n{curl}"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let token = v["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the printed curl did not get a token: {status} {body}\n{curl}"))
+        .to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT access token");
 }

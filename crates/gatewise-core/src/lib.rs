@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod calllog;
 pub mod capture;
 pub mod catalogue;
 pub mod clock;

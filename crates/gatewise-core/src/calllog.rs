@@ -1,0 +1,610 @@
+//! The call record: what the gateway remembers of one request, for the call
+//! log, its analytics and "diagnose this call".
+//!
+//! A [`CallRecord`] is a plain value. The gateway builds it when a request
+//! ends and hands it to the store's writer (`gatewise-store`); nothing here
+//! performs I/O. Secrets are masked *before* a record exists: headers only
+//! enter a record through [`mask_headers`] (the [`MaskedHeaders`] type has no
+//! other constructor), the token only as a [`token_fingerprint`], and a kept
+//! query string through [`record_path`], which masks secret parameters.
+//!
+//! The record is versioned (`v`, currently [`RECORD_VERSION`]); a change of
+//! meaning bumps it, new optional fields do not.
+
+use core::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::Finding;
+use crate::secret;
+
+/// The version of [`CallRecord`] this build writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// One request through the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Record format version ([`RECORD_VERSION`] when built by this build).
+    pub v: u8,
+    /// When the request started, Unix milliseconds.
+    pub start_ms: u64,
+    /// The request id the gateway used (and returned in `X-Request-Id`).
+    pub request_id: String,
+    /// W3C trace id, when the request was traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The route that matched, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The upstream pool the request was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// The address of the target within the pool (`host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_addr: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Request path, with the query string only when configured (see
+    /// [`record_path`]). The record holds what it is given.
+    pub path: String,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Request body bytes received from the client.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes sent to the client.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// Total time in the gateway, microseconds.
+    #[serde(default)]
+    pub total_us: u64,
+    /// Time spent authenticating (JWT check or introspection), microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_us: Option<u64>,
+    /// Time until the upstream's response head arrived, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_first_byte_us: Option<u64>,
+    /// Time until the upstream's response ended, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_total_us: Option<u64>,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<IpAddr>,
+    /// Token issuer (`iss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Key id the token was signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// OAuth client (`client_id` or `azp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Subject (`sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Scopes the token carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// A hash prefix of the token ([`token_fingerprint`]), never the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_fingerprint: Option<String>,
+    /// Stable reason code when the gateway refused or failed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The decision trace: each policy step, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceStep>,
+    /// What the exchange inspector found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<FindingRef>,
+    /// Request headers, secrets masked.
+    #[serde(default, skip_serializing_if = "MaskedHeaders::is_empty")]
+    pub request_headers: MaskedHeaders,
+    /// Response headers, secrets masked.
+    #[serde(default, skip_serializing_if = "MaskedHeaders::is_empty")]
+    pub response_headers: MaskedHeaders,
+}
+
+impl CallRecord {
+    /// A record of the current version with the required parts; the rest
+    /// empty, to be filled in by the caller.
+    pub fn new(
+        request_id: impl Into<String>,
+        start_ms: u64,
+        method: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        CallRecord {
+            v: RECORD_VERSION,
+            start_ms,
+            request_id: request_id.into(),
+            trace_id: None,
+            route: None,
+            upstream: None,
+            upstream_addr: None,
+            method: method.into(),
+            path: path.into(),
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            total_us: 0,
+            auth_us: None,
+            upstream_first_byte_us: None,
+            upstream_total_us: None,
+            client_ip: None,
+            issuer: None,
+            kid: None,
+            client_id: None,
+            sub: None,
+            scopes: Vec::new(),
+            token_fingerprint: None,
+            reason: None,
+            trace: Vec::new(),
+            findings: Vec::new(),
+            request_headers: MaskedHeaders::default(),
+            response_headers: MaskedHeaders::default(),
+        }
+    }
+
+    /// True when the client got an error status (4xx or 5xx).
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// A policy step of the decision trace. Written as its name ([`Step::as_str`]);
+/// a name this build does not know reads back as [`Step::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "String")]
+pub enum Step {
+    /// Route matching.
+    Route,
+    /// The body size limit.
+    BodyLimit,
+    /// JWT validation (signature and claims).
+    Jwt,
+    /// Token introspection (RFC 7662).
+    Introspection,
+    /// Scope and claim requirements.
+    Scope,
+    /// Rate limiting.
+    RateLimit,
+    /// Forwarding to the upstream.
+    Upstream,
+    /// A step this build does not name (kept as written).
+    Other(String),
+}
+
+impl Step {
+    /// The step's name in records: `route`, `jwt`, `rate_limit`, ...
+    pub fn as_str(&self) -> &str {
+        match self {
+            Step::Route => "route",
+            Step::BodyLimit => "body_limit",
+            Step::Jwt => "jwt",
+            Step::Introspection => "introspection",
+            Step::Scope => "scope",
+            Step::RateLimit => "rate_limit",
+            Step::Upstream => "upstream",
+            Step::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for Step {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "route" => Step::Route,
+            "body_limit" => Step::BodyLimit,
+            "jwt" => Step::Jwt,
+            "introspection" => Step::Introspection,
+            "scope" => Step::Scope,
+            "rate_limit" => Step::RateLimit,
+            "upstream" => Step::Upstream,
+            _ => Step::Other(s),
+        }
+    }
+}
+
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl From<Step> for String {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::Other(s) => s,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The step passed.
+    Ok,
+    /// The step refused the request (a policy decision).
+    Refused,
+    /// The step failed (the gateway or a dependency could not decide).
+    Error,
+    /// The step did not apply.
+    Skipped,
+}
+
+/// One step of the decision trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    /// Which step.
+    pub step: Step,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Stable reason code, when refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A short human detail (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Time the step took, microseconds.
+    #[serde(default)]
+    pub micros: u32,
+}
+
+impl TraceStep {
+    /// A step with its outcome and duration; no reason or detail.
+    pub fn new(step: Step, outcome: Outcome, micros: u32) -> Self {
+        TraceStep {
+            step,
+            outcome,
+            reason: None,
+            detail: None,
+            micros,
+        }
+    }
+}
+
+/// A finding as the call log keeps it: which check, not its prose (the
+/// catalogue has the words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRef {
+    /// Rule id, e.g. `TR-04`.
+    pub rule: String,
+    /// Stable code, e.g. `token-access-token-missing`.
+    pub code: String,
+    /// `info`, `warn` or `error`.
+    pub severity: String,
+}
+
+impl From<&Finding> for FindingRef {
+    fn from(f: &Finding) -> Self {
+        FindingRef {
+            rule: f.rule.to_owned(),
+            code: f.code.to_owned(),
+            severity: f.severity.as_str().to_owned(),
+        }
+    }
+}
+
+/// Header pairs whose secrets are masked. The only way to build one is
+/// [`mask_headers`] (or reading back a stored record).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MaskedHeaders(Vec<(String, String)>);
+
+impl MaskedHeaders {
+    /// The pairs, in the order given.
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// True when there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The pairs, by value.
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        self.0
+    }
+}
+
+/// Words that make a header name secret when it contains one of them
+/// (case-insensitive): `X-Api-Key`, `X-Client-Secret`, `X-Access-Token`, ...
+const SECRET_NAME_PARTS: &[&str] = &["token", "secret", "key", "password"];
+
+/// True when a header of this name carries a secret: `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, or a name containing
+/// `token`, `secret`, `key` or `password`.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || SECRET_NAME_PARTS.iter().any(|w| n.contains(w))
+}
+
+/// A header value as the call log keeps it: the scheme of an
+/// `Authorization` header, the cookie names of a `Cookie` header and the
+/// attributes of a `Set-Cookie` header stay readable; every secret becomes
+/// `«length, sha256 prefix»` ([`secret::mask`]). Other headers pass as they
+/// are.
+pub fn mask_header_value(name: &str, value: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    match n.as_str() {
+        "authorization" | "proxy-authorization" => secret::mask_authorization(value),
+        "cookie" => value
+            .split(';')
+            .map(|c| mask_cookie_pair(c.trim()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        "set-cookie" => {
+            let mut parts = value.split(';');
+            let first = parts.next().map(|c| mask_cookie_pair(c.trim()));
+            first
+                .into_iter()
+                .chain(parts.map(|a| a.trim().to_owned()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        _ if is_secret_header(&n) => secret::mask(value),
+        _ => value.to_owned(),
+    }
+}
+
+fn mask_cookie_pair(pair: &str) -> String {
+    match pair.split_once('=') {
+        Some((name, value)) => format!("{}={}", name.trim(), secret::mask(value.trim())),
+        None => secret::mask(pair),
+    }
+}
+
+/// Headers as the call log keeps them: names as given, values masked by
+/// [`mask_header_value`]. The gateway passes `(name, value)` pairs, e.g.
+/// `headers.iter().map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))`.
+pub fn mask_headers<N, V>(headers: impl IntoIterator<Item = (N, V)>) -> MaskedHeaders
+where
+    N: AsRef<str>,
+    V: AsRef<str>,
+{
+    MaskedHeaders(
+        headers
+            .into_iter()
+            .map(|(n, v)| {
+                let (n, v) = (n.as_ref(), v.as_ref());
+                (n.to_owned(), mask_header_value(n, v))
+            })
+            .collect(),
+    )
+}
+
+/// The token's fingerprint for a record: the first 8 hex digits of its
+/// SHA-256, the same prefix [`secret::mask`] shows, so a masked
+/// `Authorization` header and the record's fingerprint can be matched.
+pub fn token_fingerprint(token: &str) -> String {
+    secret::fingerprint(token.as_bytes())
+}
+
+/// The path a record keeps: without the query string unless `keep_query`;
+/// when kept, the values of secret parameters (`access_token`, `code`,
+/// `client_secret`, ... see [`secret::is_secret_member`]) are masked.
+pub fn record_path(path_and_query: &str, keep_query: bool) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_owned();
+    };
+    if !keep_query {
+        return path.to_owned();
+    }
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if secret::is_secret_member(k) => format!("{k}={}", secret::mask(v)),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{path}?{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEARER: &str =
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVlLWhlcmU";
+
+    fn full_record() -> CallRecord {
+        let mut r = CallRecord::new("req-1", 1_700_000_000_123, "POST", "/api/orders");
+        r.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        r.route = Some("orders".into());
+        r.upstream = Some("orders-pool".into());
+        r.upstream_addr = Some("10.0.0.7:8080".into());
+        r.status = 403;
+        r.bytes_in = 12;
+        r.bytes_out = 345;
+        r.total_us = 1_234;
+        r.auth_us = Some(56);
+        r.upstream_first_byte_us = Some(700);
+        r.upstream_total_us = Some(900);
+        r.client_ip = Some(IpAddr::from([127, 0, 0, 1]));
+        r.issuer = Some("https://issuer.test".into());
+        r.kid = Some("k1".into());
+        r.client_id = Some("app".into());
+        r.sub = Some("alice".into());
+        r.scopes = vec!["read".into(), "write".into()];
+        r.token_fingerprint = Some(token_fingerprint(BEARER));
+        r.reason = Some("insufficient-scope".into());
+        r.trace = vec![
+            TraceStep::new(Step::Route, Outcome::Ok, 1),
+            TraceStep::new(Step::Jwt, Outcome::Ok, 40),
+            TraceStep {
+                step: Step::Scope,
+                outcome: Outcome::Refused,
+                reason: Some("insufficient-scope".into()),
+                detail: Some("needs admin".into()),
+                micros: 2,
+            },
+            TraceStep::new(Step::Other("waf".into()), Outcome::Skipped, 0),
+        ];
+        r.findings = vec![FindingRef {
+            rule: "TR-04".into(),
+            code: "token-access-token-missing".into(),
+            severity: "error".into(),
+        }];
+        r.request_headers = mask_headers([("Authorization", format!("Bearer {BEARER}"))]);
+        r.response_headers = mask_headers([("content-type", "application/json")]);
+        r
+    }
+
+    #[test]
+    fn json_round_trip_keeps_every_field() {
+        let r = full_record();
+        let text = serde_json::to_string(&r).unwrap();
+        let back: CallRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert!(text.contains("\"step\":\"scope\""), "{text}");
+        assert!(text.contains("\"step\":\"waf\""), "{text}");
+        assert!(text.contains("\"outcome\":\"refused\""), "{text}");
+        assert!(text.contains("\"v\":1"), "{text}");
+        assert!(!text.contains(BEARER));
+    }
+
+    #[test]
+    fn minimal_record_is_compact_and_reads_back() {
+        let r = CallRecord::new("r", 1, "GET", "/");
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("trace_id"), "{text}");
+        assert!(!text.contains("request_headers"), "{text}");
+        let back: CallRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.v, RECORD_VERSION);
+    }
+
+    #[test]
+    fn steps_read_known_and_unknown_names() {
+        for s in [
+            Step::Route,
+            Step::BodyLimit,
+            Step::Jwt,
+            Step::Introspection,
+            Step::Scope,
+            Step::RateLimit,
+            Step::Upstream,
+        ] {
+            assert_eq!(Step::from(s.as_str().to_owned()), s);
+        }
+        assert_eq!(Step::from("cors".to_owned()), Step::Other("cors".into()));
+        assert_eq!(String::from(Step::RateLimit), "rate_limit");
+    }
+
+    #[test]
+    fn masks_secret_headers() {
+        let secret = "s3cr3t-Value-0123456789";
+        let h = mask_headers([
+            ("Authorization", format!("Bearer {BEARER}")),
+            ("proxy-authorization", "Basic dXNlcjpwYXNz".to_owned()),
+            ("Cookie", format!("session={secret}; theme=dark")),
+            (
+                "Set-Cookie",
+                format!("sid={secret}; Path=/; HttpOnly; Secure"),
+            ),
+            ("X-Client-Secret", secret.to_owned()),
+            ("x-api-key", secret.to_owned()),
+            ("X-Access-Token", secret.to_owned()),
+            ("X-Password", secret.to_owned()),
+            ("Accept", "application/json".to_owned()),
+            ("Content-Length", "12".to_owned()),
+        ]);
+        let text = serde_json::to_string(&h).unwrap();
+        assert!(!text.contains(BEARER), "{text}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains("dXNlcjpwYXNz"), "{text}");
+        let get = |name: &str| {
+            h.as_slice()
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert!(get("Authorization").starts_with("Bearer «"));
+        assert!(
+            get("Authorization").contains(&token_fingerprint(BEARER)),
+            "the header's mask and the record's fingerprint match"
+        );
+        assert!(get("proxy-authorization").starts_with("Basic «"));
+        let cookie = get("Cookie");
+        assert!(
+            cookie.starts_with("session=«") && cookie.contains("; theme=«"),
+            "{cookie}"
+        );
+        let set = get("Set-Cookie");
+        assert!(
+            set.starts_with("sid=«") && set.ends_with("; Path=/; HttpOnly; Secure"),
+            "{set}"
+        );
+        assert_eq!(get("Accept"), "application/json");
+        assert_eq!(get("Content-Length"), "12");
+        assert_eq!(h.len(), 10);
+    }
+
+    #[test]
+    fn secret_header_names() {
+        for n in [
+            "Authorization",
+            "PROXY-AUTHORIZATION",
+            "cookie",
+            "Set-Cookie",
+            "X-Api-Key",
+            "X-Amz-Security-Token",
+            "client-secret",
+            "Sec-WebSocket-Key",
+        ] {
+            assert!(is_secret_header(n), "{n}");
+        }
+        for n in ["Accept", "Keep-Alive", "X-Auth-Sub", "X-Request-Id", "Host"] {
+            assert!(!is_secret_header(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn record_path_drops_or_masks_the_query() {
+        assert_eq!(record_path("/a/b?x=1", false), "/a/b");
+        assert_eq!(record_path("/a/b", true), "/a/b");
+        let kept = record_path(
+            "/cb?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz&access_token=abc",
+            true,
+        );
+        assert!(kept.starts_with("/cb?code=«"), "{kept}");
+        assert!(kept.contains("&state=xyz&access_token=«"), "{kept}");
+        assert!(!kept.contains("SplxlOBeZQQYbYS6WxSbIA"), "{kept}");
+        assert!(!kept.contains("=abc"), "{kept}");
+    }
+
+    #[test]
+    fn finding_ref_from_finding() {
+        let f = crate::diagnose::token::CHECKS
+            .first()
+            .map(|c| Finding::new(c, "t"))
+            .unwrap();
+        let r = FindingRef::from(&f);
+        assert_eq!(r.rule, f.rule);
+        assert_eq!(r.code, f.code);
+        assert_eq!(r.severity, f.severity.as_str());
+    }
+
+    #[test]
+    fn is_error_by_status() {
+        let mut r = CallRecord::new("r", 0, "GET", "/");
+        r.status = 200;
+        assert!(!r.is_error());
+        r.status = 401;
+        assert!(r.is_error());
+    }
+}

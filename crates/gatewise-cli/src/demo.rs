@@ -90,39 +90,16 @@ fn api_router() -> axum::Router {
 }
 
 fn config(issuer: &str, api: SocketAddr) -> DynamicConfig {
+    let discovery = format!("{issuer}/.well-known/openid-configuration");
     DynamicConfig {
-        issuers: vec![Issuer {
-            name: "demo".into(),
-            issuer: issuer.into(),
-            keys: KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration")),
-            algorithms: vec!["RS256".into()],
-            leeway: Duration::from_secs(60),
-            jwks_max_age: Duration::from_secs(3600),
-            jwks_refetch_interval: Duration::from_secs(10),
-            unknown_kid_ttl: Duration::from_secs(30),
-        }],
+        issuers: vec![Issuer::new("demo", issuer, KeySource::Discovery(discovery))],
         upstreams: vec![Upstream {
-            name: "orders-api".into(),
-            targets: vec![format!("http://{api}")],
-            balance: Balance::RoundRobin,
-            connect_timeout: Duration::from_secs(2),
             first_byte_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(30),
-            retries: 1,
-            health_check: None,
-            eject_after: 5,
-            eject_for: Duration::from_secs(30),
-            ca_file: None,
             host_header: HostHeader::Target,
+            ..Upstream::new("orders-api", vec![format!("http://{api}")])
         }],
         routes: vec![Route {
-            name: "orders".into(),
-            matcher: RouteMatch {
-                host: None,
-                path: PathMatch::Prefix("/api".into()),
-                methods: vec![],
-            },
-            upstream: "orders-api".into(),
             strip_prefix: true,
             jwt: Some(JwtPolicy {
                 issuers: vec!["demo".into()],
@@ -134,14 +111,10 @@ fn config(issuer: &str, api: SocketAddr) -> DynamicConfig {
                 forward_claims: true,
                 strip_authorization: true,
             }),
-            introspection: None,
-            rate_limit: None,
-            headers: HeaderRules::default(),
-            inspect: None,
-            repair: false,
+            ..Route::new("orders", PathMatch::Prefix("/api".into()), "orders-api")
         }],
-        introspectors: vec![],
         max_body_bytes: 1 << 20,
+        ..DynamicConfig::default()
     }
 }
 

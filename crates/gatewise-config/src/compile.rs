@@ -71,36 +71,14 @@ pub fn compile(text: &str) -> Result<Compiled, Vec<ConfigError>> {
     }
 }
 
-// === Defaults (documented on the model and in docs/config.md) ===
+// === Defaults: `model::defaults` (documented there and in docs/config.md) ===
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
-const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+use crate::model::defaults::*;
+
 const MIN_HEADER_BYTES: u64 = 1024;
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
-
-const DEFAULT_ALGORITHM: &str = "RS256";
-const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
-const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
-const DEFAULT_UNKNOWN_KID_TTL: Duration = Duration::from_secs(30);
 const WARN_LEEWAY_ABOVE: Duration = Duration::from_secs(5 * 60);
 const WARN_JWKS_MAX_AGE_ABOVE: Duration = Duration::from_secs(24 * 3600);
-
-const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
-const DEFAULT_INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
-const DEFAULT_INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(3);
-
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_RETRIES: u32 = 1;
-const DEFAULT_EJECT_AFTER: u32 = 5;
-const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(30);
-const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// JWS algorithms an issuer may list: the asymmetric ones `gatewise-core`
 /// verifies (`jose::Alg`). HS* are known but refused until an issuer can

@@ -41,9 +41,10 @@ impl StaticConfig {
         StaticConfig {
             listen,
             tls: None,
-            header_read_timeout: std::time::Duration::from_secs(10),
-            max_header_bytes: 16 * 1024,
-            shutdown_grace: std::time::Duration::from_secs(30),
+            header_read_timeout: defaults::DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_bytes: usize::try_from(defaults::DEFAULT_MAX_HEADER_BYTES)
+                .unwrap_or(16 * 1024),
+            shutdown_grace: defaults::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -403,4 +404,127 @@ pub struct HeaderRules {
     pub response_set: Vec<(String, String)>,
     /// Response headers removed.
     pub response_remove: Vec<String>,
+}
+
+/// The defaults of the file format, in one place (the compiler and the
+/// constructors below use them; docs/config.md lists them).
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Default of `server.listen`.
+    pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+    /// Default of `server.header_read_timeout`.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of `server.max_header_bytes`.
+    pub const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
+    /// Default of `server.max_body_bytes`.
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+    /// Default of `server.shutdown_grace`.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// Default of `issuers[].algorithms` when absent.
+    pub const DEFAULT_ALGORITHM: &str = "RS256";
+    /// Default of `issuers[].leeway`.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+    /// Default of `issuers[].jwks_max_age`.
+    pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+    /// Default of `issuers[].jwks_refetch_interval`.
+    pub const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default of `issuers[].unknown_kid_ttl`.
+    pub const DEFAULT_UNKNOWN_KID_TTL: Duration = Duration::from_secs(30);
+    /// Default of `introspectors[].cache_ttl`.
+    pub const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+    /// Default of `introspectors[].negative_ttl`.
+    pub const DEFAULT_INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+    /// Default of `introspectors[].timeout`.
+    pub const DEFAULT_INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default of `upstreams[].connect_timeout`.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default of `upstreams[].first_byte_timeout`.
+    pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default of `upstreams[].total_timeout`.
+    pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default of `upstreams[].retries`.
+    pub const DEFAULT_RETRIES: u32 = 1;
+    /// Default of `upstreams[].eject_after`.
+    pub const DEFAULT_EJECT_AFTER: u32 = 5;
+    /// Default of `upstreams[].eject_for`.
+    pub const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(30);
+    /// Default of `upstreams[].health_check.interval`.
+    pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+    /// Default of `upstreams[].health_check.timeout`.
+    pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+}
+
+impl Upstream {
+    /// A pool of `targets` (`http(s)://host:port`) with every default.
+    pub fn new(name: &str, targets: Vec<String>) -> Upstream {
+        use defaults::*;
+        Upstream {
+            name: name.to_owned(),
+            targets,
+            balance: Balance::RoundRobin,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            health_check: None,
+            eject_after: DEFAULT_EJECT_AFTER,
+            eject_for: DEFAULT_EJECT_FOR,
+            ca_file: None,
+            host_header: HostHeader::Preserve,
+        }
+    }
+}
+
+impl Route {
+    /// A route to `upstream` with no policy and no transforms.
+    pub fn new(name: &str, path: PathMatch, upstream: &str) -> Route {
+        Route {
+            name: name.to_owned(),
+            matcher: RouteMatch {
+                host: None,
+                path,
+                methods: Vec::new(),
+            },
+            upstream: upstream.to_owned(),
+            strip_prefix: false,
+            jwt: None,
+            introspection: None,
+            rate_limit: None,
+            headers: HeaderRules::default(),
+            inspect: None,
+            repair: false,
+        }
+    }
+}
+
+impl Issuer {
+    /// An issuer whose tokens carry `iss` = `issuer`, with keys from `keys`
+    /// and every default.
+    pub fn new(name: &str, issuer: &str, keys: KeySource) -> Issuer {
+        use defaults::*;
+        Issuer {
+            name: name.to_owned(),
+            issuer: issuer.to_owned(),
+            keys,
+            algorithms: vec![DEFAULT_ALGORITHM.to_owned()],
+            leeway: DEFAULT_LEEWAY,
+            jwks_max_age: DEFAULT_JWKS_MAX_AGE,
+            jwks_refetch_interval: DEFAULT_JWKS_REFETCH_INTERVAL,
+            unknown_kid_ttl: DEFAULT_UNKNOWN_KID_TTL,
+        }
+    }
+}
+
+impl Default for DynamicConfig {
+    /// No issuers, upstreams, routes or introspectors; the default body limit.
+    fn default() -> Self {
+        DynamicConfig {
+            issuers: Vec::new(),
+            upstreams: Vec::new(),
+            routes: Vec::new(),
+            introspectors: Vec::new(),
+            max_body_bytes: defaults::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
 }

@@ -17,50 +17,28 @@ const AUD: &str = "https://api.test";
 
 fn issuer(jwks: SocketAddr) -> Issuer {
     Issuer {
-        name: "main".into(),
-        issuer: ISS.into(),
-        keys: KeySource::JwksUri(format!("http://{jwks}/jwks.json")),
         algorithms: vec!["RS256".into(), "ES256".into()],
-        leeway: Duration::from_secs(60),
-        jwks_max_age: Duration::from_secs(3600),
-        jwks_refetch_interval: Duration::from_secs(10),
-        unknown_kid_ttl: Duration::from_secs(30),
+        ..Issuer::new(
+            "main",
+            ISS,
+            KeySource::JwksUri(format!("http://{jwks}/jwks.json")),
+        )
     }
 }
 
 fn upstream(name: &str, targets: Vec<String>) -> Upstream {
     Upstream {
-        name: name.into(),
-        targets,
-        balance: Balance::RoundRobin,
         connect_timeout: Duration::from_millis(500),
         first_byte_timeout: Duration::from_millis(800),
         total_timeout: Duration::from_secs(5),
-        retries: 1,
-        health_check: None,
-        eject_after: 5,
-        eject_for: Duration::from_secs(30),
-        ca_file: None,
-        host_header: HostHeader::Preserve,
+        ..Upstream::new(name, targets)
     }
 }
 
 fn route(name: &str, path: PathMatch, upstream: &str, jwt: Option<JwtPolicy>) -> Route {
     Route {
-        name: name.into(),
-        matcher: RouteMatch {
-            host: None,
-            path,
-            methods: vec![],
-        },
-        upstream: upstream.into(),
-        strip_prefix: false,
         jwt,
-        introspection: None,
-        rate_limit: None,
-        headers: HeaderRules::default(),
-        inspect: None,
-        repair: false,
+        ..Route::new(name, path, upstream)
     }
 }
 

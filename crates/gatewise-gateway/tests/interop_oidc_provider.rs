@@ -335,46 +335,29 @@ impl World {
             forward_claims: true,
             strip_authorization: true,
         };
-        let route = |path: &str| Route {
-            name: path.trim_start_matches('/').into(),
-            matcher: RouteMatch {
-                host: None,
-                path: PathMatch::Prefix(path.into()),
-                methods: vec![],
-            },
-            upstream: "echo".into(),
-            strip_prefix: false,
-            jwt: None,
-            introspection: None,
-            rate_limit: None,
-            headers: HeaderRules::default(),
-            inspect: None,
-            repair: false,
+        let route = |path: &str| {
+            Route::new(
+                path.trim_start_matches('/'),
+                PathMatch::Prefix(path.into()),
+                "echo",
+            )
         };
         let config = DynamicConfig {
             issuers: vec![Issuer {
-                name: "op".into(),
-                issuer: idp.issuer(),
-                keys: KeySource::Discovery(idp.url("/.well-known/openid-configuration")),
                 algorithms: vec!["RS256".into(), "ES256".into()],
                 leeway: Duration::from_secs(30),
-                jwks_max_age: Duration::from_secs(3600),
-                jwks_refetch_interval: Duration::from_secs(10),
-                unknown_kid_ttl: Duration::from_secs(30),
+                ..Issuer::new(
+                    "op",
+                    &idp.issuer(),
+                    KeySource::Discovery(idp.url("/.well-known/openid-configuration")),
+                )
             }],
             upstreams: vec![Upstream {
-                name: "echo".into(),
-                targets: vec![format!("http://{echo}")],
-                balance: Balance::RoundRobin,
                 connect_timeout: Duration::from_millis(500),
                 first_byte_timeout: Duration::from_secs(2),
                 total_timeout: Duration::from_secs(5),
                 retries: 0,
-                health_check: None,
-                eject_after: 5,
-                eject_for: Duration::from_secs(30),
-                ca_file: None,
-                host_header: HostHeader::Preserve,
+                ..Upstream::new("echo", vec![format!("http://{echo}")])
             }],
             routes: vec![
                 Route {

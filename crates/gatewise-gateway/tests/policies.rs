@@ -17,37 +17,22 @@ const NOW: u64 = 1_767_225_600;
 
 fn upstream(name: &str, target: SocketAddr) -> Upstream {
     Upstream {
-        name: name.into(),
-        targets: vec![format!("http://{target}")],
-        balance: Balance::RoundRobin,
         connect_timeout: Duration::from_millis(500),
         first_byte_timeout: Duration::from_secs(2),
         total_timeout: Duration::from_secs(5),
         retries: 0,
-        health_check: None,
-        eject_after: 5,
-        eject_for: Duration::from_secs(30),
-        ca_file: None,
-        host_header: HostHeader::Preserve,
+        ..Upstream::new(name, vec![format!("http://{target}")])
     }
 }
 
 fn route(path: &str, upstream: &str) -> Route {
     Route {
-        name: path.trim_start_matches('/').into(),
-        matcher: RouteMatch {
-            host: None,
-            path: PathMatch::Prefix(path.into()),
-            methods: vec![],
-        },
-        upstream: upstream.into(),
         strip_prefix: true,
-        jwt: None,
-        introspection: None,
-        rate_limit: None,
-        headers: HeaderRules::default(),
-        inspect: None,
-        repair: false,
+        ..Route::new(
+            path.trim_start_matches('/'),
+            PathMatch::Prefix(path.into()),
+            upstream,
+        )
     }
 }
 

@@ -92,41 +92,10 @@ async fn sni_alpn_and_reload() {
     );
 
     let echo = servers::echo().await;
-    let config = DynamicConfig {
-        issuers: vec![],
-        upstreams: vec![Upstream {
-            name: "echo".into(),
-            targets: vec![format!("http://{echo}")],
-            balance: Balance::RoundRobin,
-            connect_timeout: Duration::from_secs(1),
-            first_byte_timeout: Duration::from_secs(2),
-            total_timeout: Duration::from_secs(5),
-            retries: 0,
-            health_check: None,
-            eject_after: 5,
-            eject_for: Duration::from_secs(30),
-            ca_file: None,
-            host_header: HostHeader::Preserve,
-        }],
-        routes: vec![Route {
-            name: "all".into(),
-            matcher: RouteMatch {
-                host: None,
-                path: PathMatch::Prefix("/".into()),
-                methods: vec![],
-            },
-            upstream: "echo".into(),
-            strip_prefix: false,
-            jwt: None,
-            introspection: None,
-            rate_limit: None,
-            headers: HeaderRules::default(),
-            inspect: None,
-            repair: false,
-        }],
-        introspectors: vec![],
-        max_body_bytes: 1 << 20,
-    };
+    let config = route_all(Upstream {
+        host_header: HostHeader::Preserve,
+        ..upstream(format!("http://{echo}"), None)
+    });
     let running = start(config, Some(Arc::clone(&store))).await;
     let addr = running.addr;
 
@@ -167,43 +136,26 @@ async fn sni_alpn_and_reload() {
 
 fn route_all(upstream: Upstream) -> DynamicConfig {
     DynamicConfig {
-        issuers: vec![],
-        routes: vec![Route {
-            name: "all".into(),
-            matcher: RouteMatch {
-                host: None,
-                path: PathMatch::Prefix("/".into()),
-                methods: vec![],
-            },
-            upstream: upstream.name.clone(),
-            strip_prefix: false,
-            jwt: None,
-            introspection: None,
-            rate_limit: None,
-            headers: HeaderRules::default(),
-            inspect: None,
-            repair: false,
-        }],
+        routes: vec![Route::new(
+            "all",
+            PathMatch::Prefix("/".into()),
+            &upstream.name,
+        )],
         upstreams: vec![upstream],
-        introspectors: vec![],
         max_body_bytes: 1 << 20,
+        ..DynamicConfig::default()
     }
 }
 
 fn upstream(target: String, ca_file: Option<PathBuf>) -> Upstream {
     Upstream {
-        name: "up".into(),
-        targets: vec![target],
-        balance: Balance::RoundRobin,
         connect_timeout: Duration::from_secs(1),
         first_byte_timeout: Duration::from_secs(2),
         total_timeout: Duration::from_secs(5),
         retries: 0,
-        health_check: None,
-        eject_after: 5,
-        eject_for: Duration::from_secs(30),
         ca_file,
         host_header: HostHeader::Target,
+        ..Upstream::new("up", vec![target])
     }
 }
 

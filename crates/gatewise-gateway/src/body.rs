@@ -35,7 +35,11 @@ where
 /// bounds the whole exchange, streaming included. The timer is only armed
 /// when the body has to wait; a body whose bytes are already there (most
 /// small responses) costs no timer.
-pub fn with_deadline(b: Body, deadline: tokio::time::Instant) -> Body {
+pub fn with_deadline<B>(b: B, deadline: tokio::time::Instant) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     Deadline {
         inner: b,
         deadline,
@@ -44,13 +48,17 @@ pub fn with_deadline(b: Body, deadline: tokio::time::Instant) -> Body {
     .boxed()
 }
 
-struct Deadline {
-    inner: Body,
+struct Deadline<B> {
+    inner: B,
     deadline: tokio::time::Instant,
     sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl http_body::Body for Deadline {
+impl<B> http_body::Body for Deadline<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -61,7 +69,7 @@ impl http_body::Body for Deadline {
         use std::future::Future as _;
         use std::task::Poll;
         if let Poll::Ready(frame) = std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = self.deadline;
         let sleep = self

@@ -647,7 +647,7 @@ async fn forward(
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
-                let mut rbody = body::boxed(rbody);
+                let deadline = started + pool.config.total_timeout;
                 if let Some(kind) = route.inspect {
                     let mut seen = Request::new(());
                     *seen.method_mut() = parts.method.clone();
@@ -659,7 +659,7 @@ async fn forward(
                         route.repair,
                         &seen,
                         rparts,
-                        rbody,
+                        body::boxed(rbody),
                         inspector,
                         &route.name,
                     )
@@ -673,11 +673,18 @@ async fn forward(
                         );
                     }
                     rparts = p;
-                    rbody = b;
+                    apply_response_rules(&mut rparts.headers, &route.headers);
+                    return Ok(Response::from_parts(
+                        rparts,
+                        body::with_deadline(b, deadline),
+                    ));
                 }
                 apply_response_rules(&mut rparts.headers, &route.headers);
-                let rbody = body::with_deadline(rbody, started + pool.config.total_timeout);
-                return Ok(Response::from_parts(rparts, rbody));
+                // The upstream body is wrapped once (deadline), not boxed twice.
+                return Ok(Response::from_parts(
+                    rparts,
+                    body::with_deadline(rbody, deadline),
+                ));
             }
             Ok(Err(e)) => {
                 pool.record(&target, false);

@@ -122,10 +122,7 @@ impl std::fmt::Debug for Authz {
 
 /// SHA-256 of a token or code: what is stored instead of the value.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    gatewise_core::secret::sha256(token.as_bytes())
 }
 
 /// 16 random bytes, base64url.

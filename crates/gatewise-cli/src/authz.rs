@@ -1,11 +1,9 @@
 //! `gatewise authz`: the embedded authorization server on its own.
 
-use crate::clock;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use gatewise_authz::{Authz, AuthzConfig};
 use gatewise_core::jose::Alg;
-use gatewise_gateway::Clock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,23 +23,6 @@ pub(crate) struct AuthzArgs {
     /// Signing algorithm for access tokens.
     #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
     alg: String,
-}
-
-/// Prints a line, ignoring a closed stdout: a server must not die because
-/// whoever started it stopped reading its output.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn unix_now(&self) -> u64 {
-        clock::now()
-    }
 }
 
 pub(crate) fn run(args: AuthzArgs) -> anyhow::Result<u8> {
@@ -75,7 +56,7 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
     config.alg = Alg::parse(&args.alg).unwrap_or(Alg::RS256);
     let clients = config.clients.clone();
     let users = config.users.clone();
-    let authz = Arc::new(Authz::new(config, Arc::new(SystemClock))?);
+    let authz = Arc::new(Authz::new(config, Arc::new(crate::clock::SystemClock))?);
     say!("gatewise authz (development): {issuer}");
     say!("  discovery  {issuer}/.well-known/openid-configuration");
     say!(

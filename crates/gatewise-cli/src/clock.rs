@@ -7,3 +7,13 @@ pub(crate) fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// The system clock, for the libraries that take a `Clock`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemClock;
+
+impl gatewise_core::clock::Clock for SystemClock {
+    fn unix_now(&self) -> u64 {
+        now()
+    }
+}

@@ -5,7 +5,6 @@
 //! explains it). `--check` makes those calls itself and exits 0 only when
 //! each gives the expected answer.
 
-use crate::clock;
 use anyhow::{Context as _, bail};
 use axum::Json;
 use axum::http::HeaderMap;
@@ -35,22 +34,6 @@ pub(crate) struct Demo {
     /// described). Uses free ports unless addresses are given.
     #[arg(long)]
     check: bool,
-}
-
-/// Prints a line, ignoring a closed stdout (the demo keeps serving).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn unix_now(&self) -> u64 {
-        clock::now()
-    }
 }
 
 const RESOURCE: &str = "https://api.example.test";
@@ -136,7 +119,7 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         gw_l.local_addr()?,
     );
     let issuer = format!("http://{authz_addr}");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
 
     let authz_config = AuthzConfig::dev(&issuer);
     let secret = authz_config

@@ -2,6 +2,15 @@
 //! environment, calls into the library crates and renders results. No
 //! protocol logic lives here.
 
+/// Prints a line, ignoring a closed stdout: a server must not die because
+/// whoever started it stopped reading its output.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod authz;
 mod clock;
 mod demo;

@@ -1,11 +1,10 @@
 //! `gatewise serve` and `gatewise config validate`: read the config file,
 //! compile it, and run the gateway until SIGINT/SIGTERM; SIGHUP reloads.
 
-use crate::clock;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use gatewise_config::Config;
-use gatewise_gateway::{Clock, Gateway, server};
+use gatewise_gateway::{Gateway, server};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,14 +47,6 @@ struct ProcessEnv;
 impl gatewise_gateway::SecretSource for ProcessEnv {
     fn env(&self, name: &str) -> Option<String> {
         crate::input::env(name)
-    }
-}
-
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn unix_now(&self) -> u64 {
-        clock::now()
     }
 }
 
@@ -160,15 +151,7 @@ async fn check_issuers(cfg: &Config) -> anyhow::Result<u8> {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| {
-                let mut s = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(x) = src {
-                    s.push_str(&format!(": {x}"));
-                    src = x.source();
-                }
-                s
-            })?;
+            .map_err(|e| gatewise_core::error_chain(&e))?;
         let mut head = format!(
             "HTTP/1.1 {} {}\r\n",
             r.status().as_u16(),
@@ -352,7 +335,7 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let gateway = Arc::new(
         Gateway::with_secrets(
             cfg.dynamic.clone(),
-            Arc::new(SystemClock),
+            Arc::new(crate::clock::SystemClock),
             Arc::new(ProcessEnv),
         )
         .context("cannot set up the gateway")?,

@@ -30,3 +30,20 @@ pub mod media;
 pub mod secret;
 
 pub use finding::{Check, Finding, Report, Severity, Verdict};
+
+/// An error with its sources, `outer: inner: innermost` (network libraries
+/// put the useful part, "connection refused", in the sources); a source
+/// whose text the chain already holds is not repeated.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}

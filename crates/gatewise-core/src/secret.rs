@@ -26,6 +26,14 @@ pub fn is_secret_member(name: &str) -> bool {
     SECRET_MEMBERS.contains(&name)
 }
 
+/// SHA-256 of a secret: the form tokens, codes and secrets are stored and
+/// cached under (a hash prefix is what evidence and logs show).
+pub fn sha256(secret: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, secret).as_ref());
+    out
+}
+
 /// A short, stable fingerprint of a secret: the first 8 hex digits of its
 /// SHA-256, so two captures can be compared without showing the value.
 pub fn fingerprint(secret: &[u8]) -> String {

@@ -193,10 +193,7 @@ impl Authenticator {
 
 /// SHA-256 of a token: the cache key; its prefix is the logged fingerprint.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    gatewise_core::secret::sha256(token.as_bytes())
 }
 
 fn fingerprint(hash: &[u8; 32]) -> String {

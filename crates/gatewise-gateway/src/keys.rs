@@ -291,7 +291,7 @@ impl IssuerKeys {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", crate::error_chain(&e)))?;
+            .map_err(|e| format!("GET {url}: {}", gatewise_core::error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
@@ -313,7 +313,7 @@ impl IssuerKeys {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| format!("GET {url}: {}", crate::error_chain(&e)))?;
+            .map_err(|e| format!("GET {url}: {}", gatewise_core::error_chain(&e)))?;
         if body.len() > MAX_DOCUMENT {
             return Err(format!("GET {url}: document over {MAX_DOCUMENT} bytes"));
         }

@@ -27,19 +27,6 @@ pub mod upstream;
 
 pub use proxy::Gateway;
 
-/// An error with its sources, `outer: inner: innermost` (reqwest and hyper
-/// put the useful part, "connection refused", in the sources).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
-}
-
 /// Why the gateway could not be built from a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

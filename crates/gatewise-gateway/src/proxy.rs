@@ -688,7 +688,7 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 pool.record(&target, false);
-                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", crate::error_chain(&e));
+                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", gatewise_core::error_chain(&e));
                 last_error = Denial::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream-unavailable",

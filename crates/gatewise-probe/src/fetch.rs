@@ -480,7 +480,7 @@ async fn connect_and_send(
         .handshake::<_, Full<Bytes>>(TokioIo::new(io))
         .await
         .map_err(|e| Failure::Closed {
-            detail: error_chain(&e),
+            detail: gatewise_core::error_chain(&e),
         })?;
     let conn_task = tokio::spawn(conn);
     let result = exchange_on(
@@ -561,7 +561,7 @@ async fn exchange_on(
     let resp = match timeout_at(deadline, sender.send_request(wire)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let detail = error_chain(&e);
+            let detail = gatewise_core::error_chain(&e);
             return Err(if e.is_parse() || e.is_parse_status() {
                 Failure::NotHttp { detail }
             } else {
@@ -629,7 +629,7 @@ async fn exchange_on(
             }
             Ok(Some(Err(e))) => {
                 received.complete = false;
-                received.body_error = Some(error_chain(&e));
+                received.body_error = Some(gatewise_core::error_chain(&e));
                 break;
             }
             Err(_) => {
@@ -651,18 +651,4 @@ async fn exchange_on(
         Some(f) => Err(f),
         None => Ok(()),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
 }

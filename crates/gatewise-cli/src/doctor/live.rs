@@ -114,14 +114,6 @@ pub(crate) struct TokenArgs {
 }
 
 /// The wall clock, for the core's time-dependent checks.
-struct Wall;
-
-impl gatewise_core::clock::Clock for Wall {
-    fn unix_now(&self) -> u64 {
-        crate::clock::now()
-    }
-}
-
 fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "gatewise: warning: {msg}");
 }
@@ -212,7 +204,7 @@ pub(crate) fn discovery(a: DiscoveryArgs) -> anyhow::Result<u8> {
     let opts = options(&a.net)?;
     let live = runtime()?.block_on(async {
         let spinner = Spinner::start();
-        let r = doctor::discovery(&a.issuer, &opts, &Wall, &spinner).await;
+        let r = doctor::discovery(&a.issuer, &opts, &crate::clock::SystemClock, &spinner).await;
         spinner.stop();
         r
     })?;
@@ -275,7 +267,14 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
     let opts = options(&a.net)?;
     let live = runtime()?.block_on(async {
         let spinner = Spinner::start();
-        let r = doctor::token(&endpoint, &params, &opts, &Wall, &spinner).await;
+        let r = doctor::token(
+            &endpoint,
+            &params,
+            &opts,
+            &crate::clock::SystemClock,
+            &spinner,
+        )
+        .await;
         spinner.stop();
         r
     })?;

@@ -16,4 +16,11 @@ impl gatewise_core::clock::Clock for SystemClock {
     fn unix_now(&self) -> u64 {
         now()
     }
+
+    #[allow(clippy::disallowed_methods)]
+    fn unix_millis(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
 }

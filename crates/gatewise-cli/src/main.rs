@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod authz;
+mod calls;
 mod clock;
 mod demo;
 mod doctor;

@@ -332,14 +332,24 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.static_config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.static_config.listen))?;
-    let gateway = Arc::new(
-        Gateway::with_secrets(
-            cfg.dynamic.clone(),
-            Arc::new(crate::clock::SystemClock),
-            Arc::new(ProcessEnv),
-        )
-        .context("cannot set up the gateway")?,
-    );
+    let mut gateway = Gateway::with_secrets(
+        cfg.dynamic.clone(),
+        Arc::new(crate::clock::SystemClock),
+        Arc::new(ProcessEnv),
+    )
+    .context("cannot set up the gateway")?;
+    let call_log = if cfg.static_config.call_log.enabled {
+        let log = crate::calls::start(&cfg.static_config.call_log)?;
+        tracing::info!(
+            path = %cfg.static_config.call_log.path.display(),
+            "recording calls"
+        );
+        gateway = gateway.with_call_log(log.logging.clone());
+        Some(log)
+    } else {
+        None
+    };
+    let gateway = Arc::new(gateway);
     for (issuer, error) in gateway.load_keys().await {
         tracing::warn!(
             issuer,
@@ -369,6 +379,11 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         w.abort();
     }
     tracing::info!("gatewise stopped; {}", gateway.counters().summary());
+    // The gateway (and its record sender) may live on in detached
+    // connection tasks; the writer's shutdown flushes what was sent.
+    if let Some(log) = call_log {
+        log.shutdown().await;
+    }
     result.context("the server failed")
 }
 

@@ -52,6 +52,8 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatewise"))
         .args(["serve", "--config"])
         .arg(&file)
+        // The call log's default place is relative to the working directory.
+        .current_dir(&dir)
         .env("GATEWISE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -121,6 +123,30 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     );
     assert!(log.contains("unknown upstream \"nope\""), "{log}");
     assert!(log.contains("gatewise stopped; requests="), "{log}");
+    // Every request served has its record, exactly, in the default SQLite file.
+    let served: u64 = log
+        .split("gatewise stopped; requests=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in the log:\n{log}"));
+    assert!(served >= 4, "{log}");
+    assert!(log.contains("call log flushed"), "{log}");
+    use gatewise_store::CallLog as _;
+    let mut store =
+        gatewise_store::SqliteCallLog::open(dir.join("gatewise-data/calls.db")).unwrap();
+    let page = store
+        .query(&gatewise_store::CallQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.calls.len() as u64, served, "{log}");
+    assert!(
+        page.calls.iter().any(
+            |c| c.record.status == 404 && c.record.reason.as_deref() == Some("route-not-found")
+        )
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

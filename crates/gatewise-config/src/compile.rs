@@ -24,6 +24,7 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, ConfigWarning, line_column};
 use crate::locate::{self, Index, Path};
+use crate::model::CallLogConfig;
 use crate::model::{
     Balance, CertificateFiles, ClaimCondition, ClaimTest, ClientAuth, Config, DynamicConfig,
     HeaderRules, HealthCheck, HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer,
@@ -31,9 +32,9 @@ use crate::model::{
     StaticConfig, TlsConfig, TokenSource, Upstream,
 };
 use crate::raw::{
-    ByteSize, Dur, RawBalance, RawClaim, RawClientAuth, RawConfig, RawHeaders, RawHealthCheck,
-    RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt, RawRateLimit, RawRoute,
-    RawServer, RawTls, RawUpstream,
+    ByteSize, Dur, RawBalance, RawCallLog, RawClaim, RawClientAuth, RawConfig, RawHeaders,
+    RawHealthCheck, RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt, RawRateLimit,
+    RawRoute, RawServer, RawTls, RawUpstream,
 };
 
 /// A configuration that passed every check, with what looked odd about it.
@@ -77,6 +78,10 @@ use crate::model::defaults::*;
 
 const MIN_HEADER_BYTES: u64 = 1024;
 const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// The call log and its spool need room for more than a handful of records.
+const MIN_CALL_LOG_BYTES: u64 = 1024 * 1024;
+/// Records are about 1 KiB in memory; 4 Mi of them is already 4 GiB.
+const MAX_CALL_LOG_QUEUE: u64 = 4 * 1024 * 1024;
 const WARN_LEEWAY_ABOVE: Duration = Duration::from_secs(5 * 60);
 const WARN_JWKS_MAX_AGE_ABOVE: Duration = Duration::from_secs(24 * 3600);
 
@@ -431,7 +436,8 @@ impl<'t> Cx<'t> {
     // --- sections ---
 
     fn config(&mut self, raw: RawConfig) -> Config {
-        let (static_config, max_body_bytes) = self.server(raw.server.unwrap_or_default());
+        let (mut static_config, max_body_bytes) = self.server(raw.server.unwrap_or_default());
+        static_config.call_log = self.call_log(raw.call_log.unwrap_or_default());
 
         let mut names = Names::default();
         let issuers_path = Path::root().key("issuers");
@@ -615,9 +621,64 @@ impl<'t> Cx<'t> {
                 header_read_timeout,
                 max_header_bytes,
                 shutdown_grace,
+                call_log: CallLogConfig::default(),
             },
             max_body_bytes,
         )
+    }
+
+    fn call_log(&mut self, raw: RawCallLog) -> CallLogConfig {
+        let p = Path::root().key("call_log");
+        let d = CallLogConfig::default();
+        let path_of =
+            |cx: &mut Self, key: &str, value: Option<String>, default: PathBuf| match value {
+                Some(v) if v.trim().is_empty() => {
+                    cx.error(&p.key(key), "must not be empty");
+                    default
+                }
+                Some(v) => PathBuf::from(v),
+                None => default,
+            };
+        let path = path_of(self, "path", raw.path, d.path);
+        let spool_dir = path_of(self, "spool_dir", raw.spool_dir, d.spool_dir);
+        let max_age = self.positive(&p.key("max_age"), raw.max_age, d.max_age);
+        let max_bytes = raw.max_size.map_or(d.max_bytes, |s| s.0);
+        if max_bytes < MIN_CALL_LOG_BYTES {
+            self.error(
+                &p.key("max_size"),
+                format!("must be at least 1MiB (1048576 bytes), not {max_bytes}"),
+            );
+        }
+        let spool_max_bytes = raw.spool_max_size.map_or(d.spool_max_bytes, |s| s.0);
+        if spool_max_bytes < MIN_CALL_LOG_BYTES {
+            self.error(
+                &p.key("spool_max_size"),
+                format!("must be at least 1MiB (1048576 bytes), not {spool_max_bytes}"),
+            );
+        }
+        let queue = match raw.queue {
+            None => d.queue,
+            Some(n) if (1..=MAX_CALL_LOG_QUEUE).contains(&n) => {
+                usize::try_from(n).unwrap_or(d.queue)
+            }
+            Some(n) => {
+                self.error(
+                    &p.key("queue"),
+                    format!("must be between 1 and {MAX_CALL_LOG_QUEUE}, not {n}"),
+                );
+                d.queue
+            }
+        };
+        CallLogConfig {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            path,
+            spool_dir,
+            max_age,
+            max_bytes,
+            spool_max_bytes,
+            queue,
+            keep_query: raw.keep_query.unwrap_or(d.keep_query),
+        }
     }
 
     fn tls(&mut self, p: &Path, raw: RawTls) -> TlsConfig {

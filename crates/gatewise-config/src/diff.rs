@@ -13,6 +13,7 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
         header_read_timeout,
         max_header_bytes,
         shutdown_grace,
+        call_log,
     } = old;
     let mut changed = Vec::new();
     if *listen != new.listen {
@@ -29,6 +30,9 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
     }
     if *shutdown_grace != new.shutdown_grace {
         changed.push("server.shutdown_grace");
+    }
+    if *call_log != new.call_log {
+        changed.push("call_log");
     }
     changed
 }
@@ -47,6 +51,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            call_log: crate::model::CallLogConfig::default(),
         }
     }
 
@@ -68,6 +73,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(5),
             max_header_bytes: 32 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            call_log: crate::model::CallLogConfig::disabled(),
         };
         assert_eq!(
             restart_required(&base(), &new),
@@ -76,7 +82,8 @@ mod tests {
                 "server.tls",
                 "server.header_read_timeout",
                 "server.max_header_bytes",
-                "server.shutdown_grace"
+                "server.shutdown_grace",
+                "call_log"
             ]
         );
         let only_grace = StaticConfig {

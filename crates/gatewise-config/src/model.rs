@@ -31,12 +31,65 @@ pub struct StaticConfig {
     pub max_header_bytes: usize,
     /// Deadline for in-flight requests at shutdown (default 30 s).
     pub shutdown_grace: Duration,
+    /// The call log (`[call_log]`).
+    pub call_log: CallLogConfig,
+}
+
+/// The call log (`[call_log]`): one record per request, with its decision
+/// trace, in an embedded SQLite file (restart required to change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallLogConfig {
+    /// Whether calls are recorded (default true).
+    pub enabled: bool,
+    /// The SQLite file (default `gatewise-data/calls.db`, relative to the
+    /// working directory like every path in the file).
+    pub path: PathBuf,
+    /// Where records go while the database is unavailable (default
+    /// `gatewise-data/spool`).
+    pub spool_dir: PathBuf,
+    /// Calls older than this are deleted (default 7 days).
+    pub max_age: Duration,
+    /// The log is kept under this size (default 1 GiB).
+    pub max_bytes: u64,
+    /// The spool's size limit; past it records are dropped, loudly
+    /// (default 1 GiB).
+    pub spool_max_bytes: u64,
+    /// Records held in memory on their way to the database (default 65,536).
+    pub queue: usize,
+    /// Keep query strings in recorded paths (default false: they may carry
+    /// secrets).
+    pub keep_query: bool,
+}
+
+impl Default for CallLogConfig {
+    fn default() -> Self {
+        CallLogConfig {
+            enabled: true,
+            path: PathBuf::from(defaults::DEFAULT_CALL_LOG_PATH),
+            spool_dir: PathBuf::from(defaults::DEFAULT_CALL_LOG_SPOOL_DIR),
+            max_age: defaults::DEFAULT_CALL_LOG_MAX_AGE,
+            max_bytes: defaults::DEFAULT_CALL_LOG_MAX_BYTES,
+            spool_max_bytes: defaults::DEFAULT_CALL_LOG_SPOOL_MAX_BYTES,
+            queue: defaults::DEFAULT_CALL_LOG_QUEUE,
+            keep_query: false,
+        }
+    }
+}
+
+impl CallLogConfig {
+    /// No call log (embedding, tests that do not look at it).
+    pub fn disabled() -> Self {
+        CallLogConfig {
+            enabled: false,
+            ..CallLogConfig::default()
+        }
+    }
 }
 
 impl StaticConfig {
     /// Plain HTTP on `listen` with the documented defaults (10 s header
-    /// read timeout, 16 KiB heads, 30 s shutdown grace): for embedding the
-    /// gateway (the demo, tests).
+    /// read timeout, 16 KiB heads, 30 s shutdown grace) and no call log:
+    /// for embedding the gateway (the demo, tests), which attach their own.
     pub fn local(listen: SocketAddr) -> StaticConfig {
         StaticConfig {
             listen,
@@ -45,6 +98,7 @@ impl StaticConfig {
             max_header_bytes: usize::try_from(defaults::DEFAULT_MAX_HEADER_BYTES)
                 .unwrap_or(16 * 1024),
             shutdown_grace: defaults::DEFAULT_SHUTDOWN_GRACE,
+            call_log: CallLogConfig::disabled(),
         }
     }
 }
@@ -411,6 +465,18 @@ pub struct HeaderRules {
 pub mod defaults {
     use std::time::Duration;
 
+    /// Default of `call_log.path`.
+    pub const DEFAULT_CALL_LOG_PATH: &str = "gatewise-data/calls.db";
+    /// Default of `call_log.spool_dir`.
+    pub const DEFAULT_CALL_LOG_SPOOL_DIR: &str = "gatewise-data/spool";
+    /// Default of `call_log.max_age`.
+    pub const DEFAULT_CALL_LOG_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
+    /// Default of `call_log.max_size`.
+    pub const DEFAULT_CALL_LOG_MAX_BYTES: u64 = 1 << 30;
+    /// Default of `call_log.spool_max_size`.
+    pub const DEFAULT_CALL_LOG_SPOOL_MAX_BYTES: u64 = 1 << 30;
+    /// Default of `call_log.queue`.
+    pub const DEFAULT_CALL_LOG_QUEUE: usize = 65_536;
     /// Default of `server.listen`.
     pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
     /// Default of `server.header_read_timeout`.

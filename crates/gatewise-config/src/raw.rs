@@ -60,6 +60,30 @@ pub(crate) struct RawConfig {
     /// `[[routes]]`: routes.
     #[serde(default)]
     pub(crate) routes: Vec<RawRoute>,
+    /// `[call_log]`: the record of every call.
+    pub(crate) call_log: Option<RawCallLog>,
+}
+
+/// `[call_log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawCallLog {
+    /// `enabled = true`.
+    pub(crate) enabled: Option<bool>,
+    /// `path = "gatewise-data/calls.db"`: the SQLite file.
+    pub(crate) path: Option<String>,
+    /// `spool_dir = "gatewise-data/spool"`.
+    pub(crate) spool_dir: Option<String>,
+    /// `max_age = "7d"`.
+    pub(crate) max_age: Option<Dur>,
+    /// `max_size = "1GiB"`.
+    pub(crate) max_size: Option<ByteSize>,
+    /// `spool_max_size = "1GiB"`.
+    pub(crate) spool_max_size: Option<ByteSize>,
+    /// `queue = 65536`: records held in memory before the spool takes over.
+    pub(crate) queue: Option<u64>,
+    /// `keep_query = false`.
+    pub(crate) keep_query: Option<bool>,
 }
 
 /// `[server]`.

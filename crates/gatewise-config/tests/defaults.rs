@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use gatewise_config::model::{
-    Balance, ClientAuth, Config, DynamicConfig, HeaderRules, HostHeader, Inspect,
+    Balance, CallLogConfig, ClientAuth, Config, DynamicConfig, HeaderRules, HostHeader, Inspect,
     IntrospectionPolicy, Introspector, Issuer, JwtPolicy, KeySource, PathMatch, RateKey, RateLimit,
     Route, RouteMatch, ScopeRule, SecretRef, StaticConfig, TokenSource, Upstream,
 };
@@ -45,6 +45,16 @@ fn omitted_keys_take_their_defaults() {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            call_log: CallLogConfig {
+                enabled: true,
+                path: "gatewise-data/calls.db".into(),
+                spool_dir: "gatewise-data/spool".into(),
+                max_age: Duration::from_secs(7 * 86_400),
+                max_bytes: 1 << 30,
+                spool_max_bytes: 1 << 30,
+                queue: 65_536,
+                keep_query: false,
+            },
         },
         dynamic: DynamicConfig {
             issuers: vec![Issuer {

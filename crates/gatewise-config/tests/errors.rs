@@ -155,7 +155,46 @@ fn sections_of_the_wrong_shape() {
         errors("[limits]\nx = 1\n"),
         [
             "gatewise.toml:1:2: limits: unknown key `limits`, expected one of `server`, `issuers`, \
-             `introspectors`, `upstreams`, `routes`"
+             `introspectors`, `upstreams`, `routes`, `call_log`"
+        ]
+    );
+}
+
+#[test]
+fn call_log_mistakes_are_all_named() {
+    let text = format!(
+        "{BASE}\n[call_log]\npath = \"\"\nmax_age = \"0s\"\nmax_size = \"1KiB\"\nqueue = 0\nkeep_query = \"yes\"\n"
+    );
+    let text_lines: Vec<&str> = text.lines().collect();
+    let line = |needle: &str| {
+        1 + text_lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap()
+    };
+    assert_eq!(
+        errors(&text),
+        [
+            format!(
+                "gatewise.toml:{}:8: call_log.path: must not be empty",
+                line("path = \"\"")
+            ),
+            format!(
+                "gatewise.toml:{}:11: call_log.max_age: must be greater than zero",
+                line("max_age")
+            ),
+            format!(
+                "gatewise.toml:{}:12: call_log.max_size: must be at least 1MiB (1048576 bytes), not 1024",
+                line("max_size")
+            ),
+            format!(
+                "gatewise.toml:{}:9: call_log.queue: must be between 1 and 4194304, not 0",
+                line("queue")
+            ),
+            format!(
+                "gatewise.toml:{}:14: call_log.keep_query: invalid type: string \"yes\", expected true or false",
+                line("keep_query")
+            ),
         ]
     );
 }

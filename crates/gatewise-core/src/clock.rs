@@ -6,6 +6,12 @@
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn unix_now(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch (call records). Clocks without
+    /// a finer reading say the start of the current second.
+    fn unix_millis(&self) -> u64 {
+        self.unix_now().saturating_mul(1000)
+    }
 }
 
 /// A clock that always says the same time (tests, replays).

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod calls;
 pub mod inspect;
 pub mod introspect;
 pub mod keys;

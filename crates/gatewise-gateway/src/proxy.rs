@@ -3,6 +3,7 @@
 use crate::Clock;
 use crate::auth::{Authenticator, Principal};
 use crate::body::{self, Body};
+use crate::calls::{self, CallLogging, Pending, mark, note, note_denial};
 use crate::inspect::{self, InspectorStats};
 use crate::introspect::Introspection;
 use crate::keys::IssuerKeys;
@@ -12,6 +13,7 @@ use crate::routes::{self, RouteTable};
 use crate::upstream::{Pool, Target};
 use arc_swap::ArcSwap;
 use gatewise_config::model::{DynamicConfig, HeaderRules, HostHeader, PathMatch, RateKey, Route};
+use gatewise_core::calllog::{Outcome, Step};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -163,6 +165,7 @@ pub struct Gateway {
     counters: crate::Counters,
     secrets: Arc<dyn crate::SecretSource>,
     inspector: InspectorStats,
+    calls: Option<CallLogging>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -217,7 +220,14 @@ impl Gateway {
             counters: crate::Counters::default(),
             secrets,
             inspector: InspectorStats::default(),
+            calls: None,
         })
+    }
+
+    /// Records every call through `logging` (the call log).
+    pub fn with_call_log(mut self, logging: CallLogging) -> Gateway {
+        self.calls = Some(logging);
+        self
     }
 
     /// Loads every issuer's keys; returns the failures (issuer name, error).
@@ -291,12 +301,26 @@ impl Gateway {
         let request_id = self.request_id(req.headers());
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let state = self.state.load_full();
-        match self.route_and_forward(&state, req, peer, &request_id).await {
+        let mut call = self
+            .calls
+            .as_ref()
+            .map(|c| c.begin(&req, peer, &request_id, self.clock.unix_millis()));
+        match self
+            .route_and_forward(&state, req, peer, &request_id, &mut call)
+            .await
+        {
             Ok(mut resp) => {
                 if let Ok(v) = HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert("x-request-id", v);
                 }
-                resp
+                match call {
+                    Some(p) => {
+                        let (parts, body) = resp.into_parts();
+                        let body = p.finish_with_body(parts.status, &parts.headers, body);
+                        Response::from_parts(parts, body)
+                    }
+                    None => resp,
+                }
             }
             Err(denial) => {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -312,7 +336,12 @@ impl Gateway {
                     "refused: {}",
                     denial.detail
                 );
-                denial.into_response(REALM, &request_id)
+                let reason = denial.reason;
+                let resp = denial.into_response(REALM, &request_id);
+                if let Some(p) = call {
+                    calls::refused(p, reason, &resp);
+                }
+                resp
             }
         }
     }
@@ -323,11 +352,13 @@ impl Gateway {
         req: Request<Incoming>,
         peer: Peer,
         request_id: &str,
+        call: &mut Option<Pending>,
     ) -> Result<Response<Body>, Denial> {
         let (parts, incoming) = req.into_parts();
         let path = parts.uri.path();
         let routes = &state.config.routes;
-        let index = state
+        let t = mark(call);
+        let route = state
             .table
             .find(
                 routes,
@@ -335,16 +366,22 @@ impl Gateway {
                 path,
                 parts.method.as_str(),
             )
-            .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
+            .and_then(|i| Some((i, routes.get(i)?)));
+        let Some((index, route)) = route else {
+            let d = Denial::route_not_found(parts.method.as_str(), path);
+            note(call, t, Step::Route, Outcome::Refused, Some(d.reason));
+            return Err(d);
+        };
+        if let Some(c) = call.as_mut() {
+            c.record.route = Some(route.name.clone());
+        }
+        note(call, t, Step::Route, Outcome::Ok, None);
         // Owned: `parts` moves into `forward` below.
         let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
-        let route = routes
-            .get(index)
-            .ok_or_else(|| Denial::route_not_found(parts.method.as_str(), path))?;
         if let Some(len) = content_length(&parts.headers)
             && len > state.config.max_body_bytes
         {
-            return Err(Denial::new(
+            let d = Denial::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The request body is too large",
@@ -352,9 +389,102 @@ impl Gateway {
                     "the body is {len} bytes; the limit is {}",
                     state.config.max_body_bytes
                 ),
-            ));
+            );
+            note_denial(call, mark(call), Step::BodyLimit, Outcome::Refused, &d);
+            return Err(d);
         }
-        let principal = match &route.jwt {
+        let t = mark(call);
+        let auth_step = if route.jwt.is_some() {
+            Step::Jwt
+        } else {
+            Step::Introspection
+        };
+        let principal = match self.principal(state, route, &parts).await {
+            Ok(p) => p,
+            Err(d) => {
+                note_denial(call, t, auth_step, Outcome::Refused, &d);
+                if let (Some(c), Some(t)) = (call.as_mut(), t) {
+                    c.record.auth_us = Some(micros(t.elapsed()));
+                }
+                return Err(d);
+            }
+        };
+        if let (Some(c), Some(p), Some(t)) = (call.as_mut(), principal.as_ref(), t) {
+            c.record.auth_us = Some(micros(t.elapsed()));
+            calls::principal(&mut c.record, p);
+            c.step(auth_step, Outcome::Ok, None, t);
+        }
+        let t = mark(call);
+        let rate = match (
+            state.limiters.get(index).and_then(Option::as_ref),
+            &route.rate_limit,
+        ) {
+            (Some(limiter), Some(rl)) => {
+                let key = rate_key(&rl.key, principal.as_ref(), &parts.headers, peer);
+                let fields = RateFields {
+                    limit: limiter.limit(),
+                    remaining: 0,
+                    reset: limiter.window_secs(),
+                };
+                match limiter.check(&key) {
+                    Decision::Allow { remaining } => {
+                        note(call, t, Step::RateLimit, Outcome::Ok, None);
+                        Some(RateFields {
+                            remaining,
+                            ..fields
+                        })
+                    }
+                    Decision::Deny { retry_after } => {
+                        let d = Denial::rate_limited(retry_after, fields);
+                        note_denial(call, t, Step::RateLimit, Outcome::Refused, &d);
+                        return Err(d);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let Some(pool) = state.pools.get(&route.upstream) else {
+            let d = Denial::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream-missing",
+                "No upstream is configured",
+                "the route's upstream is not configured",
+            );
+            note_denial(call, mark(call), Step::Upstream, Outcome::Error, &d);
+            return Err(d);
+        };
+        let limit = state.config.max_body_bytes;
+        let body = body::boxed(http_body_util::Limited::new(
+            incoming,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ));
+        let mut resp = forward(
+            pool,
+            route,
+            parts,
+            body,
+            principal.as_ref(),
+            peer,
+            host.as_deref(),
+            request_id,
+            &self.inspector,
+            call,
+        )
+        .await?;
+        if let Some(r) = rate {
+            r.write(resp.headers_mut());
+        }
+        Ok(resp)
+    }
+
+    /// Runs the route's token policy: the principal, `None` for an open route.
+    async fn principal(
+        &self,
+        state: &State,
+        route: &Route,
+        parts: &http::request::Parts,
+    ) -> Result<Option<Principal>, Denial> {
+        Ok(match &route.jwt {
             Some(policy) => {
                 let issuers: Vec<Arc<IssuerKeys>> = policy
                     .issuers
@@ -364,7 +494,7 @@ impl Gateway {
                 Some(
                     self.auth
                         .authenticate(
-                            &parts,
+                            parts,
                             policy,
                             &issuers,
                             self.clock.unix_now(),
@@ -388,66 +518,18 @@ impl Gateway {
                         })?;
                     Some(
                         self.auth
-                            .introspect(&parts, policy, intro, self.clock.unix_now())
+                            .introspect(parts, policy, intro, self.clock.unix_now())
                             .await?,
                     )
                 }
                 None => None,
             },
-        };
-        let rate = match (
-            state.limiters.get(index).and_then(Option::as_ref),
-            &route.rate_limit,
-        ) {
-            (Some(limiter), Some(rl)) => {
-                let key = rate_key(&rl.key, principal.as_ref(), &parts.headers, peer);
-                let fields = RateFields {
-                    limit: limiter.limit(),
-                    remaining: 0,
-                    reset: limiter.window_secs(),
-                };
-                match limiter.check(&key) {
-                    Decision::Allow { remaining } => Some(RateFields {
-                        remaining,
-                        ..fields
-                    }),
-                    Decision::Deny { retry_after } => {
-                        return Err(Denial::rate_limited(retry_after, fields));
-                    }
-                }
-            }
-            _ => None,
-        };
-        let pool = state.pools.get(&route.upstream).ok_or_else(|| {
-            Denial::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream-missing",
-                "No upstream is configured",
-                "the route's upstream is not configured",
-            )
-        })?;
-        let limit = state.config.max_body_bytes;
-        let body = body::boxed(http_body_util::Limited::new(
-            incoming,
-            usize::try_from(limit).unwrap_or(usize::MAX),
-        ));
-        let mut resp = forward(
-            pool,
-            route,
-            parts,
-            body,
-            principal.as_ref(),
-            peer,
-            host.as_deref(),
-            request_id,
-            &self.inspector,
-        )
-        .await?;
-        if let Some(r) = rate {
-            r.write(resp.headers_mut());
-        }
-        Ok(resp)
+        })
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The request's host without port: from the URI (HTTP/2, absolute form)
@@ -505,6 +587,7 @@ async fn forward(
     host: Option<&str>,
     request_id: &str,
     inspector: &InspectorStats,
+    call: &mut Option<Pending>,
 ) -> Result<Response<Body>, Denial> {
     let original_host = parts.headers.get(header::HOST).cloned();
     // An upgrade (WebSocket and others, HTTP/1.1 only): the protocol token
@@ -590,6 +673,10 @@ async fn forward(
         let Some((target, _in_flight)) = pool.pick(failed.as_ref()) else {
             break;
         };
+        let t = mark(call);
+        if let Some(c) = call.as_mut() {
+            c.upstream(&pool.config.name, &target.authority);
+        }
         let uri = Uri::builder()
             .scheme(target.scheme.clone())
             .authority(target.uri_authority.clone())
@@ -636,6 +723,10 @@ async fn forward(
         match sent {
             Ok(Ok(mut resp)) => {
                 pool.record(&target, !resp.status().is_server_error());
+                if let Some(c) = call.as_mut() {
+                    c.first_byte();
+                }
+                note(call, t, Step::Upstream, Outcome::Ok, None);
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                     return splice(
                         resp.headers().get(header::UPGRADE).cloned(),
@@ -664,6 +755,19 @@ async fn forward(
                         &route.name,
                     )
                     .await;
+                    if let Some(c) = call.as_mut() {
+                        c.findings(&found.findings);
+                        if !found.repairs.is_empty() {
+                            c.record.trace.push(gatewise_core::calllog::TraceStep {
+                                detail: Some(format!("repaired: {}", found.repairs.join(", "))),
+                                ..gatewise_core::calllog::TraceStep::new(
+                                    Step::Other("inspect".into()),
+                                    Outcome::Ok,
+                                    0,
+                                )
+                            });
+                        }
+                    }
                     if !found.findings.is_empty() || !found.repairs.is_empty() {
                         tracing::debug!(
                             request_id,
@@ -695,13 +799,22 @@ async fn forward(
                     "The upstream is unavailable",
                     format!("the upstream `{}` could not be reached", pool.config.name),
                 );
+                if let (Some(c), Some(t)) = (call.as_mut(), t) {
+                    c.step_detail(
+                        Step::Upstream,
+                        Outcome::Error,
+                        Some(last_error.reason),
+                        format!("{}: {}", target.authority, gatewise_core::error_chain(&e)),
+                        t,
+                    );
+                }
                 if !e.is_connect() {
                     break;
                 }
             }
             Err(_) => {
                 pool.record(&target, false);
-                return Err(Denial::new(
+                let d = Denial::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "upstream-timeout",
                     "The upstream did not answer in time",
@@ -710,7 +823,9 @@ async fn forward(
                         pool.config.name,
                         pool.config.first_byte_timeout.as_millis()
                     ),
-                ));
+                );
+                note_denial(call, t, Step::Upstream, Outcome::Error, &d);
+                return Err(d);
             }
         }
         failed = Some(target);

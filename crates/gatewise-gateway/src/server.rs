@@ -153,7 +153,13 @@ impl Running {
         dynamic: gatewise_config::model::DynamicConfig,
         clock: Arc<dyn crate::Clock>,
     ) -> Result<Running, crate::GatewayError> {
-        let gateway = Arc::new(Gateway::new(dynamic, clock)?);
+        Running::local_gateway(Gateway::new(dynamic, clock)?).await
+    }
+
+    /// Serves an already built gateway (with a call log, say) on 127.0.0.1
+    /// on a free port.
+    pub async fn local_gateway(gateway: Gateway) -> Result<Running, crate::GatewayError> {
+        let gateway = Arc::new(gateway);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| crate::GatewayError::Listen(format!("cannot listen on 127.0.0.1: {e}")))?;

@@ -407,6 +407,7 @@ impl World {
             header_read_timeout: Duration::from_secs(2),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
+            call_log: gatewise_config::model::CallLogConfig::disabled(),
         };
         let g = Arc::clone(&gateway);
         tokio::spawn(async move {

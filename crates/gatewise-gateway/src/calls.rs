@@ -1,0 +1,399 @@
+//! The call record of each request: built along the request path (route,
+//! policy steps, upstream), finished when the response body has been sent
+//! (or the client went away), and handed to a [`CallSink`] that never
+//! blocks.
+//!
+//! Nothing secret is kept: headers go through
+//! [`gatewise_core::calllog::mask_headers`], the token only as its
+//! fingerprint, the query string only when configured (and then with secret
+//! parameters masked).
+
+use crate::body::{Body, BoxError};
+use crate::proxy::Peer;
+use bytes::Bytes;
+use gatewise_core::calllog::{
+    CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers, record_path, token_fingerprint,
+};
+use http::HeaderMap;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::time::Instant;
+
+/// Where finished call records go. Implementations must not block: the
+/// request path calls this (the store's `RecordSender` queues or spools).
+pub trait CallSink: Send + Sync + 'static {
+    /// Takes one finished record.
+    fn record(&self, record: CallRecord);
+}
+
+/// Call logging as the gateway runs it.
+#[derive(Clone)]
+pub struct CallLogging {
+    sink: Arc<dyn CallSink>,
+    keep_query: bool,
+}
+
+impl std::fmt::Debug for CallLogging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallLogging")
+            .field("keep_query", &self.keep_query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallLogging {
+    /// Records go to `sink`; query strings are kept in recorded paths only
+    /// when `keep_query` (`call_log.keep_query`).
+    pub fn new(sink: Arc<dyn CallSink>, keep_query: bool) -> Self {
+        CallLogging { sink, keep_query }
+    }
+
+    /// Starts the record of a request that arrived now.
+    pub(crate) fn begin<B>(
+        &self,
+        parts: &http::Request<B>,
+        peer: Peer,
+        request_id: &str,
+        start_ms: u64,
+    ) -> Pending {
+        let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
+        let mut record = CallRecord::new(
+            request_id,
+            start_ms,
+            parts.method().as_str(),
+            record_path(pq, self.keep_query),
+        );
+        record.client_ip = Some(peer.addr.ip());
+        record.bytes_in = content_length(parts.headers()).unwrap_or(0);
+        record.request_headers = masked(parts.headers());
+        // Refused requests get a fingerprint too (the policy may not have
+        // got as far as a principal): the same digits the masked header shows.
+        record.token_fingerprint = parts
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token_fingerprint(token.trim()));
+        record.trace_id = parts
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace_id);
+        Pending {
+            record,
+            started: Instant::now(),
+            upstream_started: None,
+            sink: Arc::clone(&self.sink),
+            sent: false,
+        }
+    }
+}
+
+/// When a step starts, if the request is being recorded.
+pub(crate) fn mark(call: &Option<Pending>) -> Option<Instant> {
+    call.as_ref().map(|_| Instant::now())
+}
+
+/// Adds a step to the decision trace of a recorded request.
+pub(crate) fn note(
+    call: &mut Option<Pending>,
+    since: Option<Instant>,
+    step: Step,
+    outcome: Outcome,
+    reason: Option<&str>,
+) {
+    if let (Some(p), Some(t)) = (call.as_mut(), since) {
+        p.step(step, outcome, reason, t);
+    }
+}
+
+/// Adds a refused or failed step with the operator's detail.
+pub(crate) fn note_denial(
+    call: &mut Option<Pending>,
+    since: Option<Instant>,
+    step: Step,
+    outcome: Outcome,
+    denial: &crate::problem::Denial,
+) {
+    if let (Some(p), Some(t)) = (call.as_mut(), since) {
+        p.step_detail(step, outcome, Some(denial.reason), denial.detail.clone(), t);
+    }
+}
+
+/// A record under construction.
+pub(crate) struct Pending {
+    pub(crate) record: CallRecord,
+    started: Instant,
+    upstream_started: Option<Instant>,
+    sink: Arc<dyn CallSink>,
+    /// Handed to the sink already (finished, or dropped unfinished).
+    sent: bool,
+}
+
+impl Pending {
+    /// Adds a step to the decision trace; `since` is when the step began.
+    pub(crate) fn step(
+        &mut self,
+        step: Step,
+        outcome: Outcome,
+        reason: Option<&str>,
+        since: Instant,
+    ) {
+        let micros = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let mut s = TraceStep::new(step, outcome, micros);
+        s.reason = reason.map(str::to_owned);
+        self.record.trace.push(s);
+    }
+
+    /// Adds a step with a detail for the operator.
+    pub(crate) fn step_detail(
+        &mut self,
+        step: Step,
+        outcome: Outcome,
+        reason: Option<&str>,
+        detail: String,
+        since: Instant,
+    ) {
+        self.step(step, outcome, reason, since);
+        if let Some(last) = self.record.trace.last_mut() {
+            last.detail = Some(detail);
+        }
+    }
+
+    /// The request is about to go to `addr` of upstream `name`.
+    pub(crate) fn upstream(&mut self, name: &str, addr: &str) {
+        self.record.upstream = Some(name.to_owned());
+        self.record.upstream_addr = Some(addr.to_owned());
+        self.upstream_started.get_or_insert_with(Instant::now);
+    }
+
+    /// The upstream's response head arrived.
+    pub(crate) fn first_byte(&mut self) {
+        if let Some(t) = self.upstream_started {
+            self.record.upstream_first_byte_us = Some(micros(t.elapsed()));
+        }
+    }
+
+    /// Findings of the exchange inspector.
+    pub(crate) fn findings(&mut self, findings: &[gatewise_core::Finding]) {
+        self.record
+            .findings
+            .extend(findings.iter().map(FindingRef::from));
+    }
+
+    /// Finishes a response whose body is still to be sent: the record is
+    /// completed and handed over when the body ends or is dropped.
+    pub(crate) fn finish_with_body(
+        mut self,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Body {
+        self.record.status = status.as_u16();
+        self.record.response_headers = masked(headers);
+        if body.is_end_stream() {
+            self.finish(0, false);
+            return body;
+        }
+        Recorded {
+            inner: body,
+            bytes: 0,
+            pending: Some(self),
+        }
+        .boxed()
+    }
+
+    fn finish(&mut self, bytes_out: u64, aborted: bool) {
+        if self.sent {
+            return;
+        }
+        self.sent = true;
+        let r = &mut self.record;
+        r.bytes_out = bytes_out;
+        r.total_us = micros(self.started.elapsed());
+        if let Some(t) = self.upstream_started {
+            r.upstream_total_us = Some(micros(t.elapsed()));
+        }
+        if aborted {
+            r.trace.push(TraceStep {
+                detail: Some(format!(
+                    "the response body ended early after {bytes_out} bytes (client gone or upstream failed)"
+                )),
+                ..TraceStep::new(Step::Other("response_body".into()), Outcome::Error, 0)
+            });
+        }
+        // Empty strings do not allocate: the placeholder is free.
+        let record = std::mem::replace(&mut self.record, CallRecord::new("", 0, "", ""));
+        self.sink.record(record);
+    }
+}
+
+impl Drop for Pending {
+    /// A request whose handling was abandoned before the response head
+    /// was ready (the client closed the connection): recorded as status
+    /// 499 with reason `client-closed`, as nginx logs it, so that no call
+    /// goes unrecorded.
+    fn drop(&mut self) {
+        if self.sent {
+            return;
+        }
+        if self.record.status == 0 {
+            self.record.status = 499;
+            self.record
+                .reason
+                .get_or_insert_with(|| "client-closed".to_owned());
+            self.record.trace.push(TraceStep {
+                detail: Some(
+                    "the client closed the connection before the response was ready".into(),
+                ),
+                ..TraceStep::new(Step::Other("client_closed".into()), Outcome::Error, 0)
+            });
+        }
+        self.finish(0, false);
+    }
+}
+
+/// Fills the principal's part of a record.
+pub(crate) fn principal(record: &mut CallRecord, p: &crate::auth::Principal) {
+    record.issuer = Some(p.issuer.clone());
+    record.kid.clone_from(&p.kid);
+    record.client_id.clone_from(&p.client_id);
+    record.sub.clone_from(&p.subject);
+    record.scopes.clone_from(&p.scopes);
+    if record.token_fingerprint.is_none() {
+        // A token from a cookie or the query: the principal's fingerprint
+        // is a longer prefix of the same SHA-256.
+        record.token_fingerprint = p.fingerprint.get(..8).map(str::to_owned);
+    }
+}
+
+/// A response body that counts what it passes and completes the record at
+/// its end (or when dropped before it: the client went away).
+struct Recorded {
+    inner: Body,
+    bytes: u64,
+    pending: Option<Pending>,
+}
+
+impl http_body::Body for Recorded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    let bytes = self.bytes;
+                    if let Some(mut p) = self.pending.take() {
+                        p.finish(bytes, false);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                let bytes = self.bytes;
+                if let Some(mut p) = self.pending.take() {
+                    p.finish(bytes, false);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                let bytes = self.bytes;
+                if let Some(mut p) = self.pending.take() {
+                    p.finish(bytes, true);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        let bytes = self.bytes;
+        if let Some(mut p) = self.pending.take() {
+            p.finish(bytes, true);
+        }
+    }
+}
+
+/// The record of a request the gateway answered itself (a refusal).
+pub(crate) fn refused(mut pending: Pending, reason: &str, resp: &http::Response<Body>) {
+    pending.record.status = resp.status().as_u16();
+    pending.record.reason = Some(reason.to_owned());
+    pending.record.response_headers = masked(resp.headers());
+    let len = resp.body().size_hint().exact().unwrap_or(0);
+    pending.finish(len, false);
+}
+
+fn masked(h: &HeaderMap) -> gatewise_core::calllog::MaskedHeaders {
+    mask_headers(
+        h.iter()
+            .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes()))),
+    )
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn trace_id(v: &str) -> Option<String> {
+    let mut parts = v.trim().split('-');
+    let (_version, id) = (parts.next()?, parts.next()?);
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
+        .then(|| id.to_ascii_lowercase())
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatewise_core::secret;
+
+    #[test]
+    fn masked_authorization_carries_the_fingerprint() {
+        let token = "abc.def.ghi";
+        let masked = secret::mask_authorization(&format!("Bearer {token}"));
+        assert!(masked.contains(&token_fingerprint(token)), "{masked}");
+    }
+
+    #[test]
+    fn traceparent_ids() {
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id("garbage"), None);
+    }
+}

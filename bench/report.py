@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-SCENARIOS = "ABCDEF"
+SCENARIOS = "ABCDEFGH"
 SHORT = {
     "A": "nginx proxy",
     "B": "gw plain",
@@ -26,7 +26,11 @@ SHORT = {
     "D": "gw jwt rotation",
     "E": "gw jwt fresh",
     "F": "gw unknown kid",
+    "G": "gw plain + call log",
+    "H": "gw rotation + call log",
 }
+# Call-log scenarios and the scenario each is compared with, same repetition.
+LOGGED = {"G": "B", "H": "D"}
 RSS_LIMIT_MB = 64.0
 
 
@@ -151,8 +155,11 @@ def summarise(chosen: dict) -> dict[str, dict]:
         rs = [chosen[(rep, sc)] for rep in reps if (rep, sc) in chosen]
         if not rs:
             continue
-        ratios, cpu_ratios = [], []
+        ratios, cpu_ratios, vs_unlogged = [], [], []
         for r in rs:
+            base = chosen.get((r["rep"], LOGGED.get(sc, "")))
+            if base and base["w"]["rps"] and r["w"]["rps"] is not None:
+                vs_unlogged.append(r["w"]["rps"] / base["w"]["rps"])
             a = chosen.get((r["rep"], "A"))
             if a and a["w"]["rps"] and r["w"]["rps"] is not None:
                 ratios.append(r["w"]["rps"] / a["w"]["rps"])
@@ -166,6 +173,7 @@ def summarise(chosen: dict) -> dict[str, dict]:
             "rps_min": min(rps) if rps else None,
             "rps_max": max(rps) if rps else None,
             "ratio": med(ratios),
+            "vs_unlogged": med(vs_unlogged),
             "p50": med([r["w"]["p50_ms"] for r in rs]),
             "p99": med([r["w"]["p99_ms"] for r in rs]),
             "proxy_us": med([r["proxy_us"] for r in rs]),
@@ -202,6 +210,14 @@ def check_targets(s: dict, meta: dict) -> list[tuple[str, str, str]]:
                      verdict(x >= want)))
 
     ratio_target("B", "(B) plain req/s ≥ 1.0× nginx", 1.0)
+    for sc, base in LOGGED.items():
+        label = f"({sc}) call log on costs ≤ 10% req/s against ({base}), same repetition"
+        if sc not in s or s[sc]["vs_unlogged"] is None:
+            rows.append((label, "not run" if sc not in s else f"no ({base}) in the same repetition", "—"))
+            continue
+        x = s[sc]["vs_unlogged"]
+        rows.append((label, f"{x:.2f}× ({fmt(s[sc]['rps'])} vs {fmt(s[base]['rps'])} req/s)",
+                     verdict(x >= 0.9)))
     if "B" in s and s["B"]["cpu_ratio"] is not None:
         x = s["B"]["cpu_ratio"]
         rows.append(("(B) plain CPU/req ≤ nginx's",

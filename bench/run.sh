@@ -25,7 +25,7 @@ N_ROTATION=${N_ROTATION:-1000}  # tokens in the rotation (D) and the unknown-kid
 # file from its first line with an empty cache.
 FRESH_RATE=${FRESH_RATE:-25000}
 N_FRESH=${N_FRESH:-$(((WARMUP + DURATION) * FRESH_RATE))}
-SCENARIOS=${SCENARIOS:-A B C D E F}
+SCENARIOS=${SCENARIOS:-A B C D E F G H}
 ATTEMPTS=${ATTEMPTS:-3}         # a run with foreign CPU load above FOREIGN_MAX is repeated, up to ATTEMPTS times
 FOREIGN_MAX=${FOREIGN_MAX:-10}  # percent of one core used by processes that are not part of the benchmark
 SERVER_CPU=${SERVER_CPU:-0}
@@ -53,7 +53,7 @@ if ((DURATION < 1 || REPS < 1 || ATTEMPTS < 1 || N_ROTATION < 1 || N_FRESH < 1 |
   exit 2
 fi
 for s in $SCENARIOS; do
-  [[ $s =~ ^[ABCDEF]$ ]] || { echo "run.sh: unknown scenario '$s' (A to F)" >&2; exit 2; }
+  [[ $s =~ ^[ABCDEFGH]$ ]] || { echo "run.sh: unknown scenario '$s' (A to H)" >&2; exit 2; }
 done
 
 # Optional: a new session whose autogroup runs at nice -19, so that unrelated
@@ -309,7 +309,22 @@ audiences = ["https://api.bench.test"]
 require_at_jwt = true
 scopes_all = ["bench.read"]
 EOF
+# (B) to (F) run without the call log; (G) and (H) are (B) and (D) with it on,
+# in SQLite under bench/out/calllog (emptied before each run).
+cp "$OUT/gatewise.toml" "$OUT/gatewise-log.toml"
+cat >>"$OUT/gatewise.toml" <<EOF
+
+[call_log]
+enabled = false
+EOF
+cat >>"$OUT/gatewise-log.toml" <<EOF
+
+[call_log]
+path = "$OUT/calllog/calls.db"
+spool_dir = "$OUT/calllog/spool"
+EOF
 "$GATEWISE" config validate "$OUT/gatewise.toml" >&2 || die "gatewise rejected bench/out/gatewise.toml"
+"$GATEWISE" config validate "$OUT/gatewise-log.toml" >&2 || die "gatewise rejected bench/out/gatewise-log.toml"
 
 # ---- servers ---------------------------------------------------------------------------
 UP_PID="" PX_PID="" GW_PID=""
@@ -327,8 +342,9 @@ PX_PID=$NGINX_PID
 log "nginx upstream PID $UP_PID on :$UP_PORT, nginx proxy PID $PX_PID on :$PX_PORT (CPU $SERVER_CPU)"
 
 start_gatewise() {
-  # $1 = log file. Sets GW_PID.
-  NO_COLOR=1 GATEWISE_LOG=$GATEWISE_LOG taskset -c "$SERVER_CPU" "$GATEWISE" serve --config "$OUT/gatewise.toml" >"$1" 2>&1 &
+  # $1 = log file, $2 = config file (default gatewise.toml). Sets GW_PID.
+  rm -rf "$OUT/calllog"
+  NO_COLOR=1 GATEWISE_LOG=$GATEWISE_LOG taskset -c "$SERVER_CPU" "$GATEWISE" serve --config "${2:-$OUT/gatewise.toml}" >"$1" 2>&1 &
   GW_PID=$!
   STARTED[$GW_PID]=TERM
   if ! wait_port $GW_PORT "$GW_PID"; then
@@ -463,9 +479,10 @@ json_str() {
 }
 
 # Scenario table: target port, path, how the token is sent, which process is the proxy.
-declare -A SC_PORT=([A]=$PX_PORT [B]=$GW_PORT [C]=$GW_PORT [D]=$GW_PORT [E]=$GW_PORT [F]=$GW_PORT)
-declare -A SC_PATH=([A]=/plain [B]=/plain [C]=/jwt/x [D]=/jwt/x [E]=/jwt/x [F]=/jwt/x)
-declare -A SC_TOKENS=([A]=header [B]=header [C]=header [D]=rotation [E]=fresh [F]=unknown)
+declare -A SC_PORT=([A]=$PX_PORT [B]=$GW_PORT [C]=$GW_PORT [D]=$GW_PORT [E]=$GW_PORT [F]=$GW_PORT [G]=$GW_PORT [H]=$GW_PORT)
+declare -A SC_PATH=([A]=/plain [B]=/plain [C]=/jwt/x [D]=/jwt/x [E]=/jwt/x [F]=/jwt/x [G]=/plain [H]=/jwt/x)
+declare -A SC_TOKENS=([A]=header [B]=header [C]=header [D]=rotation [E]=fresh [F]=unknown [G]=header [H]=rotation)
+declare -A SC_CONFIG=([G]=$OUT/gatewise-log.toml [H]=$OUT/gatewise-log.toml)
 declare -A SC_NAME=(
   [A]="nginx proxy, /plain"
   [B]="gatewise, /plain (no jwt)"
@@ -527,7 +544,7 @@ measure() {
     tag="r$rep-$sc-a$attempt"
     local glog="$OUT/logs/$tag.log"
     GW_PID=""
-    ((gw)) && start_gatewise "$glog"
+    ((gw)) && start_gatewise "$glog" "${SC_CONFIG[$sc]:-$OUT/gatewise.toml}"
 
     # warm-up, discarded
     wrk_args "$sc" 0

@@ -24,6 +24,8 @@ pub(crate) struct CallLog {
     pub(crate) logging: CallLogging,
     /// The writer thread (flush at shutdown).
     pub(crate) handle: WriterHandle,
+    /// Reads the writer's counters (the admin API).
+    pub(crate) counters: gatewise_admin::WriterCounters,
 }
 
 /// Opens (creating when missing) the SQLite file and the spool, replays
@@ -62,9 +64,11 @@ pub(crate) fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
             config.spool_dir.display()
         )
     })?;
+    let reader = sender.clone();
     Ok(CallLog {
         logging: CallLogging::new(Arc::new(StoreSink(sender)), config.keep_query),
         handle,
+        counters: Arc::new(move || reader.counters()),
     })
 }
 

@@ -350,6 +350,15 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         None
     };
     let gateway = Arc::new(gateway);
+    let admin = match start_admin(&cfg, &gateway, call_log.as_ref()).await {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(log) = call_log {
+                log.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
     for (issuer, error) in gateway.load_keys().await {
         tracing::warn!(
             issuer,
@@ -378,6 +387,9 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     if let Some(w) = cert_watch {
         w.abort();
     }
+    if let Some(a) = admin {
+        a.abort();
+    }
     tracing::info!("gatewise stopped; {}", gateway.counters().summary());
     // The gateway (and its record sender) may live on in detached
     // connection tasks; the writer's shutdown flushes what was sent.
@@ -385,6 +397,52 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         log.shutdown().await;
     }
     result.context("the server failed")
+}
+
+/// Starts the admin listener when `[admin]` is enabled: the call log
+/// (read through its own connection), the gateway's state, health.
+async fn start_admin(
+    cfg: &Config,
+    gateway: &Arc<Gateway>,
+    call_log: Option<&crate::calls::CallLog>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let ac = &cfg.static_config.admin;
+    if !ac.enabled {
+        return Ok(None);
+    }
+    let mut admin = gatewise_admin::Admin::new(Arc::new(crate::clock::SystemClock))
+        .with_gateway(Arc::clone(gateway));
+    if let Some(log) = call_log {
+        let path = &cfg.static_config.call_log.path;
+        let reader = gatewise_store::SqliteCallLog::open(path).with_context(|| {
+            format!(
+                "admin: cannot open the call log {} for reading",
+                path.display()
+            )
+        })?;
+        admin = admin
+            .with_calls(Box::new(reader))
+            .with_writer(Arc::clone(&log.counters));
+    }
+    if let Some(token) = &ac.token {
+        let t = gatewise_gateway::resolve_secret(token, &ProcessEnv)
+            .map_err(|e| anyhow::anyhow!("admin: the token: {e}"))?;
+        admin = admin.with_token(t);
+    }
+    let listener = tokio::net::TcpListener::bind(ac.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "admin: cannot listen on {} (set [admin] listen, or enabled = false)",
+                ac.listen
+            )
+        })?;
+    tracing::info!(listen = %ac.listen, "admin API and dashboard");
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = admin.serve(listener, std::future::pending()).await {
+            tracing::error!("admin listener failed: {e}");
+        }
+    })))
 }
 
 async fn shutdown_signal() {
@@ -471,10 +529,12 @@ async fn reload(
         Ok(Ok(cfg)) => {
             let changed = gatewise_config::restart_required(running, &cfg.static_config);
             if !changed.is_empty() {
-                tracing::error!(
-                    "reload ({why}) refused: {} changed and needs a restart; the running configuration stays",
+                let msg = format!(
+                    "{} changed and needs a restart; the running configuration stays",
                     changed.join(", ")
                 );
+                tracing::error!("reload ({why}) refused: {msg}");
+                gateway.note_reload(why, Some(msg));
                 return;
             }
             match gateway.reload(cfg.dynamic).await {
@@ -483,16 +543,22 @@ async fn reload(
                         tracing::warn!(issuer, "keys not loaded after reload: {e}");
                     }
                     tracing::info!("configuration reloaded ({why})");
+                    gateway.note_reload(why, None);
                 }
                 Err(e) => {
-                    tracing::error!("reload ({why}) refused; the running configuration stays: {e}")
+                    tracing::error!("reload ({why}) refused; the running configuration stays: {e}");
+                    gateway.note_reload(why, Some(e.to_string()));
                 }
             }
         }
         Ok(Err(report)) => {
-            tracing::error!("reload ({why}) refused; the running configuration stays:\n{report}")
+            tracing::error!("reload ({why}) refused; the running configuration stays:\n{report}");
+            gateway.note_reload(why, Some(report));
         }
-        Err(e) => tracing::error!("reload ({why}) failed: {e:#}"),
+        Err(e) => {
+            tracing::error!("reload ({why}) failed: {e:#}");
+            gateway.note_reload(why, Some(format!("{e:#}")));
+        }
     }
 }
 

@@ -7,9 +7,14 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn config(listen: &str, echo: &str, routes: &[&str]) -> String {
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn config(listen: &str, admin: &str, echo: &str, routes: &[&str]) -> String {
     let mut s = format!(
-        "[server]\nlisten = \"{listen}\"\nshutdown_grace = \"2s\"\n\n[[upstreams]]\nname = \"echo\"\ntargets = [\"http://{echo}\"]\n"
+        "[server]\nlisten = \"{listen}\"\nshutdown_grace = \"2s\"\n\n[admin]\nlisten = \"{admin}\"\n\n[[upstreams]]\nname = \"echo\"\ntargets = [\"http://{echo}\"]\n"
     );
     for r in routes {
         s.push_str(&format!(
@@ -40,14 +45,12 @@ async fn wait_for(http: &reqwest::Client, url: &str, want: u16, secs: u64) -> bo
 #[tokio::test]
 async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     let echo = servers::echo().await.to_string();
-    let listen = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let listen = free_port();
+    let admin = free_port();
     let dir = std::env::temp_dir().join(format!("gatewise-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("gatewise.toml");
-    std::fs::write(&file, config(&listen, &echo, &["/a"])).unwrap();
+    std::fs::write(&file, config(&listen, &admin, &echo, &["/a"])).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatewise"))
         .args(["serve", "--config"])
@@ -69,7 +72,7 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
 
     // Add a route: picked up without a restart.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    std::fs::write(&file, config(&listen, &echo, &["/a", "/b"])).unwrap();
+    std::fs::write(&file, config(&listen, &admin, &echo, &["/a", "/b"])).unwrap();
     assert!(
         wait_for(&http, &format!("{base}/b"), 200, 15).await,
         "the new route was not loaded"
@@ -83,6 +86,54 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(status(&http, &format!("{base}/b")).await, 200);
+
+    // The admin API tells the story: one reload applied, the last refused
+    // with its reason; the calls so far are in the log.
+    let state: serde_json::Value = http
+        .get(format!("http://{admin}/api/v1/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["gateway"]["config_version"], 2, "{state}");
+    let last = &state["gateway"]["last_reload"];
+    assert_eq!(last["trigger"], "the file changed", "{state}");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown upstream \"nope\"")),
+        "{state}"
+    );
+    assert_eq!(state["gateway"]["routes"].as_array().map(Vec::len), Some(2));
+    let live = http
+        .get(format!("http://{admin}/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    // The writer commits every 100 ms: the refused call is readable soon.
+    let mut found = false;
+    for _ in 0..50 {
+        let page: serde_json::Value = http
+            .get(format!(
+                "http://{admin}/api/v1/calls?reason=route-not-found"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            assert_eq!(page["calls"][0]["status"], 404, "{page}");
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "the 404 never showed in the admin API");
 
     // SIGTERM: a clean stop with exit 0.
     let pid = child.id().to_string();
@@ -135,6 +186,7 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     use gatewise_store::CallLog as _;
     let mut store =
         gatewise_store::SqliteCallLog::open(dir.join("gatewise-data/calls.db")).unwrap();
+    // Requests to the admin listener are not proxy calls: not recorded.
     let page = store
         .query(&gatewise_store::CallQuery {
             limit: 10_000,

@@ -24,7 +24,7 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, ConfigWarning, line_column};
 use crate::locate::{self, Index, Path};
-use crate::model::CallLogConfig;
+use crate::model::{AdminConfig, CallLogConfig};
 use crate::model::{
     Balance, CertificateFiles, ClaimCondition, ClaimTest, ClientAuth, Config, DynamicConfig,
     HeaderRules, HealthCheck, HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer,
@@ -32,9 +32,9 @@ use crate::model::{
     StaticConfig, TlsConfig, TokenSource, Upstream,
 };
 use crate::raw::{
-    ByteSize, Dur, RawBalance, RawCallLog, RawClaim, RawClientAuth, RawConfig, RawHeaders,
-    RawHealthCheck, RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt, RawRateLimit,
-    RawRoute, RawServer, RawTls, RawUpstream,
+    ByteSize, Dur, RawAdmin, RawBalance, RawCallLog, RawClaim, RawClientAuth, RawConfig,
+    RawHeaders, RawHealthCheck, RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt,
+    RawRateLimit, RawRoute, RawServer, RawTls, RawUpstream,
 };
 
 /// A configuration that passed every check, with what looked odd about it.
@@ -438,6 +438,7 @@ impl<'t> Cx<'t> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let (mut static_config, max_body_bytes) = self.server(raw.server.unwrap_or_default());
         static_config.call_log = self.call_log(raw.call_log.unwrap_or_default());
+        static_config.admin = self.admin(raw.admin.unwrap_or_default(), static_config.listen);
 
         let mut names = Names::default();
         let issuers_path = Path::root().key("issuers");
@@ -622,9 +623,89 @@ impl<'t> Cx<'t> {
                 max_header_bytes,
                 shutdown_grace,
                 call_log: CallLogConfig::default(),
+                admin: AdminConfig::default(),
             },
             max_body_bytes,
         )
+    }
+
+    fn admin(&mut self, raw: RawAdmin, proxy: SocketAddr) -> AdminConfig {
+        let p = Path::root().key("admin");
+        let d = AdminConfig::default();
+        let listen = match raw.listen.as_deref() {
+            None => d.listen,
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.error(
+                        &p.key("listen"),
+                        format!(
+                            "invalid address {text:?}: expected an IP address and port such as \
+                             \"127.0.0.1:9901\" (host names are not resolved)"
+                        ),
+                    );
+                    d.listen
+                }
+            },
+        };
+        let enabled = raw.enabled.unwrap_or(d.enabled);
+        if raw.token.is_some() {
+            self.error(
+                &p.key("token"),
+                "secrets are not written in the configuration file: use `token_env` (the name \
+                 of an environment variable) or `token_file` (a file holding the token)",
+            );
+        }
+        let token = match (&raw.token_env, &raw.token_file) {
+            (Some(var), None) => {
+                let path = p.key("token_env");
+                if self.non_empty(&path, var).is_some() && !is_env_name(var) {
+                    self.error(
+                        &path,
+                        format!(
+                            "invalid environment variable name {var:?}: letters, digits and \
+                             \"_\", not starting with a digit"
+                        ),
+                    );
+                }
+                Some(SecretRef::Env(var.clone()))
+            }
+            (None, Some(file)) => {
+                self.non_empty(&p.key("token_file"), file);
+                Some(SecretRef::File(PathBuf::from(file)))
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    &p.key("token_file"),
+                    "`token_env` and `token_file` are exclusive: keep one",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        // A token given the wrong way has its own error.
+        let token_given =
+            raw.token.is_some() || raw.token_env.is_some() || raw.token_file.is_some();
+        if enabled && !token_given && !listen.ip().is_loopback() {
+            self.error(
+                &p.key("listen"),
+                format!(
+                    "the admin API shows every call and the running configuration: listening on \
+                     {listen} (beyond loopback) needs `token_env` or `token_file`"
+                ),
+            );
+        }
+        if enabled && listen == proxy && !self.was_skipped(&p.key("listen")) {
+            self.error(
+                &p.key("listen"),
+                format!("{listen} is also `server.listen`: the admin API needs its own address"),
+            );
+        }
+        AdminConfig {
+            enabled,
+            listen,
+            token,
+        }
     }
 
     fn call_log(&mut self, raw: RawCallLog) -> CallLogConfig {

@@ -14,6 +14,7 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
         max_header_bytes,
         shutdown_grace,
         call_log,
+        admin,
     } = old;
     let mut changed = Vec::new();
     if *listen != new.listen {
@@ -34,6 +35,9 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
     if *call_log != new.call_log {
         changed.push("call_log");
     }
+    if *admin != new.admin {
+        changed.push("admin");
+    }
     changed
 }
 
@@ -52,6 +56,7 @@ mod tests {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
             call_log: crate::model::CallLogConfig::default(),
+            admin: crate::model::AdminConfig::default(),
         }
     }
 
@@ -74,6 +79,7 @@ mod tests {
             max_header_bytes: 32 * 1024,
             shutdown_grace: Duration::from_secs(10),
             call_log: crate::model::CallLogConfig::disabled(),
+            admin: crate::model::AdminConfig::disabled(),
         };
         assert_eq!(
             restart_required(&base(), &new),
@@ -83,7 +89,8 @@ mod tests {
                 "server.header_read_timeout",
                 "server.max_header_bytes",
                 "server.shutdown_grace",
-                "call_log"
+                "call_log",
+                "admin"
             ]
         );
         let only_grace = StaticConfig {

@@ -33,6 +33,41 @@ pub struct StaticConfig {
     pub shutdown_grace: Duration,
     /// The call log (`[call_log]`).
     pub call_log: CallLogConfig,
+    /// The admin API and dashboard (`[admin]`).
+    pub admin: AdminConfig,
+}
+
+/// The admin listener (`[admin]`): the call log's API, the dashboard,
+/// state, metrics, `/live` and `/ready` (restart required to change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Whether the admin listener runs (default true).
+    pub enabled: bool,
+    /// Where it listens (default `127.0.0.1:9901`).
+    pub listen: SocketAddr,
+    /// The bearer token callers must send; required when `listen` is not
+    /// a loopback address.
+    pub token: Option<SecretRef>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], defaults::DEFAULT_ADMIN_PORT)),
+            token: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// No admin listener (embedding, tests).
+    pub fn disabled() -> Self {
+        AdminConfig {
+            enabled: false,
+            ..AdminConfig::default()
+        }
+    }
 }
 
 /// The call log (`[call_log]`): one record per request, with its decision
@@ -88,7 +123,8 @@ impl CallLogConfig {
 
 impl StaticConfig {
     /// Plain HTTP on `listen` with the documented defaults (10 s header
-    /// read timeout, 16 KiB heads, 30 s shutdown grace) and no call log:
+    /// read timeout, 16 KiB heads, 30 s shutdown grace), no call log and no
+    /// admin listener:
     /// for embedding the gateway (the demo, tests), which attach their own.
     pub fn local(listen: SocketAddr) -> StaticConfig {
         StaticConfig {
@@ -99,6 +135,7 @@ impl StaticConfig {
                 .unwrap_or(16 * 1024),
             shutdown_grace: defaults::DEFAULT_SHUTDOWN_GRACE,
             call_log: CallLogConfig::disabled(),
+            admin: AdminConfig::disabled(),
         }
     }
 }
@@ -465,6 +502,8 @@ pub struct HeaderRules {
 pub mod defaults {
     use std::time::Duration;
 
+    /// Default port of `admin.listen` (on 127.0.0.1).
+    pub const DEFAULT_ADMIN_PORT: u16 = 9901;
     /// Default of `call_log.path`.
     pub const DEFAULT_CALL_LOG_PATH: &str = "gatewise-data/calls.db";
     /// Default of `call_log.spool_dir`.

@@ -62,6 +62,24 @@ pub(crate) struct RawConfig {
     pub(crate) routes: Vec<RawRoute>,
     /// `[call_log]`: the record of every call.
     pub(crate) call_log: Option<RawCallLog>,
+    /// `[admin]`: the admin API and dashboard.
+    pub(crate) admin: Option<RawAdmin>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAdmin {
+    /// `enabled = true`.
+    pub(crate) enabled: Option<bool>,
+    /// `listen = "127.0.0.1:9901"`.
+    pub(crate) listen: Option<String>,
+    /// `token_env = "GATEWISE_ADMIN_TOKEN"`.
+    pub(crate) token_env: Option<String>,
+    /// `token_file = "admin.token"`.
+    pub(crate) token_file: Option<String>,
+    /// A literal token: refused (named in the error).
+    pub(crate) token: Option<de::IgnoredAny>,
 }
 
 /// `[call_log]`.

@@ -6,9 +6,10 @@ mod support;
 use std::time::Duration;
 
 use gatewise_config::model::{
-    Balance, CallLogConfig, ClientAuth, Config, DynamicConfig, HeaderRules, HostHeader, Inspect,
-    IntrospectionPolicy, Introspector, Issuer, JwtPolicy, KeySource, PathMatch, RateKey, RateLimit,
-    Route, RouteMatch, ScopeRule, SecretRef, StaticConfig, TokenSource, Upstream,
+    AdminConfig, Balance, CallLogConfig, ClientAuth, Config, DynamicConfig, HeaderRules,
+    HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer, JwtPolicy, KeySource,
+    PathMatch, RateKey, RateLimit, Route, RouteMatch, ScopeRule, SecretRef, StaticConfig,
+    TokenSource, Upstream,
 };
 use gatewise_config::{compile, restart_required};
 
@@ -54,6 +55,11 @@ fn omitted_keys_take_their_defaults() {
                 spool_max_bytes: 1 << 30,
                 queue: 65_536,
                 keep_query: false,
+            },
+            admin: AdminConfig {
+                enabled: true,
+                listen: "127.0.0.1:9901".parse().unwrap(),
+                token: None,
             },
         },
         dynamic: DynamicConfig {

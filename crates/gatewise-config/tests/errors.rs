@@ -155,8 +155,41 @@ fn sections_of_the_wrong_shape() {
         errors("[limits]\nx = 1\n"),
         [
             "gatewise.toml:1:2: limits: unknown key `limits`, expected one of `server`, `issuers`, \
-             `introspectors`, `upstreams`, `routes`, `call_log`"
+             `introspectors`, `upstreams`, `routes`, `call_log`, `admin`"
         ]
+    );
+}
+
+#[test]
+fn the_admin_api_beyond_loopback_needs_a_token_never_written_in_the_file() {
+    let open = format!("{BASE}\n[admin]\nlisten = \"0.0.0.0:9901\"\n");
+    let line = 1 + open
+        .lines()
+        .position(|l| l.starts_with("listen = \"0.0.0.0"))
+        .unwrap();
+    assert_eq!(
+        errors(&open),
+        [format!(
+            "gatewise.toml:{line}:10: admin.listen: the admin API shows every call and the running \
+             configuration: listening on 0.0.0.0:9901 (beyond loopback) needs `token_env` or `token_file`"
+        )]
+    );
+    let with_env = format!("{open}token_env = \"ADMIN_TOKEN\"\n");
+    assert!(support::ok(&with_env).warnings.is_empty());
+    let literal = format!("{open}token = \"hunter2\"\n");
+    let errs = errors(&literal);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("admin.token: secrets are not written in the configuration file"));
+    assert!(!errs[0].contains("hunter2"));
+    let both = format!("{open}token_env = \"A\"\ntoken_file = \"t\"\n");
+    assert!(errors(&both)[0].contains("`token_env` and `token_file` are exclusive"));
+    let same = format!("{BASE}\n[server]\nlisten = \"127.0.0.1:9901\"\n");
+    assert!(
+        errors(&same)
+            .iter()
+            .any(|e| e.contains("admin.listen: 127.0.0.1:9901 is also `server.listen`")),
+        "{:?}",
+        errors(&same)
     );
 }
 

@@ -175,6 +175,14 @@ impl IssuerKeys {
         self.last_error.load().as_ref().clone()
     }
 
+    /// Seconds since the keys were last loaded (`None`: never).
+    pub fn keys_age_secs(&self) -> Option<u64> {
+        self.snapshot
+            .load()
+            .loaded_at
+            .map(|t| t.elapsed().as_secs())
+    }
+
     /// The `kid`s currently loaded.
     pub fn kids(&self) -> Vec<String> {
         self.snapshot

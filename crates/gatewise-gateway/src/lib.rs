@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod status;
 pub mod tls;
 pub mod upstream;
 

@@ -166,6 +166,8 @@ pub struct Gateway {
     secrets: Arc<dyn crate::SecretSource>,
     inspector: InspectorStats,
     calls: Option<CallLogging>,
+    config_version: AtomicU64,
+    last_reload: std::sync::Mutex<Option<crate::status::ReloadEvent>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -221,6 +223,8 @@ impl Gateway {
             secrets,
             inspector: InspectorStats::default(),
             calls: None,
+            config_version: AtomicU64::new(1),
+            last_reload: std::sync::Mutex::new(None),
         })
     }
 
@@ -265,7 +269,60 @@ impl Gateway {
             }
         }
         self.state.store(new);
+        self.config_version.fetch_add(1, Ordering::Relaxed);
         Ok(failures)
+    }
+
+    /// Remembers a reload attempt for the admin API: applied (`error`
+    /// `None`) or refused with the reason.
+    pub fn note_reload(&self, trigger: &str, error: Option<String>) {
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = Some(crate::status::ReloadEvent {
+                at: self.clock.unix_now(),
+                trigger: trigger.to_owned(),
+                error,
+            });
+        }
+    }
+
+    /// What the gateway is doing now (the admin API's state page).
+    pub fn status(&self) -> crate::status::GatewayStatus {
+        use crate::status::{GatewayStatus, IssuerStatus, TargetStatus, UpstreamStatus};
+        let state = self.state.load_full();
+        let mut issuers: Vec<IssuerStatus> = state.issuers().map(|k| IssuerStatus::of(k)).collect();
+        issuers.sort_by(|a, b| a.name.cmp(&b.name));
+        let upstreams = state
+            .config
+            .upstreams
+            .iter()
+            .filter_map(|u| state.pools.get(&u.name))
+            .map(|p| UpstreamStatus {
+                name: p.config.name.clone(),
+                targets: p
+                    .targets
+                    .iter()
+                    .map(|t| TargetStatus {
+                        base: t.base.clone(),
+                        healthy: t.healthy(),
+                        in_flight: t.in_flight(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let by_count = |mut v: Vec<(&'static str, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            v.into_iter().map(|(k, n)| (k.to_owned(), n)).collect()
+        };
+        GatewayStatus {
+            config_version: self.config_version.load(Ordering::Relaxed),
+            last_reload: self.last_reload.lock().ok().and_then(|l| l.clone()),
+            routes: state.config.routes.iter().map(|r| r.name.clone()).collect(),
+            upstreams,
+            issuers,
+            counters: (&self.counters).into(),
+            inspector_findings: by_count(self.inspector.findings()),
+            inspector_repairs: by_count(self.inspector.repairs()),
+        }
     }
 
     /// Counters since start.

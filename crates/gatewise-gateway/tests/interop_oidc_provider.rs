@@ -408,6 +408,7 @@ impl World {
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(1),
             call_log: gatewise_config::model::CallLogConfig::disabled(),
+            admin: gatewise_config::model::AdminConfig::disabled(),
         };
         let g = Arc::clone(&gateway);
         tokio::spawn(async move {

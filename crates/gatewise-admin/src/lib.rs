@@ -1,0 +1,98 @@
+//! The admin listener: the call log's API, the gateway's state, `/live`,
+//! `/ready` and the OpenAPI document, on its own address (loopback by
+//! default), behind a bearer token when configured.
+//!
+//! Reads go to a store opened on the call log's file beside the writer
+//! (SQLite in WAL mode lets readers run while the writer appends) and run
+//! in `spawn_blocking`, so no query ever holds up the async runtime.
+//! Every error becomes HTTP in one place: [`error::AdminError`].
+
+// The OpenAPI document is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "512"]
+
+pub mod api;
+pub mod error;
+pub mod openapi;
+
+use gatewise_core::clock::Clock;
+use gatewise_gateway::Gateway;
+use gatewise_store::{CallLog, Counters};
+use std::sync::{Arc, Mutex};
+
+/// Reads the call-log writer's counters (queued, written, spooled, ...).
+pub type WriterCounters = Arc<dyn Fn() -> Counters + Send + Sync>;
+
+/// Everything the admin handlers read.
+#[derive(Clone)]
+pub struct Admin {
+    pub(crate) calls: Option<Arc<Mutex<Box<dyn CallLog>>>>,
+    pub(crate) gateway: Option<Arc<Gateway>>,
+    pub(crate) writer: Option<WriterCounters>,
+    pub(crate) token: Option<Arc<str>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("calls", &self.calls.is_some())
+            .field("gateway", &self.gateway.is_some())
+            .field("token", &self.token.as_ref().map(|_| "«set»"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// An admin API with nothing attached yet: every call-log endpoint
+    /// answers 503 until [`Admin::with_calls`] gives it a store.
+    pub fn new(clock: Arc<dyn Clock>) -> Admin {
+        Admin {
+            calls: None,
+            gateway: None,
+            writer: None,
+            token: None,
+            clock,
+        }
+    }
+
+    /// Reads calls from `store` (its own connection, not the writer's).
+    pub fn with_calls(mut self, store: Box<dyn CallLog>) -> Admin {
+        self.calls = Some(Arc::new(Mutex::new(store)));
+        self
+    }
+
+    /// Reports the state of `gateway`.
+    pub fn with_gateway(mut self, gateway: Arc<Gateway>) -> Admin {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Reports the writer's counters.
+    pub fn with_writer(mut self, counters: WriterCounters) -> Admin {
+        self.writer = Some(counters);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every request but
+    /// `/live` and `/ready`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Admin {
+        self.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// The routes.
+    pub fn router(self) -> axum::Router {
+        api::router(self)
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,154 @@
+//! The OpenAPI 3.1 document of the admin API, served at
+//! `/api/v1/openapi.json`. Written by hand next to the handlers; a test
+//! checks that every route is in it and every parameter the handlers read
+//! is declared.
+
+use serde_json::{Value, json};
+
+fn param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let problem = json!({"description": "An RFC 9457 problem document", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let secured = json!([{"bearer": []}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gatewise admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The call log, analytics and state of a gatewise gateway. Served on the admin listener ([admin] listen, loopback by default). When a token is configured, every route but /live and /ready needs `Authorization: Bearer <token>`."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {"type": "object", "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"}, "code": {"type": "string", "description": "stable error code: bad-request, not-found, unauthorized, call-log-disabled, store-error, internal"}}},
+                "TraceStep": {"type": "object", "required": ["step", "outcome", "micros"], "properties": {
+                    "step": {"type": "string", "description": "route, body_limit, jwt, introspection, scope, rate_limit, upstream, inspect, client_closed, response_body"},
+                    "outcome": {"type": "string", "enum": ["ok", "refused", "error", "skipped"]},
+                    "reason": {"type": "string"}, "detail": {"type": "string"}, "micros": {"type": "integer"}}},
+                "Call": {"type": "object", "required": ["id", "v", "start_ms", "request_id", "method", "path", "status", "total_us"], "properties": {
+                    "id": {"type": "integer"}, "v": {"type": "integer", "description": "record version"},
+                    "start_ms": {"type": "integer", "description": "Unix ms"}, "request_id": {"type": "string"},
+                    "trace_id": {"type": "string"}, "route": {"type": "string"}, "upstream": {"type": "string"},
+                    "upstream_addr": {"type": "string"}, "method": {"type": "string"},
+                    "path": {"type": "string", "description": "without the query string unless call_log.keep_query"},
+                    "status": {"type": "integer"}, "error": {"type": "boolean"}, "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"},
+                    "total_us": {"type": "integer"}, "auth_us": {"type": "integer"}, "upstream_first_byte_us": {"type": "integer"},
+                    "upstream_total_us": {"type": "integer"}, "client_ip": {"type": "string"}, "issuer": {"type": "string"},
+                    "kid": {"type": "string"}, "client_id": {"type": "string"}, "sub": {"type": "string"},
+                    "scopes": {"type": "array", "items": {"type": "string"}},
+                    "token_fingerprint": {"type": "string", "description": "first 8 hex digits of SHA-256 of the token; never the token"},
+                    "reason": {"type": "string", "description": "reason code of a refusal (jwt-expired, route-not-found, ...)"},
+                    "trace": {"type": "array", "items": {"$ref": "#/components/schemas/TraceStep"}},
+                    "findings": {"type": "array", "items": {"type": "object", "properties": {"rule": {"type": "string"}, "code": {"type": "string"}, "severity": {"type": "string"}}}},
+                    "request_headers": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}, "description": "[name, value] pairs, secrets masked"},
+                    "response_headers": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}}}
+            }
+        },
+        "paths": {
+            "/live": {"get": {"summary": "The process answers", "responses": {"200": {"description": "live"}}}},
+            "/ready": {"get": {"summary": "Every issuer has keys", "responses": {
+                "200": {"description": "ready"},
+                "503": {"description": "issuers without keys, with their last error"}}}},
+            "/api/v1/calls": {"get": {
+                "summary": "Calls, newest first",
+                "security": secured,
+                "parameters": [
+                    param("from", "start: Unix ms, or a duration back from now (15m, 2h, 7d)"),
+                    param("until", "end, exclusive: Unix ms or a duration back from now"),
+                    param("route", "route name"),
+                    param("status", "a status (401), a class (4xx) or `error`"),
+                    param("reason", "reason code, e.g. jwt-expired"),
+                    param("client_id", "the token's client_id"),
+                    param("sub", "the token's sub"),
+                    param("issuer", "issuer name"),
+                    param("method", "HTTP method"),
+                    param("request_id", "request id"),
+                    {"name": "limit", "in": "query", "required": false, "description": "page size, default 50, at most 1000", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}},
+                    param("after", "cursor: `next` of the previous page")
+                ],
+                "responses": {
+                    "200": {"description": "a page", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "calls": {"type": "array", "items": {"$ref": "#/components/schemas/Call"}},
+                        "next": {"type": ["string", "null"]}}}}}},
+                    "400": problem, "401": problem, "503": problem}}},
+            "/api/v1/calls/{request_id}": {"get": {
+                "summary": "One call with its decision trace",
+                "security": secured,
+                "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "the newest call with this request id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Call"}}}},
+                    "404": problem, "401": problem, "503": problem}}},
+            "/api/v1/stats": {"get": {
+                "summary": "Calls, error rate, latency percentiles and top reason codes per minute or hour",
+                "security": secured,
+                "parameters": [
+                    param("from", "start (default one hour ago)"),
+                    param("until", "end, exclusive (default now)"),
+                    {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string", "enum": ["minute", "hour"]}},
+                    param("route", "only this route")
+                ],
+                "responses": {"200": {"description": "buckets without calls are left out"}, "400": problem, "401": problem, "503": problem}}},
+            "/api/v1/state": {"get": {
+                "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, the call log's writer",
+                "security": secured,
+                "responses": {"200": {"description": "state"}, "401": problem}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "security": secured, "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_and_parameter_is_documented() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "/live",
+            "/ready",
+            "/api/v1/calls",
+            "/api/v1/calls/{request_id}",
+            "/api/v1/stats",
+            "/api/v1/state",
+            "/api/v1/openapi.json",
+        ] {
+            assert!(paths.contains_key(p), "{p} is not documented");
+        }
+        let declared = |path: &str| -> Vec<String> {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // The handlers' parameter structs refuse unknown fields, so these
+        // lists are exactly what they accept.
+        let calls = [
+            "from",
+            "until",
+            "route",
+            "status",
+            "reason",
+            "client_id",
+            "sub",
+            "issuer",
+            "method",
+            "request_id",
+            "limit",
+            "after",
+        ];
+        assert_eq!(declared("/api/v1/calls"), calls);
+        assert_eq!(
+            declared("/api/v1/stats"),
+            ["from", "until", "bucket", "route"]
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The admin API on 127.0.0.1 over a real SQLite call log, read by a real
+//! HTTP client.
+
+use gatewise_admin::Admin;
+use gatewise_core::calllog::{CallRecord, Outcome, Step, TraceStep};
+use gatewise_core::clock::FixedClock;
+use gatewise_store::{CallLog, KeyedRecord, RecordKey, SqliteCallLog};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// 2026-01-01T00:00:00Z.
+const NOW_S: u64 = 1_767_225_600;
+const NOW_MS: u64 = NOW_S * 1000;
+
+fn record(i: u64) -> CallRecord {
+    let mut r = CallRecord::new(
+        format!("req-{i}"),
+        NOW_MS - 600_000 + i * 1000,
+        "GET",
+        "/orders/1",
+    );
+    r.route = Some(
+        if i.is_multiple_of(2) {
+            "orders"
+        } else {
+            "public"
+        }
+        .into(),
+    );
+    r.status = match i % 5 {
+        0 => 401,
+        1 => 502,
+        _ => 200,
+    };
+    r.reason = match r.status {
+        401 => Some("jwt-expired".into()),
+        502 => Some("upstream-unavailable".into()),
+        _ => None,
+    };
+    r.client_id = Some(format!("client-{}", i % 3));
+    r.total_us = 100 + i;
+    r.trace = vec![TraceStep::new(Step::Route, Outcome::Ok, 1)];
+    r
+}
+
+struct World {
+    base: String,
+    http: reqwest::Client,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub(crate) struct Dir(pub(crate) std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn world(n: u64, token: Option<&str>) -> World {
+    let dir = std::env::temp_dir().join(format!(
+        "gatewise-admin-{}-{n}-{}",
+        std::process::id(),
+        token.is_some()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("calls.db");
+    let mut store = SqliteCallLog::open(&db).unwrap();
+    let batch: Vec<KeyedRecord> = (0..n)
+        .map(|i| KeyedRecord {
+            key: RecordKey {
+                writer: 1,
+                seq: i as i64,
+            },
+            record: record(i),
+        })
+        .collect();
+    store.append(&batch).unwrap();
+    let reader = SqliteCallLog::open(&db).unwrap();
+    let mut admin = Admin::new(Arc::new(FixedClock(NOW_S))).with_calls(Box::new(reader));
+    if let Some(t) = token {
+        admin = admin.with_token(t);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(admin.serve(listener, std::future::pending()));
+    World {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+impl World {
+    async fn get(&self, path: &str) -> (u16, String, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = r.text().await.unwrap();
+        (
+            status,
+            ct,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["request_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_are_filtered_paginated_and_fetched_one_by_one() {
+    let w = world(20, None).await;
+    let (s, _, all) = w.get("/api/v1/calls?limit=1000").await;
+    assert_eq!(s, 200, "{all}");
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len(), 20);
+    assert_eq!(all_ids[0], "req-19", "newest first");
+
+    // Filters combine.
+    let (_, _, v) = w.get("/api/v1/calls?status=401&route=orders").await;
+    let got = ids(&v);
+    assert_eq!(got, ["req-10", "req-0"]);
+    let (_, _, v) = w.get("/api/v1/calls?status=5xx").await;
+    assert_eq!(ids(&v), ["req-16", "req-11", "req-6", "req-1"]);
+    let (_, _, v) = w.get("/api/v1/calls?status=error&limit=1000").await;
+    assert_eq!(ids(&v).len(), 8);
+    let (_, _, v) = w.get("/api/v1/calls?reason=jwt-expired").await;
+    assert!(
+        ids(&v)
+            .iter()
+            .all(|id| ["req-0", "req-5", "req-10", "req-15"].contains(&id.as_str()))
+    );
+    assert_eq!(ids(&v).len(), 4);
+    let (_, _, v) = w.get("/api/v1/calls?client_id=client-2&limit=1000").await;
+    assert_eq!(ids(&v).len(), 6);
+    // Time range: call i started at now - 600 s + i s.
+    let (_, _, v) = w.get("/api/v1/calls?from=590s&limit=1000").await;
+    assert_eq!(ids(&v).len(), 10);
+    let (_, _, v) = w.get("/api/v1/calls?from=590s&until=585s&limit=1000").await;
+    assert_eq!(ids(&v), ["req-14", "req-13", "req-12", "req-11", "req-10"]);
+
+    // Pages of 7 walk every call once, in order.
+    let mut walked = Vec::new();
+    let mut path = "/api/v1/calls?limit=7".to_owned();
+    for _ in 0..10 {
+        let (s, _, v) = w.get(&path).await;
+        assert_eq!(s, 200);
+        walked.extend(ids(&v));
+        match v["next"].as_str() {
+            Some(next) => path = format!("/api/v1/calls?limit=7&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all_ids);
+
+    // One call, with its trace.
+    let (s, _, one) = w.get("/api/v1/calls/req-5").await;
+    assert_eq!(s, 200);
+    assert_eq!(one["status"], 401);
+    assert_eq!(one["reason"], "jwt-expired");
+    assert_eq!(one["trace"][0]["step"], "route");
+    assert_eq!(one["error"], true);
+    let (s, ct, v) = w.get("/api/v1/calls/nope").await;
+    assert_eq!((s, ct.as_str()), (404, "application/problem+json"));
+    assert_eq!(v["code"], "not-found");
+}
+
+#[tokio::test]
+async fn bad_parameters_are_named_in_a_problem_document() {
+    let w = world(3, None).await;
+    for (q, needle) in [
+        ("status=6xx", "status=\"6xx\""),
+        ("from=yesterday", "from=\"yesterday\""),
+        ("after=zzz", "after=\"zzz\""),
+        ("limit=5000", "limit=5000"),
+        ("colour=red", "colour"),
+    ] {
+        let (s, ct, v) = w.get(&format!("/api/v1/calls?{q}")).await;
+        assert_eq!(
+            (s, ct.as_str()),
+            (400, "application/problem+json"),
+            "{q}: {v}"
+        );
+        assert_eq!(v["code"], "bad-request");
+        assert!(v["detail"].as_str().unwrap().contains(needle), "{q}: {v}");
+    }
+    let (s, _, v) = w.get("/api/v1/stats?bucket=week").await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _, _) = w.get("/api/v1/nothing-here").await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn stats_count_errors_and_percentiles_per_minute() {
+    let w = world(120, None).await;
+    // Calls at now-600 s + i s: 120 calls over two minutes.
+    let (s, _, v) = w.get("/api/v1/stats?from=15m&bucket=minute").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["calls"], 120);
+    assert_eq!(v["errors"], 48);
+    let buckets = v["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(buckets[0]["calls"], 60);
+    assert_eq!(v["top_reasons"][0]["calls"], 24);
+    let p99 = buckets[1]["p99_us"].as_u64().unwrap();
+    assert!((160..=219).contains(&p99), "{p99}");
+    let (_, _, v) = w.get("/api/v1/stats?from=15m&route=orders").await;
+    assert_eq!(v["calls"], 60);
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_except_for_health() {
+    let w = world(2, Some("s3cret-admin-token")).await;
+    assert_eq!(w.get("/live").await.0, 200);
+    assert_eq!(w.get("/ready").await.0, 200);
+    let (s, _, v) = w.get("/api/v1/calls").await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["code"], "unauthorized");
+    for auth in [
+        "Bearer wrong",
+        "Bearer s3cret-admin-toke",
+        "Basic s3cret-admin-token",
+        "",
+    ] {
+        let r = w
+            .http
+            .get(format!("{}/api/v1/calls", w.base))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{auth}");
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    let r = w
+        .http
+        .get(format!("{}/api/v1/calls", w.base))
+        .bearer_auth("s3cret-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = w
+        .http
+        .get(format!("{}/api/v1/openapi.json", w.base))
+        .bearer_auth("s3cret-admin-token")
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn without_a_call_log_the_api_says_so_and_state_still_answers() {
+    let admin = Admin::new(Arc::new(FixedClock(NOW_S)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(admin.serve(listener, std::future::pending()));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{base}/api/v1/calls"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "call-log-disabled");
+    let r = http
+        .get(format!("{base}/api/v1/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -6,6 +6,7 @@
 //! accepts clients that skip the encoding (requests-oauthlib) or encode more
 //! than needed (openid-client encodes `-`): both decodings are tried.
 
+use crate::faults::Fault;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 
@@ -40,6 +41,10 @@ pub struct ClientSpec {
     pub redirect_uris: Vec<String>,
     /// A public client: no secret, token endpoint authentication `none`.
     pub public: bool,
+    /// Fault mode: faults served to this client's token requests only (on
+    /// top of the server-wide ones). Only token endpoint faults fit here:
+    /// the JWKS and discovery are fetched without client authentication.
+    pub faults: Vec<Fault>,
 }
 
 impl ClientSpec {
@@ -53,6 +58,7 @@ impl ClientSpec {
             opaque_tokens: false,
             redirect_uris: Vec::new(),
             public: false,
+            faults: Vec::new(),
         }
     }
 }

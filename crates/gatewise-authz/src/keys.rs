@@ -96,7 +96,18 @@ impl SigningKey {
 
     /// Signs a compact JWS with header `{alg, kid, typ}` over `claims`.
     pub fn sign(&self, typ: &str, claims: &Value) -> Result<String, AuthzError> {
-        let header = json!({"alg": self.alg.name(), "kid": self.kid, "typ": typ});
+        self.sign_with_kid(typ, claims, &self.kid)
+    }
+
+    /// Signs like [`SigningKey::sign`] but names `kid` in the header (the
+    /// `unknown-kid` fault: a valid signature under a `kid` no JWKS has).
+    pub fn sign_with_kid(
+        &self,
+        typ: &str,
+        claims: &Value,
+        kid: &str,
+    ) -> Result<String, AuthzError> {
+        let header = json!({"alg": self.alg.name(), "kid": kid, "typ": typ});
         let input = format!(
             "{}.{}",
             b64url_encode(header.to_string().as_bytes()),
@@ -124,6 +135,17 @@ impl SigningKey {
         };
         Ok(format!("{input}.{}", b64url_encode(&sig)))
     }
+}
+
+/// An unsecured JWT (RFC 7519 §6.1: `alg: none`, empty signature), for
+/// the `alg-none` fault. RFC 9068 §2.1 and RFC 8725 §3.1 forbid accepting it.
+pub fn unsecured(typ: &str, claims: &Value) -> String {
+    let header = json!({"alg": "none", "typ": typ});
+    format!(
+        "{}.{}.",
+        b64url_encode(header.to_string().as_bytes()),
+        b64url_encode(claims.to_string().as_bytes())
+    )
 }
 
 /// The active key and the previous ones still published.

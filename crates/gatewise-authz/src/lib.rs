@@ -12,8 +12,11 @@
 //! - [`keys`]: signing keys and the key ring.
 //! - [`clients`]: registered clients and their authentication (RFC 6749 §2.3).
 //! - [`server`]: the HTTP endpoints (axum) and the OAuth error responses.
+//! - [`faults`]: fault mode, the broken responses served on demand
+//!   (`docs/faults.md`).
 
 pub mod clients;
+pub mod faults;
 pub mod flow;
 pub mod keys;
 pub mod server;

@@ -2,6 +2,7 @@
 
 use crate::AuthzError;
 use crate::clients::{AuthFailure, ClientSpec, Registry};
+use crate::faults::{self, Endpoint, Fault};
 use crate::flow::{self, FlowState, User, UserSpec};
 use crate::keys::KeyRing;
 use axum::Router;
@@ -31,6 +32,13 @@ pub struct AuthzConfig {
     pub alg: Alg,
     /// Users who can sign in at the authorization endpoint.
     pub users: Vec<UserSpec>,
+    /// Fault mode: faults served to every request they fit (see
+    /// [`crate::faults`]). Empty for a well-behaved server.
+    pub faults: Vec<Fault>,
+    /// Fault mode: honour the `Gatewise-Fault` request header even when no
+    /// fault is configured. The header is honoured whenever fault mode is
+    /// on ([`AuthzConfig::fault_mode`]) and ignored otherwise.
+    pub fault_header: bool,
 }
 
 impl AuthzConfig {
@@ -86,7 +94,17 @@ impl AuthzConfig {
                 name: "Alice Liddell".into(),
                 email: "alice@example.test".into(),
             }],
+            faults: Vec::new(),
+            fault_header: false,
         }
+    }
+
+    /// Whether fault mode is on: a server-wide fault, a client with faults,
+    /// or `fault_header`.
+    pub fn fault_mode(&self) -> bool {
+        self.fault_header
+            || !self.faults.is_empty()
+            || self.clients.iter().any(|c| !c.faults.is_empty())
     }
 }
 
@@ -110,6 +128,8 @@ pub struct Authz {
     opaque: Mutex<HashMap<[u8; 32], Issued>>,
     revoked_jti: Mutex<HashSet<String>>,
     flows: Mutex<FlowState>,
+    /// Fault mode is on: the `Gatewise-Fault` header is honoured.
+    fault_mode: bool,
 }
 
 impl std::fmt::Debug for Authz {
@@ -141,6 +161,16 @@ impl Authz {
                 config.issuer
             )));
         }
+        for c in &config.clients {
+            if let Some(f) = c.faults.iter().find(|f| f.endpoint() != Endpoint::Token) {
+                return Err(AuthzError::Config(format!(
+                    "client `{}`: fault `{f}` applies to the {}, which is fetched without client authentication; set it for the whole server instead (--fault {f})",
+                    c.id,
+                    f.endpoint()
+                )));
+            }
+        }
+        let fault_mode = config.fault_mode();
         Ok(Authz {
             keys: KeyRing::new(config.alg)?,
             id_keys: if config.alg == Alg::RS256 {
@@ -155,6 +185,7 @@ impl Authz {
             opaque: Mutex::new(HashMap::new()),
             revoked_jti: Mutex::new(HashSet::new()),
             flows: Mutex::new(FlowState::default()),
+            fault_mode,
         })
     }
 
@@ -224,6 +255,7 @@ impl Authz {
             .route("/token", post(token))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
+            .route("/login", get(login))
             .with_state(self)
     }
 
@@ -244,10 +276,15 @@ impl Authz {
         self.keys.active().sign("at+jwt", &claims)
     }
 
-    fn metadata_doc(&self) -> Value {
+    fn metadata_doc(&self, faults: &[Fault]) -> Value {
         let i = &self.config.issuer;
+        let issuer = if faults.contains(&Fault::DiscoveryIssuerMismatch) {
+            faults::other_issuer(i)
+        } else {
+            i.clone()
+        };
         json!({
-            "issuer": i,
+            "issuer": issuer,
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": format!("{i}/token"),
             "jwks_uri": format!("{i}/jwks.json"),
@@ -280,6 +317,69 @@ impl Authz {
         s.sort();
         s.dedup();
         s
+    }
+
+    /// The fault the `Gatewise-Fault` header picks: `Ok(None)` without the
+    /// header or outside fault mode (then the header is ignored); the
+    /// problem, when it names no fault.
+    fn header_fault(&self, headers: &HeaderMap) -> Result<Option<Fault>, String> {
+        if !self.fault_mode {
+            return Ok(None);
+        }
+        let Some(v) = headers.get(faults::HEADER) else {
+            return Ok(None);
+        };
+        let v = v
+            .to_str()
+            .map_err(|_| "Gatewise-Fault: the value is not ASCII".to_owned())?;
+        Fault::parse(v)
+            .map(Some)
+            .map_err(|e| format!("Gatewise-Fault: {e}"))
+    }
+
+    /// The faults of one request at `at`: the header's (alone) when it
+    /// picked one, else the server's and the client's own.
+    fn faults_for(
+        &self,
+        picked: Option<Fault>,
+        at: Endpoint,
+        client: Option<&ClientSpec>,
+    ) -> Vec<Fault> {
+        let all: Vec<Fault> = match picked {
+            Some(f) => vec![f],
+            None => self
+                .config
+                .faults
+                .iter()
+                .chain(client.map(|c| c.faults.as_slice()).unwrap_or_default())
+                .copied()
+                .collect(),
+        };
+        let mine: Vec<Fault> = all.into_iter().filter(|f| f.endpoint() == at).collect();
+        if !mine.is_empty() {
+            let names: Vec<String> = mine.iter().map(Fault::to_string).collect();
+            tracing::info!(endpoint = %at, faults = %names.join(","), "fault mode: serving a fault");
+        }
+        mine
+    }
+
+    /// Signs a token, as the faults say: unsecured (`alg-none`) or under a
+    /// `kid` the JWKS lacks (`unknown-kid`).
+    fn sign_token(
+        ring: &KeyRing,
+        typ: &str,
+        claims: &Value,
+        faults: &[Fault],
+    ) -> Result<String, AuthzError> {
+        if faults.contains(&Fault::AlgNone) {
+            return Ok(crate::keys::unsecured(typ, claims));
+        }
+        let key = ring.active();
+        if faults.contains(&Fault::UnknownKid) {
+            key.sign_with_kid(typ, claims, &faults::unknown_kid())
+        } else {
+            key.sign(typ, claims)
+        }
     }
 
     /// The claims of an active token, or `None` (unknown, expired, revoked, forged).
@@ -373,15 +473,29 @@ fn authorization(h: &HeaderMap) -> Option<&str> {
     h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
-async fn metadata(State(a): State<Arc<Authz>>) -> Response {
+async fn metadata(State(a): State<Arc<Authz>>, headers: HeaderMap) -> Response {
+    let picked = match a.header_fault(&headers) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e, false),
+    };
+    let faults = a.faults_for(picked, Endpoint::Discovery, None);
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(a.metadata_doc()),
+        axum::Json(a.metadata_doc(&faults)),
     )
         .into_response()
 }
 
-async fn jwks(State(a): State<Arc<Authz>>) -> Response {
+async fn jwks(State(a): State<Arc<Authz>>, headers: HeaderMap) -> Response {
+    let picked = match a.header_fault(&headers) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e, false),
+    };
+    if a.faults_for(picked, Endpoint::Jwks, None)
+        .contains(&Fault::JwksDown)
+    {
+        return faults::jwks_down();
+    }
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(a.jwks()),
@@ -389,7 +503,20 @@ async fn jwks(State(a): State<Arc<Authz>>) -> Response {
         .into_response()
 }
 
+/// The sign-in page `redirect-to-login` sends clients to; only in fault mode.
+async fn login(State(a): State<Arc<Authz>>) -> Response {
+    if a.fault_mode {
+        faults::login_page()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
 async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
+    let picked = match a.header_fault(&headers) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e, false),
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -413,6 +540,14 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
         Err(f) => return client_error(&f, auth.is_some()),
     };
     let spec = &client.spec;
+    // Fault mode: the faults take effect once the client is known.
+    let faults = a.faults_for(picked, Endpoint::Token, Some(spec));
+    if let Some(d) = faults::delay(&faults) {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(r) = faults::token_replacement(&faults) {
+        return r;
+    }
     let grant = match get("grant_type") {
         Some("client_credentials") => {
             if spec.public {
@@ -504,10 +639,14 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
     let ttl = a.config.access_token_ttl;
     let scope = grant.scope.clone();
     let sub = grant.user.clone().unwrap_or_else(|| spec.id.clone());
-    let claims = json!({
+    let mut claims = json!({
         "iss": a.config.issuer, "sub": sub, "aud": audience, "client_id": spec.id,
         "iat": now, "exp": now + ttl, "jti": random_id(), "scope": scope,
     });
+    if !spec.opaque_tokens {
+        // The JWT faults change what is signed; opaque tokens stay as they are.
+        faults::tamper_claims(&mut claims, &faults, &a.config.issuer);
+    }
     let signing_failed = |e: AuthzError| {
         tracing::error!("signing failed: {e}");
         oauth_error(
@@ -517,6 +656,17 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
             false,
         )
     };
+    if faults.contains(&Fault::RotatedKeysNoOverlap) && !spec.opaque_tokens {
+        // The new key signs this token; the old ones are unpublished at once.
+        // Key generation (RSA: tens of milliseconds) runs off the async threads.
+        let ring = Arc::clone(&a);
+        let rotated = tokio::task::spawn_blocking(move || ring.rotate_keys(false))
+            .await
+            .unwrap_or_else(|e| Err(AuthzError::Crypto(format!("key rotation failed: {e}"))));
+        if let Err(e) = rotated {
+            return signing_failed(e);
+        }
+    }
     let access_token = if spec.opaque_tokens {
         let t = random_id() + &random_id();
         if let Ok(mut m) = a.opaque.lock() {
@@ -531,7 +681,7 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
         }
         t
     } else {
-        match a.keys.active().sign("at+jwt", &claims) {
+        match Authz::sign_token(&a.keys, "at+jwt", &claims, &faults) {
             Ok(t) => t,
             Err(e) => return signing_failed(e),
         }
@@ -541,7 +691,7 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
         m.insert("refresh_token".into(), json!(r));
     }
     if let (Some((auth_time, nonce)), Some(user)) = (&grant.id_token_for, &grant.user) {
-        let c = flow::id_token_claims(
+        let mut c = flow::id_token_claims(
             &a,
             &spec.id,
             user,
@@ -550,7 +700,8 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
             &access_token,
             ttl,
         );
-        match a.id_ring().active().sign("JWT", &c) {
+        faults::tamper_claims(&mut c, &faults, &a.config.issuer);
+        match Authz::sign_token(a.id_ring(), "JWT", &c, &faults) {
             Ok(t) => {
                 if let Some(m) = out.as_object_mut() {
                     m.insert("id_token".into(), json!(t));
@@ -559,14 +710,17 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
             Err(e) => return signing_failed(e),
         }
     }
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        axum::Json(out),
-    )
-        .into_response()
+    match out {
+        Value::Object(m) => faults::token_success(m, &faults),
+        other => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
+            axum::Json(other),
+        )
+            .into_response(),
+    }
 }
 
 async fn authorize_get(

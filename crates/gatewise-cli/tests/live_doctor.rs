@@ -26,21 +26,99 @@ impl Clock for Wall {
 
 /// The embedded authorization server on 127.0.0.1: (issuer, demo-client's secret).
 async fn authz() -> (String, String) {
+    let (issuer, secrets) = authz_clients().await;
+    (issuer, secrets["demo-client"].clone())
+}
+
+/// The embedded authorization server on 127.0.0.1: (issuer, every client's secret).
+async fn authz_clients() -> (String, std::collections::HashMap<String, String>) {
+    let (issuer, secrets, _) = authz_handle().await;
+    (issuer, secrets)
+}
+
+/// The embedded authorization server on 127.0.0.1, with its handle (to
+/// rotate keys and mint tokens).
+async fn authz_handle() -> (
+    String,
+    std::collections::HashMap<String, String>,
+    Arc<Authz>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let config = AuthzConfig::dev(&issuer);
-    let secret = config
+    let secrets = config
         .clients
         .iter()
-        .find(|c| c.id == "demo-client")
-        .map(|c| c.secret.clone())
-        .unwrap();
+        .map(|c| (c.id.clone(), c.secret.clone()))
+        .collect();
     let authz = Arc::new(Authz::new(config, Arc::new(Wall)).unwrap());
-    let router = authz.router();
+    let router = Arc::clone(&authz).router();
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
     });
-    (issuer, secret)
+    (issuer, secrets, authz)
+}
+
+/// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const WEB_REDIRECT: &str = "http://127.0.0.1:8000/callback";
+
+/// Signs alice in at the embedded server as `demo-web` (PKCE S256) and
+/// returns the authorization code from the redirect.
+async fn sign_in(issuer: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "demo-web"),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid orders.read"),
+        ("state", "st-123"),
+        ("nonce", "n-0S6_WzA2Mj"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("username", "alice"),
+        ("password", "wonderland"),
+    ];
+    let r = http
+        .post(format!("{issuer}/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    url::Url::parse(&loc)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// A refresh token for `demo-web`, redeemed directly (not by the doctor).
+async fn refresh_token(issuer: &str, web_secret: &str) -> String {
+    let code = sign_in(issuer).await;
+    let body: Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth("demo-web", Some(web_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["refresh_token"].as_str().unwrap().to_owned()
 }
 
 /// A token endpoint that answers every request with `expires_in` as a string.
@@ -340,7 +418,9 @@ async fn unreachable_exits_3_and_usage_errors_exit_2() {
     // --client-secret works but warns.
     assert!(String::from_utf8_lossy(&out.stderr).contains("shell history"));
 
-    // No secret for client_secret_basic; a grant this version lacks; no endpoint.
+    // No secret for client_secret_basic; the password grant without
+    // --username; a grant's value missing or given to another grant; no
+    // endpoint; a bad issuer.
     for args in [
         vec!["doctor", "token", "--token-url", &url, "--client-id", "svc"],
         vec![
@@ -354,6 +434,44 @@ async fn unreachable_exits_3_and_usage_errors_exit_2() {
             "password",
         ],
         vec!["doctor", "token", "--client-id", "svc"],
+        vec![
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--auth",
+            "none",
+            "--grant",
+            "refresh_token",
+        ],
+        vec![
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--auth",
+            "none",
+            "--code",
+            "abc",
+        ],
+        vec![
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--auth",
+            "none",
+            "--grant",
+            "authorization_code",
+            "--refresh-token-env",
+            "NOT_SET_ANYWHERE_GW",
+        ],
         vec!["doctor", "discovery", "not a url"],
     ] {
         let out = gatewise(&args, &[]).await;
@@ -365,4 +483,934 @@ async fn unreachable_exits_3_and_usage_errors_exit_2() {
         );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorization_code_is_redeemed_and_the_id_token_verified() {
+    let (issuer, secrets) = authz_clients().await;
+    let code = sign_in(&issuer).await;
+    let web_secret = secrets["demo-web"].clone();
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--issuer",
+            &issuer,
+            "--grant",
+            "authorization_code",
+            "--client-id",
+            "demo-web",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--code-env",
+            "GW_TEST_CODE",
+            "--redirect-uri",
+            WEB_REDIRECT,
+            "--code-verifier-env",
+            "GW_TEST_VERIFIER",
+            "--format",
+            "json",
+            "--show-secrets",
+        ],
+        &[
+            ("GW_TEST_SECRET", &web_secret),
+            ("GW_TEST_CODE", &code),
+            ("GW_TEST_VERIFIER", VERIFIER),
+        ],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    // The request carried the grant's parameters (shown: --show-secrets).
+    let token_t = v["transcript"].as_array().unwrap().last().unwrap().clone();
+    let body = token_t["hops"][0]["request"]["body"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        body.starts_with("grant_type=authorization_code&code="),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("code_verifier={VERIFIER}")),
+        "{body}"
+    );
+    // Both tokens verified against the discovered JWK Set.
+    let verified: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "jwt-signature-verified")
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        verified.iter().any(|t| t.starts_with("id_token: "))
+            && verified.iter().any(|t| t.starts_with("access_token: ")),
+        "{verified:?}"
+    );
+    // Findings never show the code or the verifier, even with --show-secrets.
+    let findings = v["findings"].to_string();
+    assert!(!findings.contains(&code) && !findings.contains(VERIFIER));
+
+    // The code is single use: a second redemption is invalid_grant, and
+    // without --show-secrets nothing secret is printed.
+    let dir = temp_dir("verifier");
+    std::fs::create_dir_all(&dir).unwrap();
+    let verifier_file = dir.join("verifier");
+    std::fs::write(&verifier_file, format!("{VERIFIER}\n")).unwrap();
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--issuer",
+            &issuer,
+            "--grant",
+            "authorization_code",
+            "--client-id",
+            "demo-web",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--code",
+            &code,
+            "--redirect-uri",
+            WEB_REDIRECT,
+            "--code-verifier-file",
+            verifier_file.to_str().unwrap(),
+        ],
+        &[("GW_TEST_SECRET", &web_secret)],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("invalid_grant"), "{text}");
+    assert!(
+        !text.contains(&code) && !text.contains(&web_secret),
+        "{text}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--code puts the secret in shell history")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_rotation_is_reported() {
+    let (issuer, secrets) = authz_clients().await;
+    let web_secret = secrets["demo-web"].clone();
+    let refresh = refresh_token(&issuer, &web_secret).await;
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &format!("{issuer}/token"),
+            "--grant",
+            "refresh_token",
+            "--client-id",
+            "demo-web",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--refresh-token-env",
+            "GW_TEST_REFRESH",
+            "--format",
+            "json",
+        ],
+        &[
+            ("GW_TEST_SECRET", &web_secret),
+            ("GW_TEST_REFRESH", &refresh),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let rotated = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "refresh-token-rotated")
+        .unwrap_or_else(|| panic!("no rotation finding: {:?}", codes(&v)));
+    assert_eq!(rotated["rule"], "RT-01");
+    assert!(rotated["evidence"].as_str().unwrap().contains("sent «"));
+    assert!(!stdout.contains(&refresh), "the refresh token is in stdout");
+    // The request sent the refresh token (masked in the transcript).
+    let body = v["transcript"][0]["hops"][0]["request"]["body"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        body.starts_with("grant_type=refresh_token&refresh_token=%C2%AB"),
+        "{body}"
+    );
+
+    // The old refresh token again: the server detects reuse (invalid_grant).
+    let dir = temp_dir("refresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let refresh_file = dir.join("refresh");
+    std::fs::write(&refresh_file, &refresh).unwrap();
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &format!("{issuer}/token"),
+            "--grant",
+            "refresh_token",
+            "--client-id",
+            "demo-web",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--refresh-token-file",
+            refresh_file.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_SECRET", &web_secret)],
+    )
+    .await;
+    let v = json(&out);
+    assert!(v.to_string().contains("invalid_grant"), "{v:#}");
+    assert!(
+        !codes(&v).iter().any(|c| c.starts_with("refresh-token-")),
+        "{v:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_grant_is_flagged() {
+    let (issuer, secrets) = authz_clients().await;
+    let password = "wonderland-pa55";
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--issuer",
+            &issuer,
+            "--grant",
+            "password",
+            "--client-id",
+            "demo-web",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--username",
+            "alice",
+            "--password-env",
+            "GW_TEST_PASSWORD",
+            "--format",
+            "json",
+        ],
+        &[
+            ("GW_TEST_SECRET", &secrets["demo-web"]),
+            ("GW_TEST_PASSWORD", password),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = json(&out);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "grant-password-removed")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    assert_eq!(f["severity"], "warn");
+    assert_eq!(f["spec"], "RFC 9700 §2.4");
+    // The server does not support it: its error is judged too.
+    assert!(stdout.contains("unsupported_grant_type"), "{stdout}");
+    assert!(!stdout.contains(password), "the password is in stdout");
+}
+
+/// A JWK Set server: the first request gets `first`, every later one `later`.
+async fn jwks_server(first: Value, later: Value) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            let doc = if n == 0 { first.clone() } else { later.clone() };
+            async move { axum::Json(doc) }
+        }),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_kid_rotated_is_told_from_never_published() {
+    use gatewise_test_support::mint::TestKey;
+    let old = TestKey::new("ES256", "old-key");
+    let new = TestKey::new("ES256", "new-key");
+    let now = Wall.unix_now();
+    let token = new.sign(
+        serde_json::json!({"typ": "at+jwt"}),
+        serde_json::json!({"iss": "https://as.test", "sub": "svc", "aud": "https://api.test",
+            "client_id": "svc", "iat": now, "exp": now + 300, "jti": "j1"}),
+    );
+    let args = |url: &str| {
+        vec![
+            "doctor".to_string(),
+            "jwt".into(),
+            token.clone(),
+            "--jwks".into(),
+            url.to_string(),
+            "--issuer".into(),
+            "https://as.test".into(),
+            "--audience".into(),
+            "https://api.test".into(),
+            "--format".into(),
+            "json".into(),
+        ]
+    };
+    // Rotated: the first fetch is stale, the refetch has the key.
+    let url = jwks_server(TestKey::jwks(&[&old]), TestKey::jwks(&[&old, &new])).await;
+    let a = args(&url);
+    let out = gatewise(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let v = json(&out);
+    let c = codes(&v);
+    assert!(
+        c.contains(&"jwks-kid-found-after-refetch".to_string()),
+        "{c:?}"
+    );
+    assert!(c.contains(&"jwt-signature-verified".to_string()), "{c:?}");
+    assert!(!c.contains(&"jwt-kid-not-in-jwks".to_string()), "{c:?}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["verdict"], "warn");
+    let t = v["transcript"].as_array().unwrap();
+    assert_eq!(t.len(), 2, "{v:#}");
+    assert_eq!(t[1]["label"], "jwks (refetch)");
+    assert!(
+        t[1]["hops"][0]["request"]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "Cache-Control" && h[1] == "no-cache"),
+        "{v:#}"
+    );
+    assert!(v["decoded"]["claims"]["iss"] == "https://as.test", "{v:#}");
+
+    // Never published: the kid is missing from both fetches.
+    let url = jwks_server(TestKey::jwks(&[&old]), TestKey::jwks(&[&old])).await;
+    let a = args(&url);
+    let out = gatewise(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let v = json(&out);
+    let c = codes(&v);
+    assert!(c.contains(&"jwks-kid-never-published".to_string()), "{c:?}");
+    assert!(
+        !c.contains(&"jwks-kid-found-after-refetch".to_string()),
+        "{c:?}"
+    );
+    assert!(!c.contains(&"jwt-kid-not-in-jwks".to_string()), "{c:?}");
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+
+    // The key is there at once: one fetch, no refetch finding.
+    let url = jwks_server(TestKey::jwks(&[&new]), TestKey::jwks(&[&new])).await;
+    let a = args(&url);
+    let out = gatewise(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let v = json(&out);
+    assert_eq!(v["transcript"].as_array().unwrap().len(), 1, "{v:#}");
+    assert!(
+        !codes(&v).iter().any(|c| c.starts_with("jwks-kid-")),
+        "{v:#}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_with_discovery_after_a_key_rotation() {
+    let (issuer, _, authz) = authz_handle().await;
+    // The client's saved copy of the keys, from before the rotation.
+    let dir = temp_dir("jwks-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("jwks.json");
+    std::fs::write(&saved, authz.jwks().to_string()).unwrap();
+    authz.rotate_keys(true).unwrap();
+    let token = authz
+        .mint_access_token(
+            "demo-client",
+            "https://api.example.test",
+            "orders.read",
+            300,
+        )
+        .unwrap();
+    let out = gatewise(
+        &[
+            "doctor",
+            "jwt",
+            &token,
+            "--jwks",
+            saved.to_str().unwrap(),
+            "--issuer",
+            &issuer,
+            "--discover",
+            "--audience",
+            "https://api.example.test",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    let v = json(&out);
+    let c = codes(&v);
+    assert!(
+        c.contains(&"jwks-kid-found-after-refetch".to_string()),
+        "{c:?}"
+    );
+    assert!(c.contains(&"jwt-signature-verified".to_string()), "{c:?}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "jwks-kid-found-after-refetch")
+        .unwrap();
+    assert!(
+        f["evidence"].as_str().unwrap().contains("jwks.json"),
+        "{f:#}"
+    );
+
+    // Discovery alone: the current set verifies the token; human output
+    // shows the exchanges and the decoded token.
+    let out = gatewise(
+        &["doctor", "jwt", &token, "--issuer", &issuer, "--discover"],
+        &[],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("GET ") && text.contains("/jwks.json → 200"),
+        "{text}"
+    );
+    assert!(text.contains("signature verifies"), "{text}");
+    assert!(text.contains("claims: "), "{text}");
+    assert!(!text.contains(&token), "the token is printed in clear");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorize_url_lint_agrees_with_the_server() {
+    let (issuer, _) = authz_clients().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = |client: &str, redirect: &str| {
+        let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", "orders.read")
+            .append_pair("state", "st-1")
+            .append_pair("code_challenge", CHALLENGE)
+            .append_pair("code_challenge_method", "S256");
+        u.to_string()
+    };
+    // A native client on a port of its own: the lint and the server accept it.
+    let good = authorize("demo-native", "http://127.0.0.1:53111/callback");
+    let out = gatewise(
+        &[
+            "doctor",
+            "authorize-url",
+            &good,
+            "--registered-redirect-uri",
+            "http://127.0.0.1/callback",
+            "--code-verifier-env",
+            "GW_TEST_VERIFIER",
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_VERIFIER", VERIFIER)],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["verdict"], "ok", "{v:#}");
+    let c = codes(&v);
+    assert!(
+        c.contains(&"redirect-uri-loopback-port".to_string()),
+        "{c:?}"
+    );
+    assert!(c.contains(&"authorize-pkce-s256".to_string()), "{c:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(VERIFIER));
+    assert!(v["parameters"].as_array().unwrap().len() >= 7, "{v:#}");
+    assert_eq!(http.get(&good).send().await.unwrap().status(), 200);
+
+    // A trailing slash the registration lacks: the lint names it, the server refuses.
+    let bad = authorize("demo-web", "http://127.0.0.1:8000/callback/");
+    let out = gatewise(
+        &[
+            "doctor",
+            "authorize-url",
+            &bad,
+            "--registered-redirect-uri",
+            WEB_REDIRECT,
+        ],
+        &[],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("redirect_uri differs from the registered one: trailing slash"),
+        "{text}"
+    );
+    assert!(text.contains("^ character 31: trailing slash"), "{text}");
+    let refused = http.get(&bad).send().await.unwrap().status();
+    assert!(refused.is_client_error(), "{refused}");
+
+    // A verifier that does not belong to the challenge; markdown output.
+    let out = gatewise(
+        &[
+            "doctor",
+            "authorize-url",
+            &good,
+            "--registered-redirect-uri",
+            "http://127.0.0.1/callback",
+            "--code-verifier-env",
+            "GW_TEST_VERIFIER",
+            "--format",
+            "markdown",
+        ],
+        &[(
+            "GW_TEST_VERIFIER",
+            "another-verifier-0123456789-0123456789-abcdefgh",
+        )],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("`authorize-pkce-verifier-mismatch`"),
+        "{text}"
+    );
+}
+
+/// A token endpoint behind a "load balancer" whose second instance is
+/// broken: every fourth request, starting with the second, gets an HTML 502.
+async fn flaky() -> SocketAddr {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let n = hits.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let (status, ct, body): (&str, &str, &[u8]) = if n % 4 == 1 {
+                    ("502 Bad Gateway", "text/html", b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+                } else {
+                    ("200 OK", "application/json", br#"{"access_token":"opaque-token-0123456789abcdef","token_type":"Bearer","expires_in":3600}"#)
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nCache-Control: no-store\r\nPragma: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeat_groups_the_outcomes() {
+    let addr = flaky().await;
+    let url = format!("http://{addr}/token");
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--repeat",
+            "4",
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_SECRET", "s3cr3t")],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "repeat-outcomes-differ")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    assert_eq!(
+        f["evidence"],
+        "3 of 4: HTTP 200 with a JSON token response; 1 of 4: HTTP 502 with an HTML page titled \"502 Bad Gateway\": error-response-html-page",
+        "{f:#}"
+    );
+    // The bad run's findings say which runs they come from.
+    let html = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "error-response-html-page")
+        .unwrap_or_else(|| panic!("{:?}", codes(&v)));
+    assert!(
+        html["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 4 runs (like #2): "),
+        "{html:#}"
+    );
+    let labels: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["token #1", "token #2", "token #3", "token #4"]);
+
+    // Human output: the grouped outcomes are the finding's evidence.
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--auth",
+            "none",
+            "--repeat",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sent 2 times, gave 2 different outcomes"),
+        "{text}"
+    );
+    // --repeat 0 is a usage error.
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--auth",
+            "none",
+            "--repeat",
+            "0",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A small well-formedness check (no XML crate in the tree): tags nest and
+/// close, `&` starts an entity, attribute values are quoted.
+fn well_formed_xml(x: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = x.trim_start();
+    rest = rest
+        .strip_prefix("<?xml")
+        .and_then(|r| r.split_once("?>"))
+        .map(|(_, r)| r)
+        .ok_or("no XML declaration")?;
+    while let Some(i) = rest.find('<') {
+        let text = &rest[..i];
+        for (j, _) in text.match_indices('&') {
+            let ent = &text[j..];
+            if !["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                .iter()
+                .any(|e| ent.starts_with(e))
+            {
+                return Err(format!("bare & in {text:?}"));
+            }
+        }
+        let end = rest[i..].find('>').ok_or("unclosed tag")? + i;
+        let tag = &rest[i + 1..end];
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+        } else {
+            let name = tag
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('/');
+            if !tag.matches('"').count().is_multiple_of(2) || tag.contains('<') {
+                return Err(format!("bad tag <{tag}>"));
+            }
+            if !tag.ends_with('/') {
+                stack.push(name.to_string());
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    if stack.is_empty() && rest.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junit_for_ci() {
+    let addr = misbehaving().await;
+    let url = format!("http://{addr}/oauth/token?a=1&b=2");
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--format",
+            "junit",
+        ],
+        &[("GW_TEST_SECRET", "s3cr3t-for-junit")],
+    )
+    .await;
+    let x = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{x}");
+    well_formed_xml(&x).unwrap_or_else(|e| panic!("{e}:\n{x}"));
+    assert!(
+        x.contains("<failure type=\"token-expires-in-string\""),
+        "{x}"
+    );
+    assert!(
+        x.contains("<property name=\"verdict\" value=\"error\"/>"),
+        "{x}"
+    );
+    assert!(x.contains("/oauth/token?a=1&amp;b=2"), "{x}");
+    assert!(
+        x.contains("token: POST http://"),
+        "the exchanges are in system-out: {x}"
+    );
+    assert!(!x.contains("s3cr3t-for-junit"));
+    let failures = x.matches("<failure ").count();
+    assert!(x.contains(&format!("failures=\"{failures}\"")), "{x}");
+
+    // An ok run still has a test case (the verdict), and passes.
+    let (issuer, _) = authz().await;
+    let out = gatewise(&["doctor", "discovery", &issuer, "--format", "junit"], &[]).await;
+    let x = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{x}");
+    well_formed_xml(&x).unwrap_or_else(|e| panic!("{e}:\n{x}"));
+    assert!(x.contains("failures=\"0\""), "{x}");
+    assert!(x.contains("name=\"verdict\""), "{x}");
+
+    // The offline commands take it too.
+    let out = gatewise(
+        &[
+            "doctor",
+            "authorize-url",
+            "https://as.test/authorize?response_type=code&client_id=c&redirect_uri=https%3A%2F%2Fapp.test%2Fcb%2F",
+            "--registered-redirect-uri",
+            "https://app.test/cb",
+            "--format",
+            "junit",
+        ],
+        &[],
+    )
+    .await;
+    let x = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{x}");
+    well_formed_xml(&x).unwrap_or_else(|e| panic!("{e}:\n{x}"));
+    assert!(x.contains("<failure type=\"redirect-uri-mismatch\""), "{x}");
+}
+
+/// A reverse proxy in front of `upstream` that rewrites token responses the
+/// way misconfigured gateways do: `expires_in` becomes a string, the
+/// Content-Type text/plain, and it adds `Via`.
+async fn rewriting_proxy(upstream: String) -> String {
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let upstream = upstream.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut r = reqwest::Client::new()
+                .post(format!("{upstream}{}", parts.uri.path()))
+                .body(bytes);
+            for (n, v) in &parts.headers {
+                if n != "host" && n != "content-length" {
+                    r = r.header(n, v);
+                }
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let mut doc: Value = resp.json().await.unwrap();
+            if let Some(e) = doc.get_mut("expires_in") {
+                *e = Value::String(e.to_string());
+            }
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("content-type", "text/plain"), ("via", "1.1 rewriter")],
+                doc.to_string(),
+            )
+        }
+    });
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}
+
+/// A gateway that answers every request itself with an HTML 403 page.
+async fn html_wall() -> String {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            [("content-type", "text/html")],
+            "<html><head><title>403 Forbidden</title></head><body>Access denied by policy</body></html>",
+        )
+    });
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/edge", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn via_diffs_direct_and_intermediary() {
+    let (issuer, secret) = authz().await;
+    let run = |via: String| {
+        let (issuer, secret) = (issuer.clone(), secret.clone());
+        async move {
+            gatewise(
+                &[
+                    "doctor",
+                    "token",
+                    "--issuer",
+                    &issuer,
+                    "--client-id",
+                    "demo-client",
+                    "--client-secret-env",
+                    "GW_TEST_SECRET",
+                    "--scope",
+                    "orders.read",
+                    "--via",
+                    &via,
+                    "--format",
+                    "json",
+                ],
+                &[("GW_TEST_SECRET", &secret)],
+            )
+            .await
+        }
+    };
+    // A proxy that rewrites the body and Content-Type: both named.
+    let out = run(rewriting_proxy(issuer.clone()).await).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let find = |code: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no {code}: {:?}", codes(&v)))
+            .clone()
+    };
+    let body = find("via-response-differs");
+    assert_eq!(
+        body["title"], "through the intermediary: expires_in is a string instead of a number",
+        "{body:#}"
+    );
+    let headers = find("via-headers-differ");
+    assert!(
+        headers["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("content-type: application/json → text/plain"),
+        "{headers:#}"
+    );
+    assert!(
+        headers["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("other headers added: via")
+    );
+    // The run through the proxy is judged too, and says so.
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "token-expires-in-string"
+                && f["title"].as_str().unwrap().starts_with("via 127.0.0.1: ")),
+        "{v:#}"
+    );
+    let labels: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(&labels[3..], ["token (direct)", "token (via)"]);
+    assert!(!stdout.contains(&secret));
+
+    // A gateway that answers with its own HTML page: "replaced".
+    let wall = html_wall().await;
+    let out = run(wall.clone()).await;
+    let v = json(&out);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "via-response-differs")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    assert!(
+        f["title"].as_str().unwrap().starts_with(
+            "the intermediary replaced the response: HTTP 403 with an HTML page titled \"403 Forbidden\" instead of HTTP 200"
+        ),
+        "{f:#}"
+    );
+    // The request went to the gateway's base path plus the token path.
+    let via_t = v["transcript"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        via_t["hops"][0]["request"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/edge/token"),
+        "{via_t:#}"
+    );
+
+    // Through the server itself: the same.
+    let out = run(issuer.clone()).await;
+    let v = json(&out);
+    assert!(
+        codes(&v).contains(&"via-response-same".to_string()),
+        "{v:#}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
 }

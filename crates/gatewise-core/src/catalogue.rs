@@ -7,7 +7,7 @@ use crate::{explain, jose};
 
 /// Every check, grouped by module.
 pub fn checks() -> Vec<&'static Check> {
-    let groups: [&[&'static Check]; 19] = [
+    let groups: [&[&'static Check]; 21] = [
         diagnose::CHECKS,
         body::CHECKS,
         body::token_kind::CHECKS,
@@ -25,6 +25,8 @@ pub fn checks() -> Vec<&'static Check> {
         diagnose::discovery::CHECKS,
         diagnose::jwks::CHECKS,
         diagnose::transport::CHECKS,
+        diagnose::live::CHECKS,
+        diagnose::authorize::CHECKS,
         jose::jwt::CHECKS,
         explain::CHECKS,
     ];
@@ -41,10 +43,10 @@ pub fn markdown() -> String {
          (run with `UPDATE_EXPECT=1` to rewrite). Do not edit by hand.\n\n\
          Every finding the doctor prints has a rule id (from `oauth-rules.md` section 1, or a \
          gatewise id in the same style: `JW-*` for JWT structure and signatures, `JK-07`..`JK-09` \
-         for published-key hygiene, `HT-06`/`HT-07` for capture completeness, `HT-08`/`HT-09` for redirects seen live, `NET-*` for \
+         for published-key hygiene, `HT-06`/`HT-07` for capture completeness, `HT-08`/`HT-09` for redirects seen live, `HT-10` for rate limiting (429), `NET-*` for \
          connections that fail (DNS, connect, proxy, timeouts) and `TLS-*` for certificates the live doctor \
          refuses, `MD-08`/`MD-09` for the two discovery forms, `JK-10`/`JK-11` for keys per algorithm and \
-         caching, `PV-*` for provider-specific rules, `EX-01` for a client message `doctor explain` does not \
+         caching, `PV-*` for provider-specific rules, `AR-*` for authorization requests (`doctor authorize-url`), `GR-01` for a grant to avoid, `RT-*` for refresh-token rotation and `LV-*` for repeated or compared live exchanges, `EX-01` for a client message `doctor explain` does not \
          recognise) and a stable \
          kebab-case code. Severity is fixed per code.\n\n\
          | rule | code | severity | spec | what it detects |\n|---|---|---|---|---|\n",

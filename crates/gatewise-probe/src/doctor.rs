@@ -5,11 +5,11 @@
 
 use crate::ProbeError;
 use crate::fetch::{self, Options, Request};
-use crate::oauth::{self, TokenParams};
+use crate::oauth::{self, ClientAuth, Grant, TokenParams};
 use crate::transcript::Transcript;
 use gatewise_core::capture::Headers;
 use gatewise_core::clock::Clock;
-use gatewise_core::diagnose::{self, Context, Expect, transport};
+use gatewise_core::diagnose::{self, Context, Expect, live, transport};
 use gatewise_core::jose::jwt::{self, Keys, TokenKind};
 use gatewise_core::{Finding, Report, Verdict};
 use serde_json::{Map, Value};
@@ -287,10 +287,12 @@ pub enum TokenEndpoint {
     Issuer(String),
 }
 
-/// `gatewise doctor token`: (discovery, then) the token request, judged by
-/// the core with the request in the capture; a JWT access token verified
-/// against the discovered JWK Set; clock skew against the server's `Date`
-/// and the token's `iat`.
+/// `gatewise doctor token`: (discovery, then) the token request of the
+/// grant in `params`, judged by the core with the request in the capture; a
+/// JWT access token and an ID token verified against the discovered JWK Set;
+/// clock skew against the server's `Date` and the token's `iat`; for the
+/// refresh_token grant, whether the refresh token was rotated; for the
+/// password grant, that it should not be used.
 pub async fn token(
     endpoint: &TokenEndpoint,
     params: &TokenParams,
@@ -298,8 +300,91 @@ pub async fn token(
     clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> Result<Live, ProbeError> {
-    let (mut live, token_url, issuer) = match endpoint {
-        TokenEndpoint::Url(u) => (Live::new(), u.clone(), None),
+    token_repeated(endpoint, params, 1, opts, clock, progress).await
+}
+
+/// [`token`] with the token request sent `repeat` times (`--repeat N`, at
+/// least once). With several runs, the distinct outcomes are grouped (LV-01:
+/// "3 of 4: …; 1 of 4: …"), the findings of the first run of each outcome
+/// are kept (titles say which runs when the outcomes differ), and every
+/// transcript is kept (`token #1`, `token #2`, …). Discovery runs once.
+pub async fn token_repeated(
+    endpoint: &TokenEndpoint,
+    params: &TokenParams,
+    repeat: usize,
+    opts: &Options,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> Result<Live, ProbeError> {
+    let (mut live, token_url, issuer) = match resolve(endpoint, opts, clock, progress).await? {
+        Resolved::Ready(live, url, issuer) => (live, url, issuer),
+        Resolved::Stopped(live) => return Ok(live),
+    };
+    if let Grant::Password { username, .. } = &params.grant {
+        live.findings.push(live::password_grant(username));
+    }
+    let target = Target {
+        token_url: &token_url,
+        issuer: issuer.as_deref(),
+        jwks: live.jwks.as_ref(),
+    };
+    let n = repeat.max(1);
+    let mut runs = Vec::with_capacity(n);
+    for i in 1..=n {
+        let label = if n == 1 {
+            "token".to_string()
+        } else {
+            format!("token #{i}")
+        };
+        runs.push(exchange(&label, &target, params, opts, clock, progress).await?);
+    }
+    // One clock comparison is enough: the (first) token response's replaces
+    // the metadata's.
+    if let Some(f) = runs.first().and_then(|r| r.date.clone()) {
+        let dated = [transport::DATE_SKEW.code, transport::DATE_SKEW_LARGE.code];
+        live.findings.retain(|x| !dated.contains(&x.code));
+        live.findings.push(f);
+    }
+    live.unreachable = live.unreachable || runs.iter().all(|r| r.unreachable);
+    let outcomes: Vec<live::Outcome> = runs.iter().map(|r| r.outcome.clone()).collect();
+    let groups = live::group(&outcomes);
+    for (outcome, count) in &groups {
+        let Some(first) = runs.iter().position(|r| &r.outcome == outcome) else {
+            continue;
+        };
+        let Some(run) = runs.get(first) else { continue };
+        for mut f in run.findings.clone() {
+            if groups.len() > 1 {
+                f.title = format!("{count} of {n} runs (like #{}): {}", first + 1, f.title);
+            }
+            live.findings.push(f);
+        }
+    }
+    if n > 1 {
+        live.findings
+            .push(live::repeat_outcomes("token request", &outcomes));
+    }
+    live.transcripts
+        .extend(runs.into_iter().map(|r| r.transcript));
+    Ok(live)
+}
+
+/// The token endpoint found: ready to send, or stopped with the findings
+/// that say why (discovery failed).
+enum Resolved {
+    Ready(Live, Url, Option<String>),
+    Stopped(Live),
+}
+
+/// Finds the token endpoint (through discovery with `--issuer`).
+async fn resolve(
+    endpoint: &TokenEndpoint,
+    opts: &Options,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> Result<Resolved, ProbeError> {
+    Ok(match endpoint {
+        TokenEndpoint::Url(u) => Resolved::Ready(Live::new(), u.clone(), None),
         TokenEndpoint::Issuer(iss) => {
             let mut live = discovery(iss, opts, clock, progress).await?;
             let url = live
@@ -319,35 +404,209 @@ pub async fn token(
                             .fix("publish token_endpoint, or pass --token-url"),
                     );
                 }
-                return Ok(live);
+                return Ok(Resolved::Stopped(live));
             };
-            (live, url, Some(iss.clone()))
+            Resolved::Ready(live, url, Some(iss.clone()))
         }
+    })
+}
+
+/// `target` sent through `via` instead: the intermediary's scheme, host and
+/// port, its path as a prefix, then the target's path and query
+/// (`https://as/oauth/token` via `http://gw:8080/auth` is
+/// `http://gw:8080/auth/oauth/token`).
+pub fn via_url(target: &Url, via: &Url) -> Url {
+    let mut u = via.clone();
+    let base = via.path().trim_end_matches('/');
+    u.set_path(&format!("{base}{}", target.path()));
+    u.set_query(target.query());
+    u.set_fragment(None);
+    u
+}
+
+/// `gatewise doctor token --via URL`: the token request sent directly and
+/// through an intermediary (a gateway or reverse proxy at `via`, see
+/// [`via_url`]); both judged, and compared (LV-02, LV-03). The direct run's
+/// findings are kept as they are; the other run's are titled `via …`.
+pub async fn token_via(
+    endpoint: &TokenEndpoint,
+    params: &TokenParams,
+    via: &Url,
+    opts: &Options,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> Result<Live, ProbeError> {
+    let (mut live, token_url, issuer) = match resolve(endpoint, opts, clock, progress).await? {
+        Resolved::Ready(live, url, issuer) => (live, url, issuer),
+        Resolved::Stopped(live) => return Ok(live),
     };
-    let t = step("token", params.request(&token_url), opts, progress).await?;
+    if let Grant::Password { username, .. } = &params.grant {
+        live.findings.push(live::password_grant(username));
+    }
+    let through = via_url(&token_url, via);
+    let direct_target = Target {
+        token_url: &token_url,
+        issuer: issuer.as_deref(),
+        jwks: live.jwks.as_ref(),
+    };
+    let via_target = Target {
+        token_url: &through,
+        ..direct_target
+    };
+    let direct = exchange(
+        "token (direct)",
+        &direct_target,
+        params,
+        opts,
+        clock,
+        progress,
+    )
+    .await?;
+    let through_run = exchange("token (via)", &via_target, params, opts, clock, progress).await?;
+    if let Some(f) = direct.date.clone() {
+        let dated = [transport::DATE_SKEW.code, transport::DATE_SKEW_LARGE.code];
+        live.findings.retain(|x| !dated.contains(&x.code));
+        live.findings.push(f);
+    }
+    live.unreachable = live.unreachable || (direct.unreachable && through_run.unreachable);
+    live.findings.extend(direct.findings.iter().cloned());
+    let host = via.host_str().unwrap_or("the intermediary");
+    for mut f in through_run.findings.iter().cloned() {
+        f.title = format!("via {host}: {}", f.title);
+        live.findings.push(f);
+    }
+    let d = seen_parts(&direct.transcript);
+    let v = seen_parts(&through_run.transcript);
+    let (d_url, v_url) = (token_url.to_string(), through.to_string());
+    let d_seen = live::Seen {
+        url: &d_url,
+        response: match &d {
+            Ok((s, h, b)) => Ok(live::Answer {
+                status: *s,
+                headers: h.as_slice(),
+                body: b.as_slice(),
+            }),
+            Err(code) => Err(code),
+        },
+    };
+    let v_seen = live::Seen {
+        url: &v_url,
+        response: match &v {
+            Ok((s, h, b)) => Ok(live::Answer {
+                status: *s,
+                headers: h.as_slice(),
+                body: b.as_slice(),
+            }),
+            Err(code) => Err(code),
+        },
+    };
+    live.findings.extend(live::via_diff(d_seen, v_seen));
+    live.transcripts.push(direct.transcript);
+    live.transcripts.push(through_run.transcript);
+    Ok(live)
+}
+
+/// The final response's status, headers and body decoded as the core
+/// decodes it (chunked, gzip); or the failure's finding code.
+#[allow(clippy::type_complexity)]
+fn seen_parts(t: &Transcript) -> Result<(u16, Vec<(String, String)>, Vec<u8>), &'static str> {
+    let Some(r) = t.response() else {
+        return Err(t
+            .failure
+            .as_ref()
+            .map_or("no-response-captured", |f| f.check().code));
+    };
+    let body = t
+        .hops
+        .last()
+        .and_then(|h| h.capture())
+        .and_then(|ex| ex.response)
+        .map_or_else(|| r.body.clone(), |resp| resp.body.decoded);
+    Ok((r.status, r.headers.clone(), body))
+}
+
+/// Where the token request goes and what its tokens are checked against.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    token_url: &'a Url,
+    issuer: Option<&'a str>,
+    jwks: Option<&'a Value>,
+}
+
+/// One token request and what the core found in it.
+struct Run {
+    findings: Vec<Finding>,
+    /// The clock comparison with the response's `Date`.
+    date: Option<Finding>,
+    transcript: Transcript,
+    unreachable: bool,
+    outcome: live::Outcome,
+}
+
+/// Sends the token request once and judges the response and its tokens.
+async fn exchange(
+    label: &str,
+    target: &Target<'_>,
+    params: &TokenParams,
+    opts: &Options,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> Result<Run, ProbeError> {
+    let t = step(label, params.request(target.token_url), opts, progress).await?;
     let now = clock.unix_now();
+    let issuer = target.issuer.map(str::to_string);
+    let keys = || target.jwks.cloned().map_or(Keys::None, Keys::Jwks);
     let ctx = Context {
         expect: Expect::Token,
         request_scope: params.scope.clone(),
         issuer: issuer.clone(),
         now: Some(now),
     };
-    live.findings.extend(judge(&t, &ctx, true));
-    if let Some(f) = date_skew(&t, clock) {
-        // One clock comparison is enough: the token response's replaces the metadata's.
-        let dated = [transport::DATE_SKEW.code, transport::DATE_SKEW_LARGE.code];
-        live.findings.retain(|x| !dated.contains(&x.code));
-        live.findings.push(f);
+    let mut findings = judge(&t, &ctx, true);
+    let date = date_skew(&t, clock);
+    let body = json_object(&t);
+    let access = body
+        .as_ref()
+        .and_then(|b| b.get("access_token"))
+        .and_then(Value::as_str);
+    if let (Some(body), Grant::RefreshToken { refresh_token }) = (&body, &params.grant)
+        && access.is_some()
+    {
+        findings.push(live::refresh_rotation(
+            refresh_token,
+            body.get("refresh_token").and_then(Value::as_str),
+            params.auth == ClientAuth::None,
+        ));
     }
-    if t.unreachable() {
-        live.unreachable = true;
+    if let Some(id_token) = body
+        .as_ref()
+        .and_then(|b| b.get("id_token"))
+        .and_then(Value::as_str)
+    {
+        // One iat comparison is enough: the access token's when it is a JWT.
+        if access.is_none_or(|a| jwt::decode(a).is_err()) {
+            findings.extend(transport::iat_skew("id_token", id_token, now));
+        }
+        let options = jwt::Options {
+            now,
+            leeway: 60,
+            issuer: issuer.clone(),
+            audiences: Vec::new(),
+            kind: TokenKind::Id,
+            nonce: None,
+            access_token: access.map(str::to_string),
+            client_id: Some(params.client_id.clone()),
+            keys: keys(),
+        };
+        for mut f in jwt::inspect(id_token, &options) {
+            f.title = format!("id_token: {}", f.title);
+            findings.push(f);
+        }
     }
-    if let Some(body) = json_object(&t)
-        && let Some(access) = body.get("access_token").and_then(Value::as_str)
+    if let Some(access) = access
         && jwt::decode(access).is_ok()
     {
-        live.findings
-            .extend(transport::iat_skew("access_token", access, now));
+        findings.extend(transport::iat_skew("access_token", access, now));
         let mut audiences = params.resources.clone();
         audiences.extend(params.audience.clone());
         let options = jwt::Options {
@@ -359,13 +618,176 @@ pub async fn token(
             nonce: None,
             access_token: None,
             client_id: Some(params.client_id.clone()),
-            keys: live.jwks.clone().map_or(Keys::None, Keys::Jwks),
+            keys: keys(),
         };
         for mut f in jwt::inspect(access, &options) {
             f.title = format!("access_token: {}", f.title);
-            live.findings.push(f);
+            findings.push(f);
         }
     }
+    let outcome = outcome(&t, &findings);
+    Ok(Run {
+        findings,
+        date,
+        unreachable: t.unreachable(),
+        transcript: t,
+        outcome,
+    })
+}
+
+/// How an exchange ended, for grouping repeated runs.
+fn outcome(t: &Transcript, findings: &[Finding]) -> live::Outcome {
+    let errors: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.severity == gatewise_core::Severity::Error)
+        .map(|f| f.code)
+        .collect();
+    if let Some(f) = &t.failure
+        && t.response().is_none()
+    {
+        return live::Outcome::failure(f.check().code);
+    }
+    let decoded = t
+        .hops
+        .last()
+        .and_then(|h| h.capture())
+        .and_then(|ex| ex.response)
+        .map(|r| r.body.decoded);
+    match (t.response(), decoded) {
+        (Some(r), Some(body)) => live::Outcome::response(r.status, &body, &errors),
+        (Some(r), None) => live::Outcome::response(r.status, &r.body, &errors),
+        (None, _) => live::Outcome::failure("no-response-captured"),
+    }
+}
+
+/// Where `gatewise doctor jwt` takes the keys from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    /// A JWK Set read from a file: (its name, the parsed document).
+    Document(String, Value),
+    /// A JWK Set URL (`--jwks https://…`), fetched.
+    Url(Url),
+    /// The `jwks_uri` of the issuer's metadata (`--issuer … --discover`).
+    Discovered,
+}
+
+/// Fetches a JWK Set and judges the response; the document when it is a
+/// JSON object. `refetch` asks caches on the way for a fresh copy.
+async fn fetch_jwks(
+    label: &str,
+    url: &Url,
+    refetch: bool,
+    live: &mut Live,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Option<Value>, ProbeError> {
+    let mut req = Request::get(url.clone());
+    req.headers = vec![(
+        "Accept".into(),
+        "application/jwk-set+json, application/json".into(),
+    )];
+    if refetch {
+        req.headers
+            .push(("Cache-Control".into(), "no-cache".into()));
+    }
+    let t = step(label, req, opts, progress).await?;
+    live.findings
+        .extend(judge(&t, &Context::new(Expect::Jwks), false));
+    if t.unreachable() {
+        live.unreachable = true;
+    }
+    let doc = json_object(&t).map(Value::Object);
     live.transcripts.push(t);
+    Ok(doc)
+}
+
+/// `gatewise doctor jwt` with keys from the network: the JWK Set from a
+/// URL, from discovery (`discover`: the issuer), or from a file with
+/// discovery as the fresh source. When the token's `kid` is not in the first
+/// set, the set is fetched once more (RFC 7517 §4.5, OpenID Connect Core
+/// §10.1.1) and the finding says whether the keys were rotated (the kid is
+/// there now) or the kid was never published. Then the token is inspected
+/// by the core with the freshest set; `options.keys` is replaced by it.
+pub async fn jwt(
+    token: &str,
+    mut options: jwt::Options,
+    source: KeySource,
+    discover: Option<&str>,
+    opts: &Options,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> Result<Live, ProbeError> {
+    let mut live = Live::new();
+    let mut discovered: Option<(String, Option<Value>)> = None;
+    if let Some(issuer) = discover {
+        let d = discovery(issuer, opts, clock, progress).await?;
+        live.findings.extend(d.findings);
+        live.transcripts.extend(d.transcripts);
+        live.unreachable = d.unreachable;
+        let uri = d
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("jwks_uri"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(uri) = uri {
+            discovered = Some((uri, d.jwks));
+        }
+    }
+    // The first set, where it came from, and where a fresh copy comes from.
+    let (first, first_name, fresh_url): (Option<Value>, String, Option<Url>) = match &source {
+        KeySource::Document(name, doc) => (
+            Some(doc.clone()),
+            name.clone(),
+            discovered.as_ref().and_then(|(u, _)| Url::parse(u).ok()),
+        ),
+        KeySource::Url(u) => (
+            fetch_jwks("jwks", u, false, &mut live, opts, progress).await?,
+            u.to_string(),
+            Some(u.clone()),
+        ),
+        KeySource::Discovered => match &discovered {
+            Some((uri, set)) => (set.clone(), uri.clone(), Url::parse(uri).ok()),
+            None => (None, String::new(), None),
+        },
+    };
+    let kid = jwt::decode(token)
+        .ok()
+        .and_then(|j| j.kid().map(str::to_string));
+    let mut keys = first.clone();
+    let mut never_published = false;
+    if let (Some(kid), Some(set)) = (&kid, &first)
+        && !live::kid_in_jwks(set, kid)
+    {
+        // A file's fresh copy is the discovered set (already fetched);
+        // otherwise fetch the same URL once more.
+        let second = match (&source, &discovered) {
+            (KeySource::Document(..), Some((uri, Some(set)))) => Some((uri.clone(), set.clone())),
+            _ => match &fresh_url {
+                Some(u) => fetch_jwks("jwks (refetch)", u, true, &mut live, opts, progress)
+                    .await?
+                    .map(|d| (u.to_string(), d)),
+                None => None,
+            },
+        };
+        if let Some((second_name, second)) = second {
+            let found = live::kid_in_jwks(&second, kid);
+            never_published = !found;
+            live.findings
+                .push(live::kid_refetched(kid, &first_name, &second_name, found));
+            keys = Some(second);
+        }
+    }
+    if let Some(set) = &keys {
+        options.keys = Keys::Jwks(set.clone());
+    }
+    let inspected = jwt::inspect(token, &options);
+    live.findings.extend(
+        inspected
+            .into_iter()
+            // The refetch finding already says it, more precisely.
+            .filter(|f| !(never_published && f.code == jwt::KID_UNKNOWN.code)),
+    );
+    live.jwks = keys;
     Ok(live)
 }

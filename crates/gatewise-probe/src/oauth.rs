@@ -1,5 +1,6 @@
 //! Building the OAuth requests the live doctor sends: the token request
-//! with client authentication (RFC 6749 §2.3) and the two well-known
+//! for each grant (client_credentials, refresh_token, authorization_code,
+//! password) with client authentication (RFC 6749 §2.3) and the two well-known
 //! metadata URLs of an issuer (RFC 8414 §3.1, OpenID Connect Discovery §4).
 
 use crate::ProbeError;
@@ -7,18 +8,86 @@ use crate::fetch::Request;
 use base64::Engine as _;
 use url::Url;
 
-/// The grant the token request uses. This slice supports `client_credentials` only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The grant the token request uses, with the values it sends. Secret
+/// values (codes, verifiers, refresh tokens, passwords) are never shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Grant {
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 6749 §6.
+    RefreshToken {
+        /// The refresh token to redeem.
+        refresh_token: String,
+    },
+    /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5).
+    AuthorizationCode {
+        /// The authorization code.
+        code: String,
+        /// The redirect URI of the authorization request, when it had one.
+        redirect_uri: Option<String>,
+        /// The PKCE code verifier, when the request had a challenge.
+        code_verifier: Option<String>,
+    },
+    /// RFC 6749 §4.3 (removed in OAuth 2.1; RFC 9700 §2.4 forbids it).
+    Password {
+        /// The resource owner's user name.
+        username: String,
+        /// The resource owner's password.
+        password: String,
+    },
 }
 
 impl Grant {
     /// The `grant_type` value.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Grant::ClientCredentials => "client_credentials",
+            Grant::RefreshToken { .. } => "refresh_token",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::Password { .. } => "password",
+        }
+    }
+
+    /// The grant's own form parameters, in order.
+    fn params(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Grant::ClientCredentials => Vec::new(),
+            Grant::RefreshToken { refresh_token } => vec![("refresh_token", refresh_token)],
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                let mut p = vec![("code", code.as_str())];
+                if let Some(r) = redirect_uri {
+                    p.push(("redirect_uri", r));
+                }
+                if let Some(v) = code_verifier {
+                    p.push(("code_verifier", v));
+                }
+                p
+            }
+            Grant::Password { username, password } => {
+                vec![("username", username), ("password", password)]
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Grant::AuthorizationCode { redirect_uri, .. } => f
+                .debug_struct("AuthorizationCode")
+                .field("code", &"…")
+                .field("redirect_uri", redirect_uri)
+                .finish_non_exhaustive(),
+            Grant::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            other => f.write_str(other.name()),
         }
     }
 }
@@ -96,6 +165,9 @@ impl TokenParams {
     pub fn request(&self, token_url: &Url) -> Request {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", self.grant.name());
+        for (k, v) in self.grant.params() {
+            form.append_pair(k, v);
+        }
         if let Some(s) = &self.scope {
             form.append_pair("scope", s);
         }
@@ -211,5 +283,43 @@ mod tests {
             "grant_type=client_credentials&scope=a+b&resource=https%3A%2F%2Fapi.test&resource=https%3A%2F%2Fb.test&client_id=svc&client_secret=pw"
         );
         assert!(!r.headers.iter().any(|(n, _)| n == "Authorization"));
+    }
+
+    #[test]
+    fn grants_send_their_parameters() {
+        let mut p = TokenParams {
+            grant: Grant::AuthorizationCode {
+                code: "c0de".into(),
+                redirect_uri: Some("http://127.0.0.1:8000/cb".into()),
+                code_verifier: Some("v".into()),
+            },
+            client_id: "web".into(),
+            client_secret: None,
+            auth: ClientAuth::None,
+            scope: None,
+            resources: vec![],
+            audience: None,
+        };
+        let url = Url::parse("https://as.test/token").unwrap();
+        assert_eq!(
+            String::from_utf8(p.request(&url).body).unwrap(),
+            "grant_type=authorization_code&code=c0de&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&code_verifier=v&client_id=web"
+        );
+        p.grant = Grant::RefreshToken {
+            refresh_token: "rt".into(),
+        };
+        assert_eq!(
+            String::from_utf8(p.request(&url).body).unwrap(),
+            "grant_type=refresh_token&refresh_token=rt&client_id=web"
+        );
+        p.grant = Grant::Password {
+            username: "alice".into(),
+            password: "pw".into(),
+        };
+        assert!(!format!("{p:?}").contains("pw\""), "{p:?}");
+        assert_eq!(
+            String::from_utf8(p.request(&url).body).unwrap(),
+            "grant_type=password&username=alice&password=pw&client_id=web"
+        );
     }
 }

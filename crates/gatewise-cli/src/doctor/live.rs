@@ -20,9 +20,17 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub(crate) struct NetArgs {
     /// Output format (json: the contract object plus a `transcript` member
-    /// with every request and response, secrets masked).
+    /// with every request and response, secrets masked; junit: one test
+    /// case per finding, failures for errors, for CI pipelines).
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// How the live doctor connects, and what it keeps of the exchanges.
+#[derive(Debug, Args)]
+pub(crate) struct Conn {
     /// Write each exchange into DIR as a capture file that `gatewise doctor
     /// response` reads back (secrets masked unless --show-secrets).
     #[arg(long, value_name = "DIR")]
@@ -50,10 +58,20 @@ pub(crate) struct DiscoveryArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum GrantArg {
-    /// RFC 6749 §4.4 (the only grant of this version; refresh_token,
-    /// authorization_code, password and device_code come later).
+    /// RFC 6749 §4.4: a service authenticates as itself.
     #[value(name = "client_credentials")]
     ClientCredentials,
+    /// RFC 6749 §6: redeem a refresh token (--refresh-token-env or
+    /// --refresh-token-file); rotation is reported.
+    #[value(name = "refresh_token")]
+    RefreshToken,
+    /// RFC 6749 §4.1.3: redeem an authorization code (--code-env or
+    /// --code-file, --redirect-uri, and --code-verifier-env for PKCE).
+    #[value(name = "authorization_code")]
+    AuthorizationCode,
+    /// RFC 6749 §4.3 (removed in OAuth 2.1, forbidden by RFC 9700 §2.4;
+    /// the doctor runs it and says so): --username and --password-env.
+    Password,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,9 +112,56 @@ pub(crate) struct TokenArgs {
     /// prefer --client-secret-env or --client-secret-file).
     #[arg(long, value_name = "SECRET")]
     client_secret: Option<String>,
-    /// The grant. Only client_credentials in this version.
+    /// The grant to run.
     #[arg(long, value_enum, default_value = "client_credentials")]
     grant: GrantArg,
+    /// refresh_token grant: read the refresh token from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["refresh_token_file", "refresh_token"])]
+    refresh_token_env: Option<String>,
+    /// refresh_token grant: read the refresh token from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "refresh_token")]
+    refresh_token_file: Option<String>,
+    /// refresh_token grant: the refresh token itself (leaks into shell
+    /// history: prefer --refresh-token-env).
+    #[arg(long, value_name = "TOKEN")]
+    refresh_token: Option<String>,
+    /// authorization_code grant: read the code from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["code_file", "code"])]
+    code_env: Option<String>,
+    /// authorization_code grant: read the code from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "code")]
+    code_file: Option<String>,
+    /// authorization_code grant: the code itself (leaks into shell history:
+    /// prefer --code-env).
+    #[arg(long, value_name = "CODE")]
+    code: Option<String>,
+    /// authorization_code grant: the redirect_uri of the authorization
+    /// request, exactly as sent there (RFC 6749 §4.1.3).
+    #[arg(long, value_name = "URI")]
+    redirect_uri: Option<String>,
+    /// authorization_code grant: read the PKCE code_verifier from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["code_verifier_file", "code_verifier"])]
+    code_verifier_env: Option<String>,
+    /// authorization_code grant: read the PKCE code_verifier from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "code_verifier")]
+    code_verifier_file: Option<String>,
+    /// authorization_code grant: the PKCE code_verifier itself (leaks into
+    /// shell history: prefer --code-verifier-env).
+    #[arg(long, value_name = "VERIFIER")]
+    code_verifier: Option<String>,
+    /// password grant: the resource owner's user name.
+    #[arg(long, value_name = "NAME")]
+    username: Option<String>,
+    /// password grant: read the password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["password_file", "password"])]
+    password_env: Option<String>,
+    /// password grant: read the password from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    password_file: Option<String>,
+    /// password grant: the password itself (leaks into shell history:
+    /// prefer --password-env).
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
     /// The scope to request (space-delimited).
     #[arg(long)]
     scope: Option<String>,
@@ -109,6 +174,18 @@ pub(crate) struct TokenArgs {
     /// How the client authenticates.
     #[arg(long, value_enum, default_value = "client_secret_basic")]
     auth: AuthArg,
+    /// Send the token request N times and group the distinct outcomes (one
+    /// bad instance behind a load balancer shows as 1 of 4 failing). Codes
+    /// and refresh tokens are single-use or rotated: repeat those grants
+    /// only to see how the server treats reuse.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: u16,
+    /// Also send the token request through this gateway or reverse proxy
+    /// (its base URL: scheme, host, port and an optional path prefix) and
+    /// compare the two responses: status, the headers clients rely on, and
+    /// the body's shape and members.
+    #[arg(long, value_name = "URL", conflicts_with = "repeat")]
+    via: Option<String>,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -118,7 +195,7 @@ fn warn(msg: &str) {
     let _ = writeln!(std::io::stderr(), "gatewise: warning: {msg}");
 }
 
-fn options(net: &NetArgs) -> anyhow::Result<Options> {
+fn options(net: &Conn) -> anyhow::Result<Options> {
     if !(net.timeout > 0.0 && net.timeout <= 3600.0) {
         bail!("--timeout must be between 0 and 3600 seconds");
     }
@@ -201,35 +278,126 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `gatewise doctor discovery ISSUER`.
 pub(crate) fn discovery(a: DiscoveryArgs) -> anyhow::Result<u8> {
-    let opts = options(&a.net)?;
+    let opts = options(&a.net.conn)?;
     let live = runtime()?.block_on(async {
         let spinner = Spinner::start();
         let r = doctor::discovery(&a.issuer, &opts, &crate::clock::SystemClock, &spinner).await;
         spinner.stop();
         r
     })?;
-    finish(&a.issuer, &live, &a.net)
+    finish(&a.issuer, &live, a.net.format, &a.net.conn, Vec::new())
+}
+
+/// A secret from an environment variable, a file (first line's end
+/// trimmed) or the command line (with a warning); `None` when none is given.
+fn secret_input(
+    flag: &str,
+    env: Option<&str>,
+    file: Option<&str>,
+    value: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(var) = env {
+        match input::env(var) {
+            Some(s) => Ok(Some(s)),
+            None => bail!("environment variable {var} (--{flag}-env) is not set"),
+        }
+    } else if let Some(path) = file {
+        let bytes = input::read_capped(path, 64 * 1024)?;
+        let s = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
+        Ok(Some(s.trim_end_matches(['\r', '\n']).to_string()))
+    } else if let Some(s) = value {
+        warn(&format!(
+            "--{flag} puts the secret in shell history and process lists; prefer --{flag}-env VAR or --{flag}-file FILE"
+        ));
+        Ok(Some(s.to_string()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The grant and its values from the flags; usage errors name the flag.
+fn grant(a: &TokenArgs) -> anyhow::Result<Grant> {
+    let refresh = secret_input(
+        "refresh-token",
+        a.refresh_token_env.as_deref(),
+        a.refresh_token_file.as_deref(),
+        a.refresh_token.as_deref(),
+    )?;
+    let code = secret_input(
+        "code",
+        a.code_env.as_deref(),
+        a.code_file.as_deref(),
+        a.code.as_deref(),
+    )?;
+    let verifier = secret_input(
+        "code-verifier",
+        a.code_verifier_env.as_deref(),
+        a.code_verifier_file.as_deref(),
+        a.code_verifier.as_deref(),
+    )?;
+    let password = secret_input(
+        "password",
+        a.password_env.as_deref(),
+        a.password_file.as_deref(),
+        a.password.as_deref(),
+    )?;
+    let misplaced = |given: bool, flag: &str, grant: &str| -> anyhow::Result<()> {
+        if given {
+            bail!("{flag} is for --grant {grant}");
+        }
+        Ok(())
+    };
+    if a.grant != GrantArg::RefreshToken {
+        misplaced(refresh.is_some(), "--refresh-token", "refresh_token")?;
+    }
+    if a.grant != GrantArg::AuthorizationCode {
+        misplaced(code.is_some(), "--code", "authorization_code")?;
+        misplaced(verifier.is_some(), "--code-verifier", "authorization_code")?;
+        misplaced(
+            a.redirect_uri.is_some(),
+            "--redirect-uri",
+            "authorization_code",
+        )?;
+    }
+    if a.grant != GrantArg::Password {
+        misplaced(password.is_some(), "--password", "password")?;
+        misplaced(a.username.is_some(), "--username", "password")?;
+    }
+    Ok(match a.grant {
+        GrantArg::ClientCredentials => Grant::ClientCredentials,
+        GrantArg::RefreshToken => Grant::RefreshToken {
+            refresh_token: refresh.context(
+                "--grant refresh_token needs the refresh token: --refresh-token-env VAR or --refresh-token-file FILE",
+            )?,
+        },
+        GrantArg::AuthorizationCode => Grant::AuthorizationCode {
+            code: code.context(
+                "--grant authorization_code needs the code: --code-env VAR or --code-file FILE",
+            )?,
+            redirect_uri: a.redirect_uri.clone(),
+            code_verifier: verifier,
+        },
+        GrantArg::Password => Grant::Password {
+            username: a
+                .username
+                .clone()
+                .context("--grant password needs --username NAME")?,
+            password: password.context(
+                "--grant password needs the password: --password-env VAR or --password-file FILE",
+            )?,
+        },
+    })
 }
 
 /// `gatewise doctor token`.
 pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
-    let secret = if let Some(var) = &a.client_secret_env {
-        match input::env(var) {
-            Some(s) => Some(s),
-            None => bail!("environment variable {var} (--client-secret-env) is not set"),
-        }
-    } else if let Some(path) = &a.client_secret_file {
-        let bytes = input::read_capped(path, 64 * 1024)?;
-        let s = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
-        Some(s.trim_end_matches(['\r', '\n']).to_string())
-    } else if let Some(s) = &a.client_secret {
-        warn(
-            "--client-secret puts the secret in shell history and process lists; prefer --client-secret-env VAR or --client-secret-file FILE",
-        );
-        Some(s.clone())
-    } else {
-        None
-    };
+    let secret = secret_input(
+        "client-secret",
+        a.client_secret_env.as_deref(),
+        a.client_secret_file.as_deref(),
+        a.client_secret.as_deref(),
+    )?;
+    let grant = grant(&a)?;
     let auth = match a.auth {
         AuthArg::ClientSecretBasic => ClientAuth::Basic,
         AuthArg::ClientSecretPost => ClientAuth::Post,
@@ -244,9 +412,7 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         _ => {}
     }
     let params = TokenParams {
-        grant: match a.grant {
-            GrantArg::ClientCredentials => Grant::ClientCredentials,
-        },
+        grant,
         client_id: a.client_id.clone(),
         client_secret: secret,
         auth,
@@ -264,28 +430,45 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         (None, Some(i)) => (TokenEndpoint::Issuer(i.clone()), i.clone()),
         (None, None) => bail!("give --token-url URL or --issuer URL"),
     };
-    let opts = options(&a.net)?;
+    let via = match &a.via {
+        Some(v) => {
+            let u = url::Url::parse(v).with_context(|| format!("--via {v} is not a URL"))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                bail!("--via {v}: give the gateway's http(s) base URL");
+            }
+            Some(u)
+        }
+        None => None,
+    };
+    let opts = options(&a.net.conn)?;
     let live = runtime()?.block_on(async {
         let spinner = Spinner::start();
-        let r = doctor::token(
-            &endpoint,
-            &params,
-            &opts,
-            &crate::clock::SystemClock,
-            &spinner,
-        )
-        .await;
+        let clock = crate::clock::SystemClock;
+        let r = match &via {
+            Some(via) => doctor::token_via(&endpoint, &params, via, &opts, &clock, &spinner).await,
+            None => {
+                doctor::token_repeated(
+                    &endpoint,
+                    &params,
+                    usize::from(a.repeat),
+                    &opts,
+                    &clock,
+                    &spinner,
+                )
+                .await
+            }
+        };
         spinner.stop();
         r
     })?;
-    finish(&subject, &live, &a.net)
+    finish(&subject, &live, a.net.format, &a.net.conn, Vec::new())
 }
 
-fn shown(live: &Live, net: &NetArgs) -> Vec<Transcript> {
+fn shown(live: &Live, conn: &Conn) -> Vec<Transcript> {
     live.transcripts
         .iter()
         .map(|t| {
-            if net.show_secrets {
+            if conn.show_secrets {
                 t.clone()
             } else {
                 t.masked()
@@ -294,16 +477,25 @@ fn shown(live: &Live, net: &NetArgs) -> Vec<Transcript> {
         .collect()
 }
 
-fn finish(subject: &str, live: &Live, net: &NetArgs) -> anyhow::Result<u8> {
+/// Renders a live report: the exchanges, the findings, and `extra` JSON
+/// members (besides `transcript`) for `--format json`.
+fn finish(
+    subject: &str,
+    live: &Live,
+    format: Format,
+    conn: &Conn,
+    extra: Vec<(&str, serde_json::Value)>,
+) -> anyhow::Result<u8> {
     let report = live.report(subject);
-    let transcripts = shown(live, net);
-    if let Some(dir) = &net.save_capture {
+    let transcripts = shown(live, conn);
+    if let Some(dir) = &conn.save_capture {
         save(dir, &transcripts)?;
     }
-    match net.format {
+    match format {
         Format::Json => {
-            let t = serde_json::to_value(&transcripts)?;
-            render::report(&report, Format::Json, Some(("transcript", t)))?;
+            let mut members = extra;
+            members.push(("transcript", serde_json::to_value(&transcripts)?));
+            render::report_with(&report, Format::Json, members)?;
         }
         Format::Human => {
             exchanges_human(&transcripts)?;
@@ -312,6 +504,19 @@ fn finish(subject: &str, live: &Live, net: &NetArgs) -> anyhow::Result<u8> {
         Format::Markdown => {
             render::report(&report, Format::Markdown, None)?;
             exchanges_markdown(&transcripts)?;
+        }
+        Format::Junit => {
+            let mut text = String::new();
+            for t in &transcripts {
+                for (line, timing) in hop_lines(t) {
+                    text.push_str(&format!("{}: {line} ({timing})\n", t.label));
+                }
+            }
+            write!(
+                anstream::stdout(),
+                "{}",
+                render::junit(&report, Some(&text))
+            )?;
         }
     }
     Ok(report.verdict.exit_code())
@@ -421,4 +626,56 @@ fn exchanges_markdown(transcripts: &[Transcript]) -> anyhow::Result<()> {
     }
     write!(anstream::stdout(), "{s}")?;
     Ok(())
+}
+
+/// What `gatewise doctor jwt` checks when the keys come from the network.
+pub(crate) struct JwtRun {
+    /// The token.
+    pub(crate) token: String,
+    /// The report's subject (`token` or `-`).
+    pub(crate) subject: String,
+    /// What the core checks the token against (keys replaced by the fetched set).
+    pub(crate) inspect: gatewise_core::jose::jwt::Options,
+    /// Where the keys come from.
+    pub(crate) source: doctor::KeySource,
+    /// The issuer to discover the JWK Set from (`--discover`).
+    pub(crate) discover: Option<String>,
+    /// The decoded header and claims (secrets masked), for the output.
+    pub(crate) decoded: Option<serde_json::Value>,
+}
+
+/// `gatewise doctor jwt` when the keys come from the network (`--jwks URL`,
+/// or `--issuer URL --discover`).
+pub(crate) fn jwt(run: JwtRun, format: Format, conn: &Conn) -> anyhow::Result<u8> {
+    let opts = options(conn)?;
+    let live = runtime()?.block_on(async {
+        let spinner = Spinner::start();
+        let r = doctor::jwt(
+            &run.token,
+            run.inspect,
+            run.source,
+            run.discover.as_deref(),
+            &opts,
+            &crate::clock::SystemClock,
+            &spinner,
+        )
+        .await;
+        spinner.stop();
+        r
+    })?;
+    if format == Format::Human
+        && let Some(d) = &run.decoded
+    {
+        writeln!(
+            anstream::stdout(),
+            "header: {}\nclaims: {}\n",
+            d["header"],
+            d["claims"]
+        )?;
+    }
+    let extra = run
+        .decoded
+        .map(|d| vec![("decoded", d)])
+        .unwrap_or_default();
+    finish(&run.subject, &live, format, conn, extra)
 }

@@ -25,9 +25,29 @@ pub(crate) enum Doctor {
     Response(ResponseArgs),
     /// Decode and judge a JWT without trusting it; verify it with --jwks or --secret-env.
     ///
+    /// --jwks takes a file or a URL; --issuer with --discover finds the JWK
+    /// Set through the issuer's metadata. When the token's kid is not in the
+    /// set, the doctor fetches it once more and says whether the key was
+    /// rotated (there now) or never published.
+    ///
     /// Example: gatewise doctor jwt "$TOKEN" --jwks jwks.json --issuer https://as.example.com
     ///   --audience https://api.example.com
-    Jwt(JwtArgs),
+    ///
+    /// Example: gatewise doctor jwt - --issuer https://as.example.com --discover < token.txt
+    Jwt(Box<JwtArgs>),
+    /// Lint an authorization request URL before a browser is sent to it.
+    ///
+    /// Checks response_type, client_id, PKCE (S256, not plain; with the
+    /// verifier, that it matches the challenge), state, and the redirect_uri
+    /// against each registered URI by exact string comparison: the first
+    /// difference is shown character by character and named (scheme, host,
+    /// port, path, trailing slash, case, percent-encoding), and a loopback
+    /// IP URI may differ in the port (RFC 8252 §7.3). Nothing is sent.
+    ///
+    /// Example: gatewise doctor authorize-url
+    ///   "https://as.example.com/authorize?response_type=code&client_id=web&redirect_uri=..."
+    ///   --registered-redirect-uri https://app.example.com/callback
+    AuthorizeUrl(AuthorizeUrlArgs),
     /// Explain what an OAuth client library printed: likely causes, ranked, and what to run next.
     ///
     /// Example: gatewise doctor explain "missing field `token_type` at line 1 column 44"
@@ -40,10 +60,23 @@ pub(crate) enum Doctor {
     Discovery(live::DiscoveryArgs),
     /// Run a real token request and say where it breaks (transport, response, token).
     ///
-    /// Only the client_credentials grant in this version.
+    /// Grants: client_credentials (default), refresh_token (rotation is
+    /// reported), authorization_code (a code you got from the browser, with
+    /// its redirect_uri and PKCE verifier) and password (flagged: RFC 9700
+    /// §2.4). Secrets come from environment variables or files; a value on
+    /// the command line works but leaks into shell history. JWT access tokens
+    /// and ID tokens are verified against the JWK Set found with --issuer.
+    ///
     /// Example: gatewise doctor token --issuer https://as.example.com --client-id svc
     ///   --client-secret-env CLIENT_SECRET --scope orders.read
-    Token(live::TokenArgs),
+    ///
+    /// Example: gatewise doctor token --issuer https://as.example.com --client-id web
+    ///   --client-secret-env CLIENT_SECRET --grant refresh_token --refresh-token-env RT
+    ///
+    /// Example: gatewise doctor token --issuer https://as.example.com --client-id web
+    ///   --auth none --grant authorization_code --code-env CODE
+    ///   --redirect-uri http://127.0.0.1:8000/callback --code-verifier-env VERIFIER
+    Token(Box<live::TokenArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,9 +126,16 @@ enum KindArg {
 pub(crate) struct JwtArgs {
     /// The token, or `-` to read it from stdin (keeps it out of shell history).
     token: String,
-    /// A JWK Set file to verify the signature with.
-    #[arg(long, value_name = "FILE")]
+    /// The JWK Set to verify the signature with: a file, or an http(s) URL
+    /// to fetch. A URL is fetched once more when the token's kid is not in
+    /// it, to tell a rotated key from one that was never there.
+    #[arg(long, value_name = "FILE|URL")]
     jwks: Option<String>,
+    /// Find the JWK Set through the --issuer's metadata (both well-known
+    /// forms); with --jwks FILE, the discovered set is the fresh copy the
+    /// file is compared with when the token's kid is missing from it.
+    #[arg(long, requires = "issuer", conflicts_with_all = ["secret_env", "secret_file", "secret"])]
+    discover: bool,
     /// Read the HMAC secret for HS* tokens from this environment variable.
     #[arg(long, value_name = "VAR", conflicts_with_all = ["secret_file", "secret"])]
     secret_env: Option<String>,
@@ -105,7 +145,8 @@ pub(crate) struct JwtArgs {
     /// The HMAC secret itself (leaks into shell history: prefer --secret-env).
     #[arg(long, value_name = "SECRET")]
     secret: Option<String>,
-    /// The expected issuer (exact match).
+    /// The expected issuer (exact match); with --discover, also where the
+    /// metadata is fetched from.
     #[arg(long, value_name = "URL")]
     issuer: Option<String>,
     /// An acceptable audience (repeat for any-of).
@@ -132,6 +173,28 @@ pub(crate) struct JwtArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
+    /// Network options (used with --jwks URL or --discover).
+    #[command(flatten)]
+    conn: live::Conn,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuthorizeUrlArgs {
+    /// The authorization request URL (quote it: it contains '&'), or `-` to read it from stdin.
+    url: String,
+    /// A redirect URI registered for the client, exactly as registered (repeat for several).
+    #[arg(long, value_name = "URI")]
+    registered_redirect_uri: Vec<String>,
+    /// Read the client's PKCE code_verifier from this environment variable,
+    /// to check it against the code_challenge.
+    #[arg(long, value_name = "VAR", conflicts_with = "code_verifier_file")]
+    code_verifier_env: Option<String>,
+    /// Read the client's PKCE code_verifier from this file.
+    #[arg(long, value_name = "FILE")]
+    code_verifier_file: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -154,11 +217,12 @@ pub(crate) struct RulesArgs {
 pub(crate) fn run(cmd: Doctor) -> anyhow::Result<u8> {
     match cmd {
         Doctor::Response(a) => response(a),
-        Doctor::Jwt(a) => jwt_cmd(a),
+        Doctor::Jwt(a) => jwt_cmd(*a),
+        Doctor::AuthorizeUrl(a) => authorize_url(a),
         Doctor::Explain(a) => explain_cmd(a),
         Doctor::Rules(a) => rules(a),
         Doctor::Discovery(a) => live::discovery(a),
-        Doctor::Token(a) => live::token(a),
+        Doctor::Token(a) => live::token(*a),
     }
 }
 
@@ -196,7 +260,14 @@ fn read_arg_or_stdin(v: &str, what: &str) -> anyhow::Result<String> {
 
 fn jwt_cmd(a: JwtArgs) -> anyhow::Result<u8> {
     let token = read_arg_or_stdin(&a.token, "token")?;
-    let keys = if let Some(path) = &a.jwks {
+    let jwks_url = a
+        .jwks
+        .as_deref()
+        .and_then(|j| url::Url::parse(j).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let keys = if jwks_url.is_some() {
+        Keys::None
+    } else if let Some(path) = &a.jwks {
         let bytes = input::read_capped(path, DEFAULT_MAX_INPUT)?;
         let bytes = bytes
             .strip_prefix(b"\xEF\xBB\xBF".as_slice())
@@ -249,13 +320,37 @@ fn jwt_cmd(a: JwtArgs) -> anyhow::Result<u8> {
     } else {
         "token".to_string()
     };
-    let report = Report::new(subject, jwt::inspect(&token, &opts));
     let decoded = jwt::decode(&token).ok().map(|j| {
         serde_json::json!({
             "header": serde_json::Value::Object(j.header),
             "claims": gatewise_core::secret::mask_json(&serde_json::Value::Object(j.claims)),
         })
     });
+    if jwks_url.is_some() || a.discover {
+        let source = match (jwks_url, &opts.keys) {
+            (Some(u), _) => gatewise_probe::doctor::KeySource::Url(u),
+            (None, Keys::Jwks(doc)) => gatewise_probe::doctor::KeySource::Document(
+                a.jwks.clone().unwrap_or_default(),
+                doc.clone(),
+            ),
+            (None, _) => gatewise_probe::doctor::KeySource::Discovered,
+        };
+        let discover = if a.discover {
+            opts.issuer.clone()
+        } else {
+            None
+        };
+        let run = live::JwtRun {
+            token,
+            subject,
+            inspect: opts,
+            source,
+            discover,
+            decoded,
+        };
+        return live::jwt(run, a.format, &a.conn);
+    }
+    let report = Report::new(subject, jwt::inspect(&token, &opts));
     if a.format == Format::Human
         && let Some(d) = &decoded
     {
@@ -267,6 +362,69 @@ fn jwt_cmd(a: JwtArgs) -> anyhow::Result<u8> {
         )?;
     }
     render::report(&report, a.format, decoded.map(|d| ("decoded", d)))?;
+    Ok(report.verdict.exit_code())
+}
+
+fn authorize_url(a: AuthorizeUrlArgs) -> anyhow::Result<u8> {
+    let url = read_arg_or_stdin(&a.url, "URL")?;
+    let verifier = if let Some(var) = &a.code_verifier_env {
+        match input::env(var) {
+            Some(v) => Some(v),
+            None => bail!("environment variable {var} (--code-verifier-env) is not set"),
+        }
+    } else if let Some(path) = &a.code_verifier_file {
+        let bytes = input::read_capped(path, 64 * 1024)?;
+        let s = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
+        Some(s.trim().to_string())
+    } else {
+        None
+    };
+    let findings = diagnose::authorize::lint(&url, &a.registered_redirect_uri, verifier.as_deref());
+    let subject = if a.url == "-" {
+        "-".to_string()
+    } else {
+        url.split('?').next().unwrap_or("").to_string()
+    };
+    let report = Report::new(subject, findings);
+    // The parameters as the server decodes them (secrets masked).
+    let plain = url::Url::parse(url.trim())
+        .map(|u| {
+            u.query_pairs()
+                .into_owned()
+                .collect::<Vec<(String, String)>>()
+        })
+        .unwrap_or_default();
+    let pkce_plain = !plain
+        .iter()
+        .any(|(n, v)| n == "code_challenge_method" && v != "plain");
+    let params: Vec<(String, String)> = plain
+        .into_iter()
+        .map(|(n, v)| {
+            let secret = gatewise_core::secret::is_secret_member(&n)
+                || (pkce_plain && n == "code_challenge");
+            let v = if secret {
+                gatewise_core::secret::mask(&v)
+            } else {
+                v
+            };
+            (n, v)
+        })
+        .collect();
+    if a.format == Format::Human && !params.is_empty() {
+        let mut out = anstream::stdout().lock();
+        writeln!(out, "parameters")?;
+        for (n, v) in &params {
+            writeln!(out, "  {n} = {v}")?;
+        }
+        writeln!(out)?;
+    }
+    let json_params = serde_json::Value::Array(
+        params
+            .iter()
+            .map(|(n, v)| serde_json::json!([n, v]))
+            .collect(),
+    );
+    render::report(&report, a.format, Some(("parameters", json_params)))?;
     Ok(report.verdict.exit_code())
 }
 

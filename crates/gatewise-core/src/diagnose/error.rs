@@ -76,6 +76,14 @@ check!(
     "The server demands a DPoP nonce: the client must retry once with it."
 );
 check!(
+    RATE_LIMITED,
+    "HT-10",
+    "error-rate-limited",
+    Warn,
+    "RFC 6585 §4; RFC 9110 §10.2.3",
+    "The server answered 429 Too Many Requests: the client is rate limited and must wait (Retry-After) before retrying."
+);
+check!(
     REFUSED,
     "ER-02",
     "error-request-refused",
@@ -94,6 +102,7 @@ pub const CHECKS: &[&Check] = &[
     &MISSING_CHALLENGE,
     &KEEP_POLLING,
     &DPOP_NONCE,
+    &RATE_LIMITED,
     &REFUSED,
 ];
 
@@ -125,6 +134,9 @@ pub fn judge(
     findings: &mut Vec<Finding>,
 ) {
     let status = resp.status.unwrap_or(0);
+    if status == 429 {
+        rate_limited(resp, findings);
+    }
     let Json::Object(map) = body::json_object(&error_kind::KIND, resp, sniffed, &[], findings)
     else {
         return;
@@ -209,7 +221,8 @@ fn status_rules(req: Option<&Request>, resp: &Response, code: &str, findings: &m
         "server_error" => matches!(status, 400 | 500),
         _ => status == 400,
     };
-    if !expected {
+    // 429 is explained by `rate_limited`, whatever the error code.
+    if !expected && status != 429 {
         let cause = match status {
             500..=599 => {
                 "the server maps OAuth errors to 5xx (or crashed while building the error); clients and proxies may retry or hide the body"
@@ -224,6 +237,35 @@ fn status_rules(req: Option<&Request>, resp: &Response, code: &str, findings: &m
                 .fix("send token endpoint errors with 400, and 401 only for invalid_client (RFC 6749 §5.2)"),
         );
     }
+}
+
+/// HT-10: 429 Too Many Requests (RFC 6585 §4), with or without the
+/// `Retry-After` that says when to try again (RFC 9110 §10.2.3).
+fn rate_limited(resp: &Response, findings: &mut Vec<Finding>) {
+    let retry = resp.headers.get("retry-after").map(str::trim);
+    let (title, evidence) = match retry {
+        Some(r) => (
+            format!(
+                "the server answered 429 Too Many Requests and asks to retry after {}",
+                if r.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("{r} s")
+                } else {
+                    r.to_owned()
+                }
+            ),
+            format!("HTTP 429; Retry-After: {r}"),
+        ),
+        None => (
+            "the server answered 429 Too Many Requests without Retry-After".to_owned(),
+            "HTTP 429; no Retry-After header".to_owned(),
+        ),
+    };
+    findings.push(
+        Finding::new(&RATE_LIMITED, title)
+            .evidence(evidence)
+            .cause("the client (or every client behind the same address or client_id) sent more token requests than the authorization server or a gateway in front of it allows; clients that request a new token per API call instead of reusing it until expires_in run into this")
+            .fix("reuse tokens until shortly before expires_in; after a 429 wait as long as Retry-After says (then back off) before retrying; ask for a higher limit if the volume is legitimate"),
+    );
 }
 
 /// Classifies a conformant error code: what was refused and the usual causes.

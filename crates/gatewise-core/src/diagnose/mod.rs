@@ -4,11 +4,13 @@
 //! success-or-error classification, then members.
 
 pub mod assertion;
+pub mod authorize;
 pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
 pub mod jwks;
+pub mod live;
 pub mod provider;
 pub mod request;
 pub mod revocation;

@@ -6,9 +6,11 @@
 //! | `GET /ready` | every issuer has keys (503 with the ones that do not) |
 //! | `GET /api/v1/calls` | calls, filtered, newest first, keyset-paginated |
 //! | `GET /api/v1/calls/{request_id}` | one call with its whole trace |
+//! | `GET /api/v1/calls/{request_id}/diagnosis` | the doctor's findings about that call |
 //! | `GET /api/v1/stats` | per-minute or per-hour calls, errors, percentiles, reasons |
 //! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters |
 //! | `GET /api/v1/openapi.json` | the OpenAPI document of this API |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
 
 use crate::Admin;
 use crate::error::AdminError;
@@ -30,9 +32,11 @@ pub fn router(admin: Admin) -> Router {
     let api = Router::new()
         .route("/api/v1/calls", get(calls))
         .route("/api/v1/calls/{request_id}", get(call))
+        .route("/api/v1/calls/{request_id}/diagnosis", get(diagnosis))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/state", get(state))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
     Router::new()
         .route("/live", get(live))
@@ -278,6 +282,29 @@ async fn call(
     Ok(Json(call_json(&c)))
 }
 
+/// "Diagnose this call": the doctor's rules over what was recorded
+/// (`gatewise_core::diagnose::call`).
+async fn diagnosis(
+    State(admin): State<Admin>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let id = request_id.clone();
+    let found = with_store(&admin, move |s| s.get(&id)).await?;
+    let c = found
+        .ok_or_else(|| AdminError::NotFound(format!("no call with request id {request_id:?}")))?;
+    let report = gatewise_core::Report::new(
+        format!("call {}", c.record.request_id),
+        gatewise_core::diagnose::call::diagnose(&c.record),
+    );
+    Ok(Json(json!({
+        "request_id": c.record.request_id,
+        "status": c.record.status,
+        "reason": c.record.reason,
+        "verdict": report.verdict,
+        "findings": report.findings,
+    })))
+}
+
 /// Query parameters of `GET /api/v1/stats`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,6 +415,28 @@ async fn state(State(admin): State<Admin>) -> Json<Value> {
         "gateway": gateway,
         "call_log": call_log,
     }))
+}
+
+/// Prometheus: the gateway's families, then the call log's writer, then
+/// `# EOF`.
+async fn metrics(State(admin): State<Admin>) -> Result<Response, AdminError> {
+    let mut out = String::with_capacity(8 * 1024);
+    let failed = |e: std::fmt::Error| AdminError::Internal(format!("encoding metrics: {e}"));
+    if let Some(g) = &admin.gateway {
+        g.encode_metrics(&mut out).map_err(failed)?;
+    }
+    if let Some(w) = &admin.writer {
+        crate::metrics::encode_writer(&w(), &mut out).map_err(failed)?;
+    }
+    prometheus_client::encoding::text::encode_eof(&mut out).map_err(failed)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 async fn openapi() -> Response {

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 
 use gatewise_core::clock::Clock;

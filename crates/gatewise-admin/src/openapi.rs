@@ -83,6 +83,13 @@ pub fn document() -> Value {
                 "responses": {
                     "200": {"description": "the newest call with this request id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Call"}}}},
                     "404": problem, "401": problem, "503": problem}}},
+            "/api/v1/calls/{request_id}/diagnosis": {"get": {
+                "summary": "Diagnose this call: the doctor's rules over what was recorded (reason code explained with cause and fix, upstream errors, inspector findings)",
+                "security": secured,
+                "parameters": [{"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "findings (rule, code, severity, title, evidence, spec, cause, fix) and a verdict", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "404": problem, "401": problem, "503": problem}}},
             "/api/v1/stats": {"get": {
                 "summary": "Calls, error rate, latency percentiles and top reason codes per minute or hour",
                 "security": secured,
@@ -97,6 +104,7 @@ pub fn document() -> Value {
                 "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, the call log's writer",
                 "security": secured,
                 "responses": {"200": {"description": "state"}, "401": problem}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; call-log queue, spool and drops; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": secured, "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
     })
@@ -115,9 +123,11 @@ mod tests {
             "/ready",
             "/api/v1/calls",
             "/api/v1/calls/{request_id}",
+            "/api/v1/calls/{request_id}/diagnosis",
             "/api/v1/stats",
             "/api/v1/state",
             "/api/v1/openapi.json",
+            "/metrics",
         ] {
             assert!(paths.contains_key(p), "{p} is not documented");
         }

@@ -181,6 +181,20 @@ async fn calls_are_filtered_paginated_and_fetched_one_by_one() {
     assert_eq!(one["reason"], "jwt-expired");
     assert_eq!(one["trace"][0]["step"], "route");
     assert_eq!(one["error"], true);
+    // Diagnose this call: the reason explained with cause and fix.
+    let (s, _, d) = w.get("/api/v1/calls/req-5/diagnosis").await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["findings"][0]["code"], "call-jwt-expired", "{d}");
+    assert_eq!(d["findings"][0]["rule"], "GW-02");
+    assert!(
+        d["findings"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("refresh")
+    );
+    let (_, _, d) = w.get("/api/v1/calls/req-7/diagnosis").await;
+    assert_eq!(d["findings"].as_array().map(Vec::len), Some(0), "{d}");
+    assert_eq!(w.get("/api/v1/calls/nope/diagnosis").await.0, 404);
     let (s, ct, v) = w.get("/api/v1/calls/nope").await;
     assert_eq!((s, ct.as_str()), (404, "application/problem+json"));
     assert_eq!(v["code"], "not-found");
@@ -293,4 +307,61 @@ async fn without_a_call_log_the_api_says_so_and_state_still_answers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_status_and_reason() {
+    use gatewise_config::model::{DynamicConfig, PathMatch, Route, Upstream};
+    use gatewise_gateway::server::Running;
+    let echo = gatewise_test_support::servers::echo().await;
+    let config = DynamicConfig {
+        upstreams: vec![Upstream::new("echo", vec![format!("http://{echo}")])],
+        routes: vec![Route::new(
+            "public",
+            PathMatch::Prefix("/public".into()),
+            "echo",
+        )],
+        ..DynamicConfig::default()
+    };
+    let running = Running::local(config, Arc::new(FixedClock(NOW_S)))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/public/a", "/public/b", "/nowhere"] {
+        http.get(format!("http://{}{path}", running.addr))
+            .send()
+            .await
+            .unwrap();
+    }
+    let admin = Admin::new(Arc::new(FixedClock(NOW_S)))
+        .with_gateway(Arc::clone(&running.gateway))
+        .with_writer(Arc::new(|| gatewise_store::Counters {
+            queued: 7,
+            dropped: 1,
+            ..Default::default()
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(admin.serve(listener, std::future::pending()));
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text().await.unwrap();
+    for line in [
+        "gatewise_requests_total{route=\"public\",status=\"200\",reason=\"\"} 2",
+        "gatewise_requests_total{route=\"\",status=\"404\",reason=\"route-not-found\"} 1",
+        "gatewise_request_duration_seconds_count{route=\"public\"} 2",
+        "gatewise_calllog_queued_total 7",
+        "gatewise_calllog_dropped_total 1",
+        "gatewise_config_version 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1);
 }

@@ -18,6 +18,7 @@ pub mod calls;
 pub mod inspect;
 pub mod introspect;
 pub mod keys;
+pub mod metrics;
 pub mod problem;
 pub mod proxy;
 pub mod ratelimit;

@@ -66,6 +66,8 @@ pub struct State {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     /// Per route (same index), its rate limiter.
     limiters: Vec<Option<Arc<dyn Limiter>>>,
+    /// Per route (same index), its name as metric labels take it.
+    route_names: Vec<Arc<str>>,
     introspectors: HashMap<String, Arc<Introspection>>,
 }
 
@@ -138,7 +140,13 @@ impl State {
                     .map(|rl| Arc::new(LocalLimiter::new(rl)) as Arc<dyn Limiter>)
             })
             .collect();
+        let route_names = config
+            .routes
+            .iter()
+            .map(|r| Arc::from(r.name.as_str()))
+            .collect();
         Ok(State {
+            route_names,
             table: RouteTable::new(&config.routes),
             config,
             pools,
@@ -168,6 +176,7 @@ pub struct Gateway {
     calls: Option<CallLogging>,
     config_version: AtomicU64,
     last_reload: std::sync::Mutex<Option<crate::status::ReloadEvent>>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -225,6 +234,7 @@ impl Gateway {
             calls: None,
             config_version: AtomicU64::new(1),
             last_reload: std::sync::Mutex::new(None),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
@@ -283,6 +293,12 @@ impl Gateway {
                 error,
             });
         }
+    }
+
+    /// The Prometheus metrics as OpenMetrics text, without the final
+    /// `# EOF` (the admin listener appends its own families, then ends it).
+    pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
+        self.metrics.encode(&self.status(), out)
     }
 
     /// What the gateway is doing now (the admin API's state page).
@@ -358,18 +374,26 @@ impl Gateway {
         let request_id = self.request_id(req.headers());
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let state = self.state.load_full();
+        let started = tokio::time::Instant::now();
         let mut call = self
             .calls
             .as_ref()
             .map(|c| c.begin(&req, peer, &request_id, self.clock.unix_millis()));
+        let mut matched = None;
         match self
-            .route_and_forward(&state, req, peer, &request_id, &mut call)
+            .route_and_forward(&state, req, peer, &request_id, &mut call, &mut matched)
             .await
         {
             Ok(mut resp) => {
                 if let Ok(v) = HeaderValue::from_str(&request_id) {
                     resp.headers_mut().insert("x-request-id", v);
                 }
+                self.metrics.observe(
+                    matched.and_then(|i| state.route_names.get(i)),
+                    resp.status().as_u16(),
+                    "",
+                    started.elapsed().as_secs_f64(),
+                );
                 match call {
                     Some(p) => {
                         let (parts, body) = resp.into_parts();
@@ -395,6 +419,12 @@ impl Gateway {
                 );
                 let reason = denial.reason;
                 let resp = denial.into_response(REALM, &request_id);
+                self.metrics.observe(
+                    matched.and_then(|i| state.route_names.get(i)),
+                    resp.status().as_u16(),
+                    reason,
+                    started.elapsed().as_secs_f64(),
+                );
                 if let Some(p) = call {
                     calls::refused(p, reason, &resp);
                 }
@@ -410,6 +440,7 @@ impl Gateway {
         peer: Peer,
         request_id: &str,
         call: &mut Option<Pending>,
+        matched: &mut Option<usize>,
     ) -> Result<Response<Body>, Denial> {
         let (parts, incoming) = req.into_parts();
         let path = parts.uri.path();
@@ -429,6 +460,7 @@ impl Gateway {
             note(call, t, Step::Route, Outcome::Refused, Some(d.reason));
             return Err(d);
         };
+        *matched = Some(index);
         if let Some(c) = call.as_mut() {
             c.record.route = Some(route.name.clone());
         }

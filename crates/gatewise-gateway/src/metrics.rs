@@ -1,0 +1,224 @@
+//! Prometheus metrics (OpenMetrics text): requests by route, status and
+//! reason code, and a latency histogram per route, recorded on the request
+//! path; counters the gateway keeps anyway (issuers' key fetches, `kid`
+//! misses, signature checks, cache hits, inspector findings) are read at
+//! scrape time instead of being counted twice.
+//!
+//! The registry belongs to the [`Gateway`](crate::Gateway), not to the
+//! process, so several gateways (tests) never mix their figures.
+
+use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// Latency buckets, seconds: 250 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: Arc<str>,
+    status: u16,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The request-path metrics of one gateway.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    no_route: Arc<str>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "gatewise_requests",
+            "Requests by route, status and reason code (empty reason: the upstream answered)",
+            requests.clone(),
+        );
+        let duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "gatewise_request_duration_seconds",
+            "Time from the request to the response head, by route",
+            duration.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            no_route: Arc::from(""),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request (`route` `None`: no route matched).
+    pub fn observe(
+        &self,
+        route: Option<&Arc<str>>,
+        status: u16,
+        reason: &'static str,
+        seconds: f64,
+    ) {
+        let route = route.unwrap_or(&self.no_route);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: Arc::clone(route),
+                status,
+                reason,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&RouteLabels {
+                route: Arc::clone(route),
+            })
+            .observe(seconds);
+    }
+
+    /// Writes the request-path metrics and the gateway's other counters
+    /// (from `status`) as OpenMetrics text, without the final `# EOF` (the
+    /// caller may append more families and then ends the exposition).
+    pub fn encode(
+        &self,
+        status: &crate::status::GatewayStatus,
+        out: &mut String,
+    ) -> std::fmt::Result {
+        text::encode_registry(out, &self.registry)?;
+        text::encode_registry(out, &scrape_time(status))
+    }
+}
+
+/// The counters the gateway keeps elsewhere, as metric families built at
+/// scrape time.
+fn scrape_time(s: &crate::status::GatewayStatus) -> Registry {
+    let mut r = Registry::default();
+    let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        r.register(name, help, c);
+    };
+    counter(
+        &mut r,
+        "gatewise_signature_checks",
+        "JWT signature verifications (verified-token cache misses that reached a key)",
+        s.counters.signature_checks,
+    );
+    counter(
+        &mut r,
+        "gatewise_token_cache_hits",
+        "Tokens found in the verified-token cache",
+        s.counters.token_cache_hits,
+    );
+    let version = Gauge::<i64>::default();
+    version.set(i64::try_from(s.config_version).unwrap_or(i64::MAX));
+    r.register(
+        "gatewise_config_version",
+        "Incremented by every applied reload",
+        version,
+    );
+    let issuer_counter =
+        |r: &mut Registry, name: &str, help: &str, get: fn(&crate::status::IssuerStatus) -> u64| {
+            let f = Family::<IssuerLabels, Counter>::default();
+            for i in &s.issuers {
+                f.get_or_create(&IssuerLabels {
+                    issuer: i.name.clone(),
+                })
+                .inc_by(get(i));
+            }
+            r.register(name, help, f);
+        };
+    issuer_counter(
+        &mut r,
+        "gatewise_jwks_fetches",
+        "JWKS fetches attempted, by issuer",
+        |i| i.fetches,
+    );
+    issuer_counter(
+        &mut r,
+        "gatewise_jwks_fetch_errors",
+        "JWKS fetches that failed, by issuer",
+        |i| i.fetch_errors,
+    );
+    issuer_counter(
+        &mut r,
+        "gatewise_jwks_kid_refetches",
+        "JWKS refetches caused by an unknown kid, by issuer",
+        |i| i.kid_refetches,
+    );
+    issuer_counter(
+        &mut r,
+        "gatewise_jwt_kid_unknown",
+        "Tokens refused because their kid stayed unknown, by issuer",
+        |i| i.kid_unknown,
+    );
+    let issuer_gauge =
+        |r: &mut Registry, name: &str, help: &str, get: fn(&crate::status::IssuerStatus) -> i64| {
+            let f = Family::<IssuerLabels, Gauge>::default();
+            for i in &s.issuers {
+                f.get_or_create(&IssuerLabels {
+                    issuer: i.name.clone(),
+                })
+                .set(get(i));
+            }
+            r.register(name, help, f);
+        };
+    issuer_gauge(
+        &mut r,
+        "gatewise_jwks_keys",
+        "Keys loaded now, by issuer",
+        |i| i64::try_from(i.kids.len()).unwrap_or(i64::MAX),
+    );
+    issuer_gauge(
+        &mut r,
+        "gatewise_issuer_clock_ahead_seconds",
+        "Largest iat ahead of the gateway's clock seen, by issuer (clock skew estimate)",
+        |i| i64::try_from(i.clock_ahead_max_secs).unwrap_or(i64::MAX),
+    );
+    let findings = Family::<CodeLabels, Counter>::default();
+    for (code, n) in &s.inspector_findings {
+        findings
+            .get_or_create(&CodeLabels { code: code.clone() })
+            .inc_by(*n);
+    }
+    r.register(
+        "gatewise_inspector_findings",
+        "Findings of the OAuth exchange inspector in upstream responses, by finding code",
+        findings,
+    );
+    r
+}

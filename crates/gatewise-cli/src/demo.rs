@@ -1,9 +1,11 @@
 //! `gatewise demo`: the embedded authorization server, the gateway and a
-//! small API behind it, in one process with nothing to write to disk. It
-//! prints the curls that get a token, call the API, and fail (with the
-//! problem document the gateway answers and the doctor command that
-//! explains it). `--check` makes those calls itself and exits 0 only when
-//! each gives the expected answer.
+//! small API behind it, in one process, with the call log (SQLite in a
+//! temporary directory, removed at exit) and the admin listener with the
+//! dashboard. It prints the curls that get a token, call the API, and fail
+//! (with the problem document the gateway answers and the doctor command
+//! that explains it), and where to see every call. `--check` makes those
+//! calls itself, reads them back through the admin API, and exits 0 only
+//! when each gives the expected answer.
 
 use anyhow::{Context as _, bail};
 use axum::Json;
@@ -30,6 +32,12 @@ pub(crate) struct Demo {
     /// Demo API (upstream) address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     api: SocketAddr,
+    /// Admin listener (API and dashboard) address.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    admin: SocketAddr,
+    /// Do not open the dashboard in a browser.
+    #[arg(long)]
+    no_open: bool,
     /// Run the demo's calls, report, and exit (0 when all behave as
     /// described). Uses free ports unless addresses are given.
     #[arg(long)]
@@ -50,7 +58,7 @@ async fn bind(
         addr
     };
     tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} (use --listen/--authz/--api to pick other ports)")
+        format!("cannot listen on {addr} (use --listen/--authz/--api/--admin to pick other ports)")
     })
 }
 
@@ -113,10 +121,12 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
     let authz_l = bind(args.authz, args.check, 9100).await?;
     let api_l = bind(args.api, args.check, 9000).await?;
     let gw_l = bind(args.listen, args.check, 8080).await?;
-    let (authz_addr, api_addr, gw_addr) = (
+    let admin_l = bind(args.admin, args.check, 9901).await?;
+    let (authz_addr, api_addr, gw_addr, admin_addr) = (
         authz_l.local_addr()?,
         api_l.local_addr()?,
         gw_l.local_addr()?,
+        admin_l.local_addr()?,
     );
     let issuer = format!("http://{authz_addr}");
     let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
@@ -133,10 +143,28 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
     tokio::spawn(async move { axum::serve(authz_l, router).await });
     tokio::spawn(async move { axum::serve(api_l, api_router()).await });
 
-    let gateway = Arc::new(Gateway::new(config(&issuer, api_addr), Arc::clone(&clock))?);
+    // The call log in a temporary directory, removed when the demo ends.
+    let data = tempdir()?;
+    let log_config = CallLogConfig {
+        path: data.0.join("calls.db"),
+        spool_dir: data.0.join("spool"),
+        ..CallLogConfig::default()
+    };
+    let call_log = crate::calls::start(&log_config)?;
+    let gateway = Arc::new(
+        Gateway::new(config(&issuer, api_addr), Arc::clone(&clock))?
+            .with_call_log(call_log.logging.clone()),
+    );
     if let Some((name, e)) = gateway.load_keys().await.into_iter().next() {
         bail!("the demo gateway could not load the keys of issuer {name}: {e}");
     }
+    let admin = gatewise_admin::Admin::new(Arc::clone(&clock))
+        .with_gateway(Arc::clone(&gateway))
+        .with_calls(Box::new(gatewise_store::SqliteCallLog::open(
+            &log_config.path,
+        )?))
+        .with_writer(Arc::clone(&call_log.counters));
+    let admin_task = tokio::spawn(admin.serve(admin_l, std::future::pending()));
     let mut stat = StaticConfig::local(gw_addr);
     stat.shutdown_grace = Duration::from_secs(2);
     let running = server::Running::spawn(gw_l, gateway, stat, None)?;
@@ -149,19 +177,20 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         600,
     )?;
     let api = format!("http://{gw_addr}/api/orders");
+    let dashboard = format!("http://{admin_addr}");
     let get_token = format!(
         "curl -s -u demo-client:{secret} -d grant_type=client_credentials -d scope=orders.read -d resource={RESOURCE} http://{authz_addr}/token"
     );
 
     let code = if args.check {
         check(
-            &get_token,
             &api,
             &issuer,
             &secret,
             &expired,
             &other_aud,
             &authz_addr.to_string(),
+            &dashboard,
         )
         .await
     } else {
@@ -190,23 +219,73 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         say!(
             "4. Or a token for another audience (401 jwt-aud-mismatch):\n\n  curl -si -H \"Authorization: Bearer {other_aud}\" {api}\n"
         );
+        say!(
+            "5. See every call, its decision trace and the doctor's diagnosis in the dashboard:\n\n  {dashboard}/\n\n   or ask the admin API:\n\n  curl -s '{dashboard}/api/v1/calls?status=error'\n  curl -s {dashboard}/api/v1/calls/REQUEST_ID/diagnosis   (REQUEST_ID: the x-request-id of a call)\n"
+        );
+        if !args.no_open {
+            open_browser(&format!("{dashboard}/"));
+        }
         say!("Press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
         0
     };
     running.stop().await?;
+    admin_task.abort();
+    call_log.shutdown().await;
+    drop(data);
     Ok(code)
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> anyhow::Result<TempDir> {
+    let dir = std::env::temp_dir().join(format!("gatewise-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the demo's directory {}", dir.display()))?;
+    Ok(TempDir(dir))
+}
+
+/// Opens `url` in the desktop's browser when there is one (a terminal with
+/// a display); says nothing when there is none.
+fn open_browser(url: &str) {
+    use std::io::IsTerminal as _;
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| crate::input::env(v).is_some_and(|d| !d.is_empty()));
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if has_display {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    if let Some(cmd) = opener
+        && std::io::stdout().is_terminal()
+    {
+        let _ = std::process::Command::new(cmd)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }
 
 /// The demo's calls, made and checked; prints one line per step.
 async fn check(
-    _shown: &str,
     api: &str,
     issuer: &str,
     secret: &str,
     expired: &str,
     other_aud: &str,
     authz: &str,
+    dashboard: &str,
 ) -> u8 {
     let http = reqwest::Client::new();
     let mut failures = 0;
@@ -284,5 +363,74 @@ async fn check(
             ),
         );
     }
+    // The call log, read back through the admin API: the four calls, the
+    // refusals with their reasons, and the doctor's diagnosis of one.
+    let mut calls: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        let page: Option<Value> = async {
+            http.get(format!("{dashboard}/api/v1/calls?limit=100"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        }
+        .await;
+        calls = page
+            .and_then(|p| p["calls"].as_array().cloned())
+            .unwrap_or_default();
+        if calls.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reasons: Vec<&str> = calls.iter().filter_map(|c| c["reason"].as_str()).collect();
+    step(
+        reasons.contains(&"jwt-expired") && reasons.contains(&"jwt-aud-mismatch"),
+        format!(
+            "{dashboard}/api/v1/calls: {} calls recorded, reasons {reasons:?}",
+            calls.len()
+        ),
+    );
+    let expired_id = calls
+        .iter()
+        .find(|c| c["reason"] == "jwt-expired")
+        .and_then(|c| c["request_id"].as_str())
+        .unwrap_or("none");
+    let diagnosis: Option<Value> = async {
+        http.get(format!("{dashboard}/api/v1/calls/{expired_id}/diagnosis"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+    .await;
+    let first = diagnosis
+        .as_ref()
+        .and_then(|d| d["findings"][0]["code"].as_str())
+        .unwrap_or("none")
+        .to_owned();
+    step(
+        first == "call-jwt-expired",
+        format!("diagnosis of the expired-token call: {first}"),
+    );
+    let metrics = async {
+        http.get(format!("{dashboard}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+    .await
+    .unwrap_or_default();
+    step(
+        metrics.contains("reason=\"jwt-expired\"} 1"),
+        format!("{dashboard}/metrics counts the refusals by reason"),
+    );
     if failures == 0 { 0 } else { 1 }
 }

@@ -11,6 +11,7 @@
 //! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters |
 //! | `GET /api/v1/openapi.json` | the OpenAPI document of this API |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
+//! | `GET /`, `/dashboard.js`, ... | the web dashboard ([`crate::dashboard`]), no token |
 
 use crate::Admin;
 use crate::error::AdminError;
@@ -42,6 +43,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/live", get(live))
         .route("/ready", get(ready))
         .merge(api)
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .with_state(admin)
 }

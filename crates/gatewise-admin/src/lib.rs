@@ -11,6 +11,7 @@
 #![recursion_limit = "512"]
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

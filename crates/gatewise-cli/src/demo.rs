@@ -432,5 +432,18 @@ async fn check(
         metrics.contains("reason=\"jwt-expired\"} 1"),
         format!("{dashboard}/metrics counts the refusals by reason"),
     );
+    let page = async {
+        let r = http.get(format!("{dashboard}/")).send().await.ok()?;
+        let html = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        let body = r.text().await.ok()?;
+        Some(html && body.contains("dashboard.js"))
+    }
+    .await
+    .unwrap_or(false);
+    step(page, format!("{dashboard}/ serves the dashboard"));
     if failures == 0 { 0 } else { 1 }
 }

@@ -12,7 +12,8 @@
 //! - Codes live 60 s and are single use; presenting a used code revokes
 //!   the refresh token family it produced.
 //! - Refresh tokens rotate: each use returns a new one; presenting an
-//!   already used one revokes the whole family.
+//!   already used one revokes the whole family, and so does revoking any of
+//!   them (RFC 7009).
 //! - The authorization response carries `iss` (RFC 9207).
 
 use crate::server::{Authz, random_id, token_hash};
@@ -603,6 +604,45 @@ pub(crate) fn refresh(
         refresh: Some(t),
         // OIDC Core §12.2: a refreshed ID token keeps the original auth_time.
         id_token_for: openid.then_some((rec.auth_time, None)),
+    })
+}
+
+/// Revokes a refresh token issued to `client_id` (RFC 7009 §2: servers MUST
+/// support revoking refresh tokens), with every token rotated from the same
+/// grant: the whole family, as RFC 7009 §2.1 allows ("MAY revoke the
+/// respective access grant"). Returns whether `token` was such a refresh
+/// token; one issued to another client is left alone (RFC 7009 §2.1: the
+/// server verifies the token was issued to the client asking).
+pub(crate) fn revoke_refresh(a: &Authz, client_id: &str, token: &str) -> bool {
+    let mut st = a.flows();
+    let family = match st.refresh.get(&token_hash(token)) {
+        Some(rec) if rec.client_id == client_id => rec.family.clone(),
+        _ => return false,
+    };
+    st.revoked_families.insert(family);
+    true
+}
+
+/// The introspection answer for a refresh token issued to `client_id`
+/// (RFC 7662 §2.1: the `token` may be a refresh token; §2.2: it is active
+/// while it can be used), or `None` when `token` is no such refresh token.
+/// A rotated, revoked or expired one is inactive. Only the client it was
+/// issued to learns about it (RFC 7662 §4 lets the server restrict this).
+pub(crate) fn refresh_introspection(a: &Authz, client_id: &str, token: &str) -> Option<Value> {
+    let now = a.now();
+    let st = a.flows();
+    let rec = st
+        .refresh
+        .get(&token_hash(token))
+        .filter(|r| r.client_id == client_id)?;
+    let active = !rec.used && rec.exp > now && !st.revoked_families.contains(&rec.family);
+    Some(if active {
+        json!({
+            "active": true, "iss": a.issuer(), "client_id": rec.client_id, "sub": rec.user,
+            "scope": rec.scope, "exp": rec.exp,
+        })
+    } else {
+        json!({"active": false})
     })
 }
 

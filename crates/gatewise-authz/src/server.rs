@@ -1,7 +1,7 @@
 //! The HTTP endpoints and the OAuth error responses (RFC 6749 §5.2).
 
 use crate::AuthzError;
-use crate::clients::{AuthFailure, ClientSpec, Registry};
+use crate::clients::{AuthFailure, AuthMethod, ClientSpec, Registry};
 use crate::faults::{self, Endpoint, Fault};
 use crate::flow::{self, FlowState, User, UserSpec};
 use crate::keys::KeyRing;
@@ -738,21 +738,29 @@ async fn authorize_post(State(a): State<Arc<Authz>>, body: Bytes) -> Response {
 async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = form(&body);
     let auth = authorization(&headers);
-    if let Err(f) = a.registry.authenticate(auth, &form) {
-        return client_error(&f, auth.is_some());
-    }
+    let client = match a.registry.authenticate(auth, &form) {
+        // RFC 7662 §2.1: the endpoint MUST require authorization (against
+        // token scanning); a public client's bare `client_id` is none.
+        Ok((_, AuthMethod::None)) => {
+            return client_error(&AuthFailure::Missing, false);
+        }
+        Ok((c, _)) => c,
+        Err(f) => return client_error(&f, auth.is_some()),
+    };
     let token = form
         .iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
+    // RFC 7662 §2.1: access or refresh token, whatever `token_type_hint` says.
     let doc = match a.active_claims(token) {
         Some(Value::Object(mut m)) => {
             m.insert("active".into(), Value::Bool(true));
             m.insert("token_type".into(), json!("Bearer"));
             Value::Object(m)
         }
-        _ => json!({"active": false}),
+        _ => flow::refresh_introspection(&a, &client.spec.id, token)
+            .unwrap_or_else(|| json!({"active": false})),
     };
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(doc)).into_response()
 }
@@ -770,7 +778,12 @@ async fn revoke(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) ->
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
     // RFC 7009 §2.2: 200 whether or not the token was known; only the
-    // client the token was issued to may revoke it.
+    // client the token was issued to may revoke it. Refresh tokens first
+    // (RFC 7009 §2: revoking them is a MUST), then access tokens;
+    // `token_type_hint` is only a hint (§2.1), so both are searched.
+    if flow::revoke_refresh(&a, &client.spec.id, token) {
+        return StatusCode::OK.into_response();
+    }
     if let Some(claims) = a.active_claims(token)
         && claims.get("client_id").and_then(Value::as_str) == Some(client.spec.id.as_str())
     {

@@ -339,3 +339,117 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         "the newest token of a revoked family must not work either"
     );
 }
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_family() {
+    let s = start().await;
+    let native = "http://127.0.0.1:50001/callback";
+    let q = query(
+        s.sign_in("demo-native", native, "wonderland")
+            .await
+            .headers()["location"]
+            .to_str()
+            .unwrap(),
+    );
+    let (_, body) = s
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "demo-native"),
+                ("code", &q["code"]),
+                ("redirect_uri", native),
+                ("code_verifier", VERIFIER),
+            ],
+            None,
+        )
+        .await;
+    let rt1 = body["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        let s = &s;
+        async move {
+            s.token(
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "demo-native"),
+                    ("refresh_token", &t),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let (status, b2) = refresh(rt1).await;
+    assert_eq!(status, 200, "{b2}");
+    let rt2 = b2["refresh_token"].as_str().unwrap().to_owned();
+    let revoke = |client: Vec<(&'static str, String)>, basic: Option<(String, String)>| {
+        let s = &s;
+        let token = rt2.clone();
+        async move {
+            let mut form = client;
+            form.push(("token", token));
+            form.push(("token_type_hint", "refresh_token".into()));
+            let mut r = s.http.post(format!("{}/revoke", s.base)).form(&form);
+            if let Some((id, secret)) = basic {
+                r = r.basic_auth(id, Some(secret));
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    // Another client may not revoke it (RFC 7009 §2.1); the answer is 200
+    // all the same (§2.2), and the token still works afterwards.
+    assert_eq!(
+        revoke(vec![], Some(("demo-web".into(), s.web_secret.clone()))).await,
+        200
+    );
+    let (status, b3) = refresh(rt2.clone()).await;
+    assert_eq!(
+        status, 200,
+        "another client's revocation must not count: {b3}"
+    );
+    let rt3 = b3["refresh_token"].as_str().unwrap().to_owned();
+    // RFC 7662 §2.1: refresh tokens are introspected for their own client only
+    // (tests/interop_python.rs has a confidential client's positive case).
+    let introspect = |form: Vec<(&'static str, String)>, basic: Option<(String, String)>| {
+        let s = &s;
+        async move {
+            let mut r = s.http.post(format!("{}/introspect", s.base)).form(&form);
+            if let Some((id, secret)) = basic {
+                r = r.basic_auth(id, Some(secret));
+            }
+            r.send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    // A public client cannot introspect: RFC 7662 §2.1 requires the caller
+    // to be authorized, and a bare client_id proves nothing.
+    let i = introspect(
+        vec![
+            ("client_id", "demo-native".to_owned()),
+            ("token", rt3.clone()),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(i["error"], "invalid_client", "{i}");
+    let i = introspect(
+        vec![("token", rt3.clone())],
+        Some(("demo-web".into(), s.web_secret.clone())),
+    )
+    .await;
+    assert_eq!(i, serde_json::json!({"active": false}), "another client's");
+    // Its own client revokes the (now rotated) rt2: RFC 7009 §2 makes
+    // revoking refresh tokens a MUST; the whole family goes, rt3 included.
+    assert_eq!(
+        revoke(vec![("client_id", "demo-native".into())], None).await,
+        200
+    );
+    let (status, e) = refresh(rt3).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    assert!(
+        e["error_description"].as_str().unwrap().contains("revoked"),
+        "{e}"
+    );
+}

@@ -1,15 +1,20 @@
 //! Filtered queries over a large call log (issue 6: under 200 ms over 10
 //! million records). Builds a database of `GATEWISE_BENCH_ROWS` calls
 //! (default 1,000,000) spread over one day, then times the admin API's
-//! typical questions.
+//! typical questions: in SQLite, and in PostgreSQL when
+//! `GATEWISE_TEST_PG_URL` is set (a database of the benchmark's own,
+//! dropped afterwards).
 
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatewise_core::calllog::{CallRecord, Outcome, Step, TraceStep, mask_headers};
 use gatewise_store::{
-    CallLog, CallQuery, Cursor, KeyedRecord, RecordKey, SqliteCallLog, StatsQuery,
+    CallLog, CallQuery, Cursor, KeyedRecord, PostgresCallLog, RecordKey, SqliteCallLog, StatsQuery,
 };
+
+#[path = "support/pg.rs"]
+mod pg;
 
 const DAY_MS: u64 = 86_400_000;
 const START: u64 = 1_780_000_000_000 / DAY_MS * DAY_MS;
@@ -63,39 +68,37 @@ fn record(i: u64, n: u64) -> CallRecord {
     r
 }
 
-fn queries(c: &mut Criterion) {
-    let n = rows();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("calls.db");
-    {
-        let mut store = SqliteCallLog::open(&path).unwrap();
-        let mut batch = Vec::with_capacity(10_000);
-        for i in 0..n {
-            batch.push(KeyedRecord {
-                key: RecordKey {
-                    writer: 1,
-                    seq: i as i64,
-                },
-                record: record(i, n),
-            });
-            if batch.len() == 10_000 {
-                store.append(&batch).unwrap();
-                batch.clear();
-            }
+/// Appends the benchmark's `n` calls.
+fn fill(store: &mut dyn CallLog, n: u64) {
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        batch.push(KeyedRecord {
+            key: RecordKey {
+                writer: 1,
+                seq: i as i64,
+            },
+            record: record(i, n),
+        });
+        if batch.len() == 10_000 {
+            store.append(&batch).unwrap();
+            batch.clear();
         }
-        store.append(&batch).unwrap();
-        // What the writer's retention pass does now and then.
-        store
-            .retain(
-                &gatewise_store::Retention {
-                    max_rows: Some(u64::MAX),
-                    ..Default::default()
-                },
-                START,
-            )
-            .unwrap();
     }
-    let mut store = SqliteCallLog::open(&path).unwrap();
+    store.append(&batch).unwrap();
+    // What the writer's retention pass does now and then.
+    store
+        .retain(
+            &gatewise_store::Retention {
+                max_rows: Some(u64::MAX),
+                ..Default::default()
+            },
+            START,
+        )
+        .unwrap();
+}
+
+/// Times the admin API's questions on a store holding the `n` calls.
+fn bench_store(c: &mut Criterion, group: &str, store: &mut dyn CallLog, n: u64) {
     assert_eq!(store.count().unwrap(), n);
     let s = |v: &str| Some(v.to_owned());
     let mid = START + DAY_MS / 2;
@@ -154,7 +157,7 @@ fn queries(c: &mut Criterion) {
             },
         ),
     ];
-    let mut g = c.benchmark_group(format!("query_{n}_rows"));
+    let mut g = c.benchmark_group(format!("{group}_{n}_rows"));
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(3));
     g.warm_up_time(Duration::from_secs(1));
@@ -172,6 +175,15 @@ fn queries(c: &mut Criterion) {
         b.iter(|| store.stats(&hour).unwrap())
     });
     g.finish();
+}
+
+fn queries(c: &mut Criterion) {
+    let n = rows();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.db");
+    fill(&mut SqliteCallLog::open(&path).unwrap(), n);
+    let mut store = SqliteCallLog::open(&path).unwrap();
+    bench_store(c, "query", &mut store, n);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     report(format!(
         "database: {n} rows, {} MB, {} bytes/row",
@@ -185,5 +197,23 @@ fn report(line: String) {
     println!("{line}");
 }
 
-criterion_group!(benches, queries);
+fn postgres_queries(c: &mut Criterion) {
+    let Some(db) = pg::BenchDb::create() else {
+        return;
+    };
+    let n = rows();
+    let mut store = PostgresCallLog::open(&db.url).unwrap();
+    fill(&mut store, n);
+    // Statistics and the visibility map, as autovacuum would leave them.
+    pg::pg_exec(&db.url, "VACUUM (ANALYZE) gatewise_calls");
+    bench_store(c, "pg_query", &mut store, n);
+    let size = store.used_bytes().unwrap_or(0);
+    report(format!(
+        "postgres: {n} rows, {} MB, {} bytes/row",
+        size / 1_000_000,
+        size / n.max(1)
+    ));
+}
+
+criterion_group!(benches, queries, postgres_queries);
 criterion_main!(benches);

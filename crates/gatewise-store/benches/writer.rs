@@ -1,9 +1,15 @@
-//! Call records per second into SQLite: through the writer (send on the
-//! request path, batched by the writer thread, flushed by shutdown) and,
-//! for reference, straight `append`s of 1,000-record batches.
+//! Call records per second into SQLite and PostgreSQL: through the writer
+//! (send on the request path, batched by the writer thread, flushed by
+//! shutdown) and, for reference, straight `append`s of 1,000-record
+//! batches.
 //!
 //! Issue 6's target: the writer sustains at least 50,000 records/s into
 //! SQLite on this machine.
+//!
+//! PostgreSQL: set `GATEWISE_TEST_PG_URL` (a role that may create
+//! databases; `.ci/run` shows how to start a throwaway server) and the
+//! `calllog_postgres` group runs in a database of its own, dropped
+//! afterwards; without it that group is skipped with a notice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +19,14 @@ use gatewise_core::calllog::{
     CallRecord, Outcome, Step, TraceStep, mask_headers, record_path, token_fingerprint,
 };
 use gatewise_core::clock::FixedClock;
-use gatewise_store::{CallLog, KeyedRecord, RecordKey, SqliteCallLog, Writer, WriterConfig};
+use gatewise_store::{
+    CallLog, KeyedRecord, PostgresCallLog, RecordKey, SqliteCallLog, Writer, WriterConfig,
+};
+
+#[path = "support/pg.rs"]
+mod pg;
+
+use pg::BenchDb;
 
 const N: u64 = 50_000;
 
@@ -134,5 +147,74 @@ fn through_writer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, through_writer);
+fn into_postgres(c: &mut Criterion) {
+    let Some(db) = BenchDb::create() else {
+        return;
+    };
+    // Creates the schema.
+    drop(PostgresCallLog::open(&db.url).unwrap());
+    let records: Vec<CallRecord> = (0..N).map(record).collect();
+    let mut g = c.benchmark_group("calllog_postgres");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(30));
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("writer_into_postgres", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                db.empty();
+                let dir = tempfile::tempdir().unwrap();
+                let store = PostgresCallLog::open(&db.url).unwrap();
+                let mut config =
+                    WriterConfig::new(dir.path().join("spool"), Arc::new(FixedClock(0)));
+                // Room for the whole run: this measures the writer's
+                // sustained rate into PostgreSQL, not the spool.
+                config.channel_capacity = 4 * N as usize;
+                let (tx, handle) = Writer::start(store, config).unwrap();
+                let batch = records.clone();
+                #[allow(clippy::disallowed_methods)]
+                let t = Instant::now();
+                for r in batch {
+                    tx.send(r);
+                }
+                let counters = handle.shutdown().unwrap();
+                total += t.elapsed();
+                assert_eq!(counters.written + counters.replayed, N, "{counters:?}");
+                assert_eq!(counters.spooled, 0, "{counters:?}");
+            }
+            total
+        })
+    });
+    g.bench_function("append_1000_batches", |b| {
+        let keyed: Vec<KeyedRecord> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| KeyedRecord {
+                key: RecordKey {
+                    writer: 1,
+                    seq: i as i64,
+                },
+                record: r.clone(),
+            })
+            .collect();
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                db.empty();
+                let mut store = PostgresCallLog::open(&db.url).unwrap();
+                #[allow(clippy::disallowed_methods)]
+                let t = Instant::now();
+                for chunk in keyed.chunks(1000) {
+                    store.append(chunk).unwrap();
+                }
+                total += t.elapsed();
+                assert_eq!(store.count().unwrap(), N);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, through_writer, into_postgres);
 criterion_main!(benches);

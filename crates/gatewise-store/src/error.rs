@@ -1,6 +1,7 @@
 //! The store's error type.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,38 @@ pub enum StoreError {
     /// The writer thread ended abnormally.
     #[error("the call-log writer thread panicked")]
     WriterPanicked,
-    /// Another backend's error (PostgreSQL, a test double).
+    /// PostgreSQL could not be reached, refused the login or a statement.
+    /// The connection is dropped; the next call connects again.
+    #[error("PostgreSQL {target}: {doing}: {source}")]
+    Postgres {
+        /// The server and database as `user@host:port/database` (never
+        /// the password).
+        target: String,
+        /// What the store was doing.
+        doing: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// PostgreSQL did not answer in time. The connection is dropped; the
+    /// next call connects again.
+    #[error("PostgreSQL {target}: {doing}: no answer within {after:?}")]
+    PostgresTimeout {
+        /// The server and database as `user@host:port/database`.
+        target: String,
+        /// What the store was doing.
+        doing: &'static str,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// A database URL that cannot be used.
+    #[error("invalid database URL {url}: {reason}")]
+    BadUrl {
+        /// The URL with its password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another backend's error (a test double).
     #[error("{0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -3,7 +3,8 @@
 //! The gateway builds a [`CallRecord`](gatewise_core::calllog::CallRecord)
 //! per request and hands it to a [`RecordSender`]: a non-blocking `try_send`
 //! into a bounded channel. A [`Writer`] thread drains the channel in batches
-//! into a [`CallLog`] store, today [`SqliteCallLog`]. When the store fails
+//! into a [`CallLog`] store: [`SqliteCallLog`] (embedded) or
+//! [`PostgresCallLog`] (scale-out). When the store fails
 //! (locked, disk full, file gone) or falls behind (the channel is full, or
 //! three quarters full), records go to an append-only spool on disk and are
 //! replayed, oldest first, when the store works again; the writer's key on
@@ -29,14 +30,16 @@
 //! Reading (the admin API) uses a separate store opened on the same file:
 //! SQLite in WAL mode lets readers run beside the writer. [`CallLog`] is
 //! synchronous; an async caller wraps its store in a `Mutex` and calls it
-//! inside `tokio::task::spawn_blocking`. A PostgreSQL store (sqlx, async)
-//! implements the same trait by holding a runtime handle and blocking on
-//! its futures: the writer calls it on its own thread, readers from
-//! `spawn_blocking`, so no async runtime is ever blocked.
+//! inside `tokio::task::spawn_blocking`. The PostgreSQL store (sqlx, async)
+//! implements the same trait by owning a small current-thread runtime (or
+//! holding a runtime handle it was given) and blocking on its futures: the
+//! writer calls it on its own thread, readers from `spawn_blocking`, so no
+//! async runtime is ever blocked.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod calllog;
 pub mod error;
+pub mod postgres;
 mod spool;
 pub mod sqlite;
 mod time;
@@ -47,5 +50,6 @@ pub use calllog::{
     StatsQuery, StoredCall,
 };
 pub use error::StoreError;
+pub use postgres::{PostgresCallLog, PostgresOptions};
 pub use sqlite::{SqliteCallLog, SqliteOptions};
 pub use writer::{Counters, Delivery, RecordSender, Writer, WriterConfig, WriterHandle};

@@ -1,26 +1,33 @@
 //! The writer: the request path never waits, and every record sent ends up
 //! in the database exactly once, through failures, stalls and restarts.
+//! The tests in `on_both_stores!` run against SQLite and PostgreSQL; the
+//! rest are about what only SQLite's file can do (a lock, a replaced file).
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::{BASE_MS, Flaky, Gated, config, record, rows, wait_until};
+use common::{BASE_MS, Flaky, Gated, TestDb, config, record, rows, wait_until};
 use gatewise_core::calllog::{CallRecord, mask_headers, record_path, token_fingerprint};
 use gatewise_store::{
     CallLog, CallQuery, Delivery, Retention, SqliteCallLog, SqliteOptions, Writer,
 };
 
-#[test]
-fn records_flow_into_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let (tx, handle) = Writer::start(
-        SqliteCallLog::open(&db).unwrap(),
-        config(&dir.path().join("spool")),
-    )
-    .unwrap();
+on_both_stores!(
+    records_flow_into_the_database,
+    an_unavailable_database_spools_and_replays_exactly_once,
+    a_commit_whose_answer_was_lost_is_not_stored_twice,
+    a_full_channel_sends_records_to_the_spool_without_waiting,
+    shutdown_flushes_everything,
+    a_spool_left_by_an_earlier_run_is_replayed_once,
+    retention_runs_in_the_background,
+    secrets_never_reach_the_database_or_the_spool,
+);
+
+fn records_flow_into_the_database(db: &TestDb) {
+    let (tx, handle) = Writer::start(db.open(), config(&db.spool())).unwrap();
     for i in 0..1_000 {
         assert_eq!(tx.send(record(i)), Delivery::Queued);
     }
@@ -30,18 +37,15 @@ fn records_flow_into_the_database() {
         (c.queued, c.written, c.spooled, c.dropped),
         (1_000, 1_000, 0, 0)
     );
-    assert_eq!(rows(&db), (1_000, 1_000));
+    assert_eq!(db.rows(), (1_000, 1_000));
     // A reader beside the writer's file sees the records as they were sent.
-    let mut reader = SqliteCallLog::open(&db).unwrap();
+    let mut reader = db.open();
     assert_eq!(reader.get("req-42").unwrap().unwrap().record, record(42));
 }
 
-#[test]
-fn an_unavailable_database_spools_and_replays_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let (store, switches) = Flaky::new(SqliteCallLog::open(&db).unwrap());
-    let (tx, handle) = Writer::start(store, config(&dir.path().join("spool"))).unwrap();
+fn an_unavailable_database_spools_and_replays_exactly_once(db: &TestDb) {
+    let (store, switches) = Flaky::new(db.open());
+    let (tx, handle) = Writer::start(store, config(&db.spool())).unwrap();
     let mut sent = 0;
     let mut send = |n: u64| {
         for _ in 0..n {
@@ -70,8 +74,8 @@ fn an_unavailable_database_spools_and_replays_exactly_once() {
     assert_eq!(c.dropped, 0);
     assert_eq!(c.spool_bytes, 0);
     assert!(c.store_errors > 0);
-    assert_eq!(rows(&db), (4_000, 4_000));
-    let spool_files = std::fs::read_dir(dir.path().join("spool"))
+    assert_eq!(db.rows(), (4_000, 4_000));
+    let spool_files = std::fs::read_dir(db.spool())
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -84,13 +88,10 @@ fn an_unavailable_database_spools_and_replays_exactly_once() {
     assert_eq!(spool_files, 0, "replayed segments are deleted");
 }
 
-#[test]
-fn a_commit_whose_answer_was_lost_is_not_stored_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let (store, switches) = Flaky::new(SqliteCallLog::open(&db).unwrap());
+fn a_commit_whose_answer_was_lost_is_not_stored_twice(db: &TestDb) {
+    let (store, switches) = Flaky::new(db.open());
     switches.commit_then_fail.store(true, SeqCst);
-    let (tx, handle) = Writer::start(store, config(&dir.path().join("spool"))).unwrap();
+    let (tx, handle) = Writer::start(store, config(&db.spool())).unwrap();
     for i in 0..500 {
         tx.send(record(i));
     }
@@ -103,7 +104,7 @@ fn a_commit_whose_answer_was_lost_is_not_stored_twice() {
     // while the store counted as down were only spooled.
     assert!(c.duplicates > 0, "{c:?}");
     assert_eq!(c.replayed + c.duplicates, c.spooled, "{c:?}");
-    assert_eq!(rows(&db), (500, 500));
+    assert_eq!(db.rows(), (500, 500));
 }
 
 #[test]
@@ -196,12 +197,9 @@ fn a_database_file_replaced_by_a_directory_spools_then_recovers() {
     assert_eq!(overlap, 0);
 }
 
-#[test]
-fn a_full_channel_sends_records_to_the_spool_without_waiting() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let (store, _gate, control) = Gated::new(SqliteCallLog::open(&db).unwrap());
-    let mut cfg = config(&dir.path().join("spool"));
+fn a_full_channel_sends_records_to_the_spool_without_waiting(db: &TestDb) {
+    let (store, _gate, control) = Gated::new(db.open());
+    let mut cfg = config(&db.spool());
     cfg.channel_capacity = 4;
     cfg.overflow_capacity = 10_000;
     let (tx, handle) = Writer::start(store, cfg).unwrap();
@@ -226,37 +224,31 @@ fn a_full_channel_sends_records_to_the_spool_without_waiting() {
     assert_eq!(c.queued, 401);
     assert_eq!(c.dropped, 0);
     assert_eq!(c.written + c.replayed, 401, "{c:?}");
-    assert_eq!(rows(&db), (401, 401));
+    assert_eq!(db.rows(), (401, 401));
 }
 
-#[test]
-fn shutdown_flushes_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let mut cfg = config(&dir.path().join("spool"));
+fn shutdown_flushes_everything(db: &TestDb) {
+    let mut cfg = config(&db.spool());
     // Batches that would wait a minute to fill.
     cfg.batch_size = 100_000;
     cfg.batch_wait = Duration::from_secs(60);
     cfg.channel_capacity = 100_000;
-    let (tx, handle) = Writer::start(SqliteCallLog::open(&db).unwrap(), cfg).unwrap();
+    let (tx, handle) = Writer::start(db.open(), cfg).unwrap();
     for i in 0..5_000 {
         tx.send(record(i));
     }
     let c = handle.shutdown().unwrap();
     assert_eq!(c.written, 5_000, "{c:?}");
-    assert_eq!(rows(&db), (5_000, 5_000));
+    assert_eq!(db.rows(), (5_000, 5_000));
     // Sending after shutdown drops, and says so.
     assert_eq!(tx.send(record(9)), Delivery::Dropped);
     assert_eq!(tx.counters().dropped, 1);
 }
 
-#[test]
-fn a_spool_left_by_an_earlier_run_is_replayed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let spool = dir.path().join("spool");
+fn a_spool_left_by_an_earlier_run_is_replayed_once(db: &TestDb) {
+    let spool = db.spool();
     // Run 1: the database never answers; shutdown leaves the spool.
-    let (store, switches) = Flaky::new(SqliteCallLog::open(&db).unwrap());
+    let (store, switches) = Flaky::new(db.open());
     switches.down.store(true, SeqCst);
     let (tx, handle) = Writer::start(store, config(&spool)).unwrap();
     for i in 0..700 {
@@ -265,7 +257,7 @@ fn a_spool_left_by_an_earlier_run_is_replayed_once() {
     let c = handle.shutdown().unwrap();
     assert_eq!((c.spooled, c.written, c.dropped), (700, 0, 0), "{c:?}");
     assert!(c.spool_bytes > 0);
-    assert_eq!(rows(&db).0, 0);
+    assert_eq!(db.rows().0, 0);
     // The same segments twice (a crash between storing and deleting).
     for e in std::fs::read_dir(&spool).unwrap() {
         let p = e.unwrap().path();
@@ -278,33 +270,30 @@ fn a_spool_left_by_an_earlier_run_is_replayed_once() {
         }
     }
     // Run 2: the database works.
-    let (tx, handle) = Writer::start(SqliteCallLog::open(&db).unwrap(), config(&spool)).unwrap();
+    let (tx, handle) = Writer::start(db.open(), config(&spool)).unwrap();
     tx.send(record(700));
     let c = handle.shutdown().unwrap();
     assert_eq!(c.replayed, 700, "{c:?}");
     assert_eq!(c.duplicates, 700, "{c:?}");
     assert_eq!(c.spool_bytes, 0);
-    assert_eq!(rows(&db), (701, 701));
+    assert_eq!(db.rows(), (701, 701));
 }
 
-#[test]
-fn retention_runs_in_the_background() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let mut cfg = config(&dir.path().join("spool"));
+fn retention_runs_in_the_background(db: &TestDb) {
+    let mut cfg = config(&db.spool());
     cfg.retention = Retention {
         max_rows: Some(50),
         ..Retention::default()
     };
     cfg.retention_every = Duration::from_millis(20);
-    let (tx, handle) = Writer::start(SqliteCallLog::open(&db).unwrap(), cfg).unwrap();
+    let (tx, handle) = Writer::start(db.open(), cfg).unwrap();
     for i in 0..500 {
         tx.send(record(i));
     }
     wait_until("written", || handle.counters().written == 500);
-    wait_until("retention ran", || rows(&db).0 == 50);
+    wait_until("retention ran", || db.rows().0 == 50);
     handle.shutdown().unwrap();
-    let mut reader = SqliteCallLog::open(&db).unwrap();
+    let mut reader = db.open();
     let newest = reader.query(&CallQuery::default()).unwrap().calls[0]
         .record
         .clone();
@@ -350,12 +339,9 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn secrets_never_reach_the_database_or_the_spool() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("calls.db");
-    let (store, switches) = Flaky::new(SqliteCallLog::open(&db).unwrap());
-    let (tx, handle) = Writer::start(store, config(&dir.path().join("spool"))).unwrap();
+fn secrets_never_reach_the_database_or_the_spool(db: &TestDb) {
+    let (store, switches) = Flaky::new(db.open());
+    let (tx, handle) = Writer::start(store, config(&db.spool())).unwrap();
     for i in 0..200 {
         tx.send(secret_record(i));
     }
@@ -368,19 +354,25 @@ fn secrets_never_reach_the_database_or_the_spool() {
     let c = handle.shutdown().unwrap();
     assert_eq!((c.written, c.spooled), (200, 200), "{c:?}");
 
+    // Every file of the test (spool, SQLite files) and what the store
+    // keeps (for PostgreSQL, a dump of the table).
     let mut files = Vec::new();
-    all_bytes(dir.path(), &mut files);
+    all_bytes(db.dir.path(), &mut files);
+    let stored = db.stored_bytes();
     let spool_bytes: usize = files
         .iter()
         .filter(|(p, _)| p.ends_with(".jsonl"))
         .map(|(_, b)| b.len())
         .sum();
-    let db_bytes: usize = files
-        .iter()
-        .filter(|(p, _)| p.contains("calls.db"))
-        .map(|(_, b)| b.len())
-        .sum();
+    let db_bytes: usize = stored.iter().map(|(_, b)| b.len()).sum();
     assert!(spool_bytes > 0 && db_bytes > 0, "{files:?}");
+    assert!(
+        stored
+            .iter()
+            .any(|(_, b)| contains(b, &token_fingerprint(BEARER))),
+        "the store holds the records"
+    );
+    files.extend(stored);
     let fingerprint = token_fingerprint(BEARER);
     for (path, bytes) in &files {
         for secret in [BEARER, CLIENT_SECRET, SESSION, QUERY_TOKEN] {
@@ -395,7 +387,7 @@ fn secrets_never_reach_the_database_or_the_spool() {
             assert!(contains(bytes, &fingerprint), "the spool holds the records");
         }
     }
-    let mut reader = SqliteCallLog::open(&db).unwrap();
+    let mut reader = db.open();
     let got = reader.get("req-5").unwrap().unwrap().record;
     assert_eq!(got.token_fingerprint.as_deref(), Some(fingerprint.as_str()));
     let auth = &got.request_headers.as_slice()[0].1;

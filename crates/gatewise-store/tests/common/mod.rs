@@ -1,6 +1,10 @@
 //! Helpers shared by the store's tests: records with every field, stores
-//! that fail or stall on demand, waiting for the writer.
+//! that fail or stall on demand, waiting for the writer, and the two
+//! stores behind one interface ([`TestDb`]) with [`on_both_stores!`], which
+//! runs a test function once against SQLite and once against PostgreSQL.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod pg;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -13,9 +17,211 @@ use gatewise_core::calllog::{
 };
 use gatewise_core::clock::FixedClock;
 use gatewise_store::{
-    Bucket, CallLog, CallPage, CallQuery, KeyedRecord, RecordKey, Retained, Retention,
-    SqliteCallLog, StatsQuery, StoreError, StoredCall, WriterConfig,
+    Bucket, CallLog, CallPage, CallQuery, KeyedRecord, PostgresCallLog, RecordKey, Retained,
+    Retention, SqliteCallLog, StatsQuery, StoreError, StoredCall, WriterConfig,
 };
+
+/// Generates, for each named function `fn(&TestDb)`, a test in module
+/// `sqlite` and one in module `postgres` (skipped with a notice when no
+/// PostgreSQL can be had, failing when `CI=true`).
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&crate::common::TestDb::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = crate::common::TestDb::postgres() {
+                        super::$name(&db);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Where a test's store lives.
+pub enum Backend {
+    /// `calls.db` in the test's directory.
+    Sqlite(std::path::PathBuf),
+    /// A database of the test's own.
+    Postgres(pg::PgDb),
+}
+
+/// A test's store (opened as often as the test likes) and a directory
+/// for its spool.
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.db");
+        TestDb {
+            dir,
+            backend: Backend::Sqlite(path),
+        }
+    }
+
+    /// `None` when PostgreSQL is unavailable (and not required).
+    pub fn postgres() -> Option<TestDb> {
+        let db = pg::PgDb::create()?;
+        Some(TestDb {
+            dir: tempfile::tempdir().unwrap(),
+            backend: Backend::Postgres(db),
+        })
+    }
+
+    /// A second, empty store of the same kind.
+    pub fn another(&self) -> TestDb {
+        match self.backend {
+            Backend::Sqlite(_) => TestDb::sqlite(),
+            Backend::Postgres(_) => TestDb::postgres().unwrap(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn try_open(&self) -> Result<AnyStore, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(path) => AnyStore::Sqlite(SqliteCallLog::open(path)?),
+            Backend::Postgres(db) => AnyStore::Postgres(Box::new(PostgresCallLog::open(&db.url)?)),
+        })
+    }
+
+    pub fn open(&self) -> AnyStore {
+        self.try_open().unwrap()
+    }
+
+    /// The spool directory for a writer.
+    pub fn spool(&self) -> std::path::PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Rows in the database and distinct request ids among them, counted
+    /// by the database itself (not through the store).
+    pub fn rows(&self) -> (u64, u64) {
+        match &self.backend {
+            Backend::Sqlite(path) => rows(path),
+            Backend::Postgres(db) => {
+                let (n, ids): (i64, i64) = pg::block_on(async {
+                    use sqlx::Connection;
+                    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                    sqlx::query_as(
+                        "SELECT count(*), count(DISTINCT request_id) FROM gatewise_calls",
+                    )
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
+                });
+                (n as u64, ids as u64)
+            }
+        }
+    }
+
+    /// Sets the stored schema version, as a newer build would.
+    pub fn set_schema_version(&self, v: i64) {
+        match &self.backend {
+            Backend::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .pragma_update(None, "user_version", v)
+                .unwrap(),
+            Backend::Postgres(db) => pg::execute(
+                &db.url,
+                &[&format!("UPDATE gatewise_calls_schema SET version = {v}")],
+            )
+            .unwrap(),
+        }
+    }
+
+    /// What the store keeps, as bytes: the SQLite files, or a dump of the
+    /// PostgreSQL table (every row as text).
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match &self.backend {
+            Backend::Sqlite(_) => std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file() && p.display().to_string().contains("calls.db"))
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect(),
+            Backend::Postgres(db) => {
+                let dump: Option<String> = pg::scalar(
+                    &db.url,
+                    "SELECT string_agg(t::text, E'\\n') FROM gatewise_calls t",
+                );
+                vec![(
+                    "gatewise_calls (table dump)".to_owned(),
+                    dump.unwrap_or_default().into_bytes(),
+                )]
+            }
+        }
+    }
+}
+
+/// Either store, with what the tests need beyond [`CallLog`].
+pub enum AnyStore {
+    Sqlite(SqliteCallLog),
+    Postgres(Box<PostgresCallLog>),
+}
+
+impl AnyStore {
+    pub fn used_bytes(&mut self) -> u64 {
+        match self {
+            AnyStore::Sqlite(s) => s.used_bytes().unwrap(),
+            AnyStore::Postgres(s) => s.used_bytes().unwrap(),
+        }
+    }
+
+    pub fn schema_version(&mut self) -> i64 {
+        match self {
+            AnyStore::Sqlite(s) => s.schema_version().unwrap(),
+            AnyStore::Postgres(s) => s.schema_version().unwrap(),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn CallLog {
+        match self {
+            AnyStore::Sqlite(s) => s,
+            AnyStore::Postgres(s) => &mut **s,
+        }
+    }
+}
+
+impl CallLog for AnyStore {
+    fn append(&mut self, batch: &[KeyedRecord]) -> Result<usize, StoreError> {
+        self.inner().append(batch)
+    }
+    fn query(&mut self, q: &CallQuery) -> Result<CallPage, StoreError> {
+        self.inner().query(q)
+    }
+    fn get(&mut self, id: &str) -> Result<Option<StoredCall>, StoreError> {
+        self.inner().get(id)
+    }
+    fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
+        self.inner().stats(q)
+    }
+    fn retain(&mut self, p: &Retention, now_ms: u64) -> Result<Retained, StoreError> {
+        self.inner().retain(p, now_ms)
+    }
+    fn count(&mut self) -> Result<u64, StoreError> {
+        self.inner().count()
+    }
+}
 
 pub const BASE_MS: u64 = 1_780_000_000_000;
 
@@ -115,7 +321,7 @@ pub fn config(spool: &Path) -> WriterConfig {
     c
 }
 
-/// Rows in the database and distinct request ids among them.
+/// Rows in the SQLite database and distinct request ids among them.
 pub fn rows(db: &Path) -> (u64, u64) {
     let c = rusqlite::Connection::open(db).unwrap();
     c.query_row(
@@ -189,8 +395,8 @@ impl<S: CallLog> CallLog for Flaky<S> {
 
 /// A store whose next `append` stalls until released: a database that is
 /// far too slow.
-pub struct Gated {
-    pub inner: SqliteCallLog,
+pub struct Gated<S> {
+    pub inner: S,
     pub gate: Arc<Gate>,
 }
 
@@ -206,8 +412,8 @@ pub struct GateControl {
     pub release: mpsc::Sender<()>,
 }
 
-impl Gated {
-    pub fn new(inner: SqliteCallLog) -> (Self, Arc<Gate>, GateControl) {
+impl<S: CallLog> Gated<S> {
+    pub fn new(inner: S) -> (Self, Arc<Gate>, GateControl) {
         let (entered_tx, entered_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel();
         let gate = Arc::new(Gate {
@@ -229,7 +435,7 @@ impl Gated {
     }
 }
 
-impl CallLog for Gated {
+impl<S: CallLog> CallLog for Gated<S> {
     fn append(&mut self, batch: &[KeyedRecord]) -> Result<usize, StoreError> {
         if self.gate.armed.swap(false, SeqCst) {
             let _ = self.gate.entered.lock().unwrap().send(());

@@ -55,7 +55,7 @@ impl CallLogging {
     pub(crate) fn begin<B>(
         &self,
         parts: &http::Request<B>,
-        peer: Peer,
+        peer: &Peer,
         request_id: &str,
         start_ms: u64,
     ) -> Pending {

@@ -46,6 +46,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// One route's handles, looked up once per configuration (not per request).
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    name: Arc<str>,
+    duration: Histogram,
+}
+
 /// The request-path metrics of one gateway.
 pub struct Metrics {
     registry: Registry,
@@ -87,27 +94,40 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The handles of a route named `name`.
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        let name: Arc<str> = Arc::from(name);
+        let duration = self.duration.get_or_create_owned(&RouteLabels {
+            route: Arc::clone(&name),
+        });
+        RouteMetrics { name, duration }
+    }
+
     /// Counts one answered request (`route` `None`: no route matched).
     pub fn observe(
         &self,
-        route: Option<&Arc<str>>,
+        route: Option<&RouteMetrics>,
         status: u16,
         reason: &'static str,
         seconds: f64,
     ) {
-        let route = route.unwrap_or(&self.no_route);
+        let name = route.map_or(&self.no_route, |r| &r.name);
         self.requests
             .get_or_create(&RequestLabels {
-                route: Arc::clone(route),
+                route: Arc::clone(name),
                 status,
                 reason,
             })
             .inc();
-        self.duration
-            .get_or_create(&RouteLabels {
-                route: Arc::clone(route),
-            })
-            .observe(seconds);
+        match route {
+            Some(r) => r.duration.observe(seconds),
+            None => self
+                .duration
+                .get_or_create(&RouteLabels {
+                    route: Arc::clone(&self.no_route),
+                })
+                .observe(seconds),
+        }
     }
 
     /// Writes the request-path metrics and the gateway's other counters

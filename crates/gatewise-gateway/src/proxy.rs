@@ -57,6 +57,20 @@ const IDENTITY_HEADERS: [HeaderName; 4] = [
     X_AUTH_ISSUER,
 ];
 
+/// A request's id, as text and as the header value sent upstream and back.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId {
+    text: String,
+    header: HeaderValue,
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Everything a reload swaps at once.
 #[derive(Debug)]
 pub struct State {
@@ -66,8 +80,8 @@ pub struct State {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     /// Per route (same index), its rate limiter.
     limiters: Vec<Option<Arc<dyn Limiter>>>,
-    /// Per route (same index), its name as metric labels take it.
-    route_names: Vec<Arc<str>>,
+    /// Per route (same index), its metric handles.
+    route_metrics: Vec<crate::metrics::RouteMetrics>,
     introspectors: HashMap<String, Arc<Introspection>>,
 }
 
@@ -79,6 +93,7 @@ impl State {
         previous: Option<&State>,
         http: &reqwest::Client,
         secrets: &dyn crate::SecretSource,
+        metrics: &crate::metrics::Metrics,
     ) -> Result<State, crate::GatewayError> {
         let mut introspectors = HashMap::new();
         for i in &config.introspectors {
@@ -140,13 +155,13 @@ impl State {
                     .map(|rl| Arc::new(LocalLimiter::new(rl)) as Arc<dyn Limiter>)
             })
             .collect();
-        let route_names = config
+        let route_metrics = config
             .routes
             .iter()
-            .map(|r| Arc::from(r.name.as_str()))
+            .map(|r| metrics.route(&r.name))
             .collect();
         Ok(State {
-            route_names,
+            route_metrics,
             table: RouteTable::new(&config.routes),
             config,
             pools,
@@ -185,13 +200,39 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// Connection facts the handler needs.
-#[derive(Debug, Clone, Copy)]
+/// Connection facts the handler needs, with the forwarding headers'
+/// values rendered once per connection (not per request).
+#[derive(Debug, Clone)]
 pub struct Peer {
     /// The client's address.
     pub addr: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The client's IP as `X-Forwarded-For` carries it.
+    ip: HeaderValue,
+    /// `for=...;proto=...` of RFC 7239 `Forwarded`, without `host`.
+    forwarded: HeaderValue,
+}
+
+impl Peer {
+    /// The facts of a connection from `addr` (`tls`: over TLS).
+    pub fn new(addr: SocketAddr, tls: bool) -> Peer {
+        let ip = addr.ip().to_string();
+        let proto = if tls { "https" } else { "http" };
+        // RFC 7239 §6: an IPv6 node is quoted and bracketed.
+        let forwarded = if addr.is_ipv6() {
+            format!("for=\"[{ip}]\";proto={proto}")
+        } else {
+            format!("for={ip};proto={proto}")
+        };
+        Peer {
+            addr,
+            tls,
+            ip: HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded: HeaderValue::from_str(&forwarded)
+                .unwrap_or_else(|_| HeaderValue::from_static("for=unknown")),
+        }
+    }
 }
 
 impl Gateway {
@@ -218,7 +259,8 @@ impl Gateway {
             .user_agent(concat!("gatewise/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let state = State::new(config, None, &http, secrets.as_ref())?;
+        let metrics = crate::metrics::Metrics::default();
+        let state = State::new(config, None, &http, secrets.as_ref(), &metrics)?;
         let mut seed = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut seed);
         Ok(Gateway {
@@ -234,7 +276,7 @@ impl Gateway {
             calls: None,
             config_version: AtomicU64::new(1),
             last_reload: std::sync::Mutex::new(None),
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
         })
     }
 
@@ -269,6 +311,7 @@ impl Gateway {
             Some(&old),
             &self.http,
             self.secrets.as_ref(),
+            &self.metrics,
         )?);
         let mut failures = Vec::new();
         for i in new.issuers() {
@@ -356,17 +399,43 @@ impl Gateway {
         self.state.load_full()
     }
 
-    fn request_id(&self, headers: &HeaderMap) -> String {
-        if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+    /// The client's `X-Request-Id` when it is a sane token, else a new
+    /// `<process prefix>-<sequence in hex>`.
+    fn request_id(&self, headers: &HeaderMap) -> RequestId {
+        if let Some(h) = headers.get(&X_REQUEST_ID)
+            && let Ok(v) = h.to_str()
             && !v.is_empty()
             && v.len() <= 128
             && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         {
-            return v.to_owned();
+            return RequestId {
+                text: v.to_owned(),
+                header: h.clone(),
+            };
         }
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", self.id_prefix)
+        // Written by hand: `format!` costs more than the rest of the id.
+        let mut text = String::with_capacity(self.id_prefix.len() + 17);
+        text.push_str(&self.id_prefix);
+        text.push('-');
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        let mut rest = n;
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(rest & 15) as usize];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            text.push(char::from(d));
+        }
+        let header = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes()))
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        RequestId { text, header }
     }
 
     /// Handles one request.
@@ -378,18 +447,17 @@ impl Gateway {
         let mut call = self
             .calls
             .as_ref()
-            .map(|c| c.begin(&req, peer, &request_id, self.clock.unix_millis()));
+            .map(|c| c.begin(&req, &peer, &request_id, self.clock.unix_millis()));
         let mut matched = None;
         match self
-            .route_and_forward(&state, req, peer, &request_id, &mut call, &mut matched)
+            .route_and_forward(&state, req, &peer, &request_id, &mut call, &mut matched)
             .await
         {
             Ok(mut resp) => {
-                if let Ok(v) = HeaderValue::from_str(&request_id) {
-                    resp.headers_mut().insert("x-request-id", v);
-                }
+                resp.headers_mut()
+                    .insert(X_REQUEST_ID, request_id.header.clone());
                 self.metrics.observe(
-                    matched.and_then(|i| state.route_names.get(i)),
+                    matched.and_then(|i| state.route_metrics.get(i)),
                     resp.status().as_u16(),
                     "",
                     started.elapsed().as_secs_f64(),
@@ -411,7 +479,7 @@ impl Gateway {
                 // Debug, not info: a flood of forged tokens must not become a
                 // flood of log lines; counters and the call log keep the reasons.
                 tracing::debug!(
-                    request_id,
+                    request_id = &*request_id,
                     reason = denial.reason,
                     status = denial.status.as_u16(),
                     "refused: {}",
@@ -420,7 +488,7 @@ impl Gateway {
                 let reason = denial.reason;
                 let resp = denial.into_response(REALM, &request_id);
                 self.metrics.observe(
-                    matched.and_then(|i| state.route_names.get(i)),
+                    matched.and_then(|i| state.route_metrics.get(i)),
                     resp.status().as_u16(),
                     reason,
                     started.elapsed().as_secs_f64(),
@@ -437,8 +505,8 @@ impl Gateway {
         &self,
         state: &State,
         req: Request<Incoming>,
-        peer: Peer,
-        request_id: &str,
+        peer: &Peer,
+        request_id: &RequestId,
         call: &mut Option<Pending>,
         matched: &mut Option<usize>,
     ) -> Result<Response<Body>, Denial> {
@@ -446,14 +514,11 @@ impl Gateway {
         let path = parts.uri.path();
         let routes = &state.config.routes;
         let t = mark(call);
+        // Owned: `parts` moves into `forward` below.
+        let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
         let route = state
             .table
-            .find(
-                routes,
-                request_host(&parts.uri, &parts.headers),
-                path,
-                parts.method.as_str(),
-            )
+            .find(routes, host.as_deref(), path, parts.method.as_str())
             .and_then(|i| Some((i, routes.get(i)?)));
         let Some((index, route)) = route else {
             let d = Denial::route_not_found(parts.method.as_str(), path);
@@ -465,8 +530,6 @@ impl Gateway {
             c.record.route = Some(route.name.clone());
         }
         note(call, t, Step::Route, Outcome::Ok, None);
-        // Owned: `parts` moves into `forward` below.
-        let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
         if let Some(len) = content_length(&parts.headers)
             && len > state.config.max_body_bytes
         {
@@ -642,7 +705,7 @@ fn rate_key(
     key: &RateKey,
     principal: Option<&Principal>,
     headers: &HeaderMap,
-    peer: Peer,
+    peer: &Peer,
 ) -> String {
     let v = match key {
         RateKey::ClientId => principal.and_then(|p| p.client_id.clone()),
@@ -672,9 +735,9 @@ async fn forward(
     mut parts: http::request::Parts,
     body: Body,
     principal: Option<&Principal>,
-    peer: Peer,
+    peer: &Peer,
     host: Option<&str>,
-    request_id: &str,
+    request_id: &RequestId,
     inspector: &InspectorStats,
     call: &mut Option<Pending>,
 ) -> Result<Response<Body>, Denial> {
@@ -718,7 +781,9 @@ async fn forward(
         }
     }
     forwarded_headers(&mut parts.headers, peer, host);
-    set(&mut parts.headers, X_REQUEST_ID, request_id);
+    parts
+        .headers
+        .insert(X_REQUEST_ID, request_id.header.clone());
     apply_request_rules(&mut parts.headers, &route.headers);
 
     let invalid = || {
@@ -859,7 +924,7 @@ async fn forward(
                     }
                     if !found.findings.is_empty() || !found.repairs.is_empty() {
                         tracing::debug!(
-                            request_id,
+                            request_id = &**request_id,
                             findings = found.findings.len(),
                             repairs = ?found.repairs,
                             "inspected the upstream's OAuth response"
@@ -881,7 +946,7 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 pool.record(&target, false);
-                tracing::warn!(request_id, target = %target.base, "upstream request failed: {}", gatewise_core::error_chain(&e));
+                tracing::warn!(request_id = &**request_id, target = %target.base, "upstream request failed: {}", gatewise_core::error_chain(&e));
                 last_error = Denial::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream-unavailable",
@@ -990,45 +1055,68 @@ fn is_idempotent(m: &Method) -> bool {
 
 /// Removes hop-by-hop headers and those named in `Connection`.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry at most `Connection: keep-alive`: check presence
-    // with pre-parsed names (no hashing of strings) and remove only what is there.
-    if let Some(conn) = h.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|s| HeaderName::try_from(s.trim()).ok())
-            .collect();
-        let more: Vec<HeaderName> = h
+    // One pass over the names (pre-parsed, compared without hashing) notes
+    // which hop-by-hop headers are there; most messages carry at most
+    // `Connection: keep-alive`, so little is removed and nothing re-hashed
+    // for the names that are absent.
+    let mut present = 0u16;
+    for name in h.keys() {
+        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|n| n == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    // Index 0 is `Connection`: the headers it names go too (RFC 9110 §7.6.1).
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
             .iter()
-            .skip(1)
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| HeaderName::try_from(s.trim()).ok())
+            .map(str::trim)
+            // `close` and `keep-alive` name no extra header (keep-alive is
+            // itself in the list below); skip them without allocating.
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case("close")
+                    && !t.eq_ignore_ascii_case("keep-alive")
+            })
+            .filter_map(|t| HeaderName::try_from(t).ok())
             .collect();
-        for n in named.iter().chain(more.iter()) {
+        for n in &named {
             h.remove(n);
         }
     }
-    for n in HOP_BY_HOP_NAMES.iter() {
-        if h.contains_key(n) {
+    for (i, n) in HOP_BY_HOP_NAMES.iter().enumerate() {
+        if present & (1 << i) != 0 {
             h.remove(n);
         }
     }
 }
 
 /// `X-Forwarded-For` (appended), `-Proto`, `-Host`, and RFC 7239 `Forwarded`.
-fn forwarded_headers(h: &mut HeaderMap, peer: Peer, host: Option<&str>) {
-    use std::fmt::Write as _;
-    let proto = if peer.tls { "https" } else { "http" };
-    let mut buf = String::with_capacity(64);
-    if let Some(prev) = h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        buf.push_str(prev);
-        buf.push_str(", ");
+/// The peer's parts are rendered once per connection ([`Peer::new`]); a
+/// request without earlier hops and host costs two reference-count bumps.
+fn forwarded_headers(h: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
+    let joined = |prev: &HeaderValue, next: &[u8], extra: &[&[u8]]| {
+        let mut v = Vec::with_capacity(prev.len() + 2 + next.len() + 64);
+        v.extend_from_slice(prev.as_bytes());
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(next);
+        for e in extra {
+            v.extend_from_slice(e);
+        }
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+    };
+    let xff = match h.get(&X_FORWARDED_FOR) {
+        Some(prev) => joined(prev, peer.ip.as_bytes(), &[]),
+        None => Some(peer.ip.clone()),
+    };
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
     }
-    let _ = write!(buf, "{}", peer.addr.ip());
-    set(h, X_FORWARDED_FOR, &buf);
     h.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
@@ -1036,20 +1124,23 @@ fn forwarded_headers(h: &mut HeaderMap, peer: Peer, host: Option<&str>) {
     if let Some(host) = host {
         set(h, X_FORWARDED_HOST, host);
     }
-    buf.clear();
-    if let Some(prev) = h.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        buf.push_str(prev);
-        buf.push_str(", ");
-    }
-    let _ = if peer.addr.is_ipv6() {
-        write!(buf, "for=\"[{}]\";proto={proto}", peer.addr.ip())
-    } else {
-        write!(buf, "for={};proto={proto}", peer.addr.ip())
+    let host_part: [&[u8]; 3] = [b";host=\"", host.unwrap_or("").as_bytes(), b"\""];
+    let extra: &[&[u8]] = if host.is_some() { &host_part } else { &[] };
+    let forwarded = match h.get(&FORWARDED) {
+        Some(prev) => joined(prev, peer.forwarded.as_bytes(), extra),
+        None if host.is_none() => Some(peer.forwarded.clone()),
+        None => {
+            let mut v = Vec::with_capacity(peer.forwarded.len() + 64);
+            v.extend_from_slice(peer.forwarded.as_bytes());
+            for e in extra {
+                v.extend_from_slice(e);
+            }
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+        }
     };
-    if let Some(host) = host {
-        let _ = write!(buf, ";host=\"{host}\"");
+    if let Some(v) = forwarded {
+        h.insert(FORWARDED, v);
     }
-    set(h, FORWARDED, &buf);
 }
 
 fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -1090,4 +1181,78 @@ fn apply_response_rules(h: &mut HeaderMap, r: &HeaderRules) {
 /// Drains a body into bytes (tests and small documents).
 pub async fn collect(b: Body) -> Result<bytes::Bytes, crate::body::BoxError> {
     Ok(b.collect().await?.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::try_from(*n).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_append_to_earlier_hops() {
+        let peer = Peer::new("10.1.2.3:5555".parse().unwrap(), false);
+        let mut h = HeaderMap::new();
+        forwarded_headers(&mut h, &peer, None);
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["forwarded"], "for=10.1.2.3;proto=http");
+        assert!(!h.contains_key("x-forwarded-host"));
+
+        let mut h = headers(&[
+            ("x-forwarded-for", "192.0.2.1"),
+            ("forwarded", "for=192.0.2.1;proto=https"),
+        ]);
+        forwarded_headers(&mut h, &peer, Some("api.example.com"));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.1.2.3");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.1;proto=https, for=10.1.2.3;proto=http;host=\"api.example.com\""
+        );
+
+        // RFC 7239 §6: IPv6 nodes are quoted and bracketed.
+        let v6 = Peer::new("[2001:db8::7]:443".parse().unwrap(), true);
+        let mut h = HeaderMap::new();
+        forwarded_headers(&mut h, &v6, Some("h"));
+        assert_eq!(h["x-forwarded-for"], "2001:db8::7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[2001:db8::7]\";proto=https;host=\"h\""
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Hop"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("content-type", "text/plain"),
+            ("x-keep", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type", "x-keep"]);
+
+        // Nothing to strip: untouched.
+        let mut h = headers(&[("content-type", "a"), ("x-a", "b")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+    }
 }

@@ -59,10 +59,13 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = Arc::clone(&gateway);
-                let peer = Peer { addr, tls: acceptor.is_some() };
+                let peer = Peer::new(addr, acceptor.is_some());
                 let service = service_fn(move |req| {
                     let gw = Arc::clone(&gw);
-                    async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) }
+                    let peer = peer.clone();
+                    // Boxed: hyper keeps and moves the service's future; a
+                    // pointer moves cheaper than the whole request state.
+                    Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) })
                 });
                 match &acceptor {
                     None => {

@@ -324,11 +324,26 @@ const SECRET_NAME_PARTS: &[&str] = &["token", "secret", "key", "password"];
 /// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, or a name containing
 /// `token`, `secret`, `key` or `password`.
 pub fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    matches!(
-        n.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || SECRET_NAME_PARTS.iter().any(|w| n.contains(w))
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s))
+        || SECRET_NAME_PARTS
+            .iter()
+            .any(|w| contains_ignore_case(name, w))
+}
+
+/// `haystack` contains `needle` (ASCII lower case), ignoring case, without
+/// allocating (every request's headers go through this).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A header value as the call log keeps it: the scheme of an
@@ -337,8 +352,15 @@ pub fn is_secret_header(name: &str) -> bool {
 /// `«length, sha256 prefix»` ([`secret::mask`]). Other headers pass as they
 /// are.
 pub fn mask_header_value(name: &str, value: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    match n.as_str() {
+    // Header names from HTTP/2 and from hyper are lower case already.
+    let lower;
+    let n = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = name.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        name
+    };
+    match n {
         "authorization" | "proxy-authorization" => secret::mask_authorization(value),
         "cookie" => value
             .split(';')
@@ -354,7 +376,7 @@ pub fn mask_header_value(name: &str, value: &str) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         }
-        _ if is_secret_header(&n) => secret::mask(value),
+        _ if is_secret_header(n) => secret::mask(value),
         _ => value.to_owned(),
     }
 }
@@ -383,6 +405,39 @@ where
             })
             .collect(),
     )
+}
+
+/// [`mask_headers`] for a request, also returning the fingerprint of a
+/// `Bearer` credential in `Authorization` (the same 8 hex digits as
+/// [`token_fingerprint`]), hashed once for both.
+pub fn mask_request_headers<N, V>(
+    headers: impl IntoIterator<Item = (N, V)>,
+) -> (MaskedHeaders, Option<String>)
+where
+    N: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut bearer = None;
+    let pairs = headers
+        .into_iter()
+        .map(|(n, v)| {
+            let (n, v) = (n.as_ref(), v.as_ref());
+            let masked = if n.eq_ignore_ascii_case("authorization") {
+                let (masked, fp) = secret::mask_authorization_with_fingerprint(v);
+                if bearer.is_none()
+                    && v.split_once(' ')
+                        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+                {
+                    bearer = Some(fp);
+                }
+                masked
+            } else {
+                mask_header_value(n, v)
+            };
+            (n.to_owned(), masked)
+        })
+        .collect();
+    (MaskedHeaders(pairs), bearer)
 }
 
 /// The token's fingerprint for a record: the first 8 hex digits of its
@@ -416,6 +471,32 @@ pub fn record_path(path_and_query: &str, keep_query: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_headers_are_masked_and_the_bearer_fingerprinted_once() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+        let (h, fp) = mask_request_headers([
+            ("Authorization", format!("Bearer {token}")),
+            ("X-Api-KEY", "k-123".to_owned()),
+            ("accept", "application/json".to_owned()),
+        ]);
+        assert_eq!(fp.as_deref(), Some(token_fingerprint(token).as_str()));
+        let v = h.as_slice();
+        assert_eq!(
+            v[0].1,
+            format!(
+                "Bearer «{} chars, sha256:{}»",
+                token.len(),
+                token_fingerprint(token)
+            )
+        );
+        assert!(v[1].1.starts_with("«5 chars, sha256:"), "{}", v[1].1);
+        assert_eq!(v[2].1, "application/json");
+        // Another scheme is masked but gives no bearer fingerprint.
+        let (_, fp) = mask_request_headers([("authorization", "Basic dTpw")]);
+        assert_eq!(fp, None);
+        assert!(is_secret_header("X-CLIENT-SECRET") && !is_secret_header("x-request-id"));
+    }
 
     const BEARER: &str =
         "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVlLWhlcmU";

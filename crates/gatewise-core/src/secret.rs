@@ -38,27 +38,63 @@ pub fn sha256(secret: &[u8]) -> [u8; 32] {
 /// SHA-256, so two captures can be compared without showing the value.
 pub fn fingerprint(secret: &[u8]) -> String {
     let d = digest::digest(&digest::SHA256, secret);
-    d.as_ref()
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut out = String::with_capacity(8);
+    push_hex(&mut out, d.as_ref().get(..4).unwrap_or_default());
+    out
+}
+
+/// Appends `bytes` as lower-case hex (the call log masks every request's
+/// headers: `format!` per byte would cost more than the hash).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |n: u8| char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'));
+    for b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 15));
+    }
 }
 
 /// Masks a secret value: its length and fingerprint, never its content.
 pub fn mask(secret: &str) -> String {
-    format!(
-        "«{} chars, sha256:{}»",
-        secret.chars().count(),
-        fingerprint(secret.as_bytes())
-    )
+    let mut out = String::with_capacity(32);
+    push_mask(&mut out, secret, &fingerprint(secret.as_bytes()));
+    out
+}
+
+/// Appends `«N chars, sha256:FP»` for a secret whose fingerprint is known.
+fn push_mask(out: &mut String, secret: &str, fp: &str) {
+    use std::fmt::Write as _;
+    out.push('«');
+    let _ = write!(out, "{}", secret.chars().count());
+    out.push_str(" chars, sha256:");
+    out.push_str(fp);
+    out.push('»');
 }
 
 /// Masks an `Authorization` header value, keeping the scheme.
 pub fn mask_authorization(value: &str) -> String {
+    mask_authorization_with_fingerprint(value).0
+}
+
+/// Masks an `Authorization` header value, keeping the scheme, and returns
+/// the credential's fingerprint too (hashed once: the call log keeps both).
+pub fn mask_authorization_with_fingerprint(value: &str) -> (String, String) {
     match value.split_once(' ') {
-        Some((scheme, cred)) => format!("{scheme} {}", mask(cred.trim())),
-        None => mask(value),
+        Some((scheme, cred)) => {
+            let cred = cred.trim();
+            let fp = fingerprint(cred.as_bytes());
+            let mut out = String::with_capacity(scheme.len() + 32);
+            out.push_str(scheme);
+            out.push(' ');
+            push_mask(&mut out, cred, &fp);
+            (out, fp)
+        }
+        None => {
+            let fp = fingerprint(value.as_bytes());
+            let mut out = String::with_capacity(32);
+            push_mask(&mut out, value, &fp);
+            (out, fp)
+        }
     }
 }
 

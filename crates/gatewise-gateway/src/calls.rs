@@ -12,7 +12,8 @@ use crate::body::{Body, BoxError};
 use crate::proxy::Peer;
 use bytes::Bytes;
 use gatewise_core::calllog::{
-    CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers, record_path, token_fingerprint,
+    CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers, mask_request_headers,
+    record_path,
 };
 use http::HeaderMap;
 use http_body::{Body as _, Frame, SizeHint};
@@ -68,16 +69,17 @@ impl CallLogging {
         );
         record.client_ip = Some(peer.addr.ip());
         record.bytes_in = content_length(parts.headers()).unwrap_or(0);
-        record.request_headers = masked(parts.headers());
         // Refused requests get a fingerprint too (the policy may not have
-        // got as far as a principal): the same digits the masked header shows.
-        record.token_fingerprint = parts
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token_fingerprint(token.trim()));
+        // got as far as a principal): the same digits the masked header
+        // shows, from one hash of the token.
+        let (headers, bearer) = mask_request_headers(
+            parts
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes()))),
+        );
+        record.request_headers = headers;
+        record.token_fingerprint = bearer;
         record.trace_id = parts
             .headers()
             .get("traceparent")
@@ -375,6 +377,7 @@ fn micros(d: std::time::Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatewise_core::calllog::token_fingerprint;
     use gatewise_core::secret;
 
     #[test]

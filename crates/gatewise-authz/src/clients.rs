@@ -1,7 +1,9 @@
 //! Registered clients and client authentication (RFC 6749 §2.3).
 //!
-//! Secrets are kept as HMAC-SHA-256 under a per-process key, never in
-//! clear, and compared in constant time. `client_secret_basic` follows RFC
+//! Secrets are kept as HMAC-SHA-256 (of their SHA-256) under a per-process
+//! key, never in clear, and compared in constant time. A client configured
+//! with only the SHA-256 of its secret (`secret_sha256`) is hashed the same
+//! way from that digest. `client_secret_basic` follows RFC
 //! 6749 §2.3.1 (id and secret form-urlencoded before Base64) and also
 //! accepts clients that skip the encoding (requests-oauthlib) or encode more
 //! than needed (openid-client encodes `-`): both decodings are tried.
@@ -27,8 +29,18 @@ pub enum AuthMethod {
 pub struct ClientSpec {
     /// `client_id`.
     pub id: String,
-    /// The secret, in clear only in configuration; hashed at load.
+    /// Display name (the login page shows it); empty: the id.
+    pub name: String,
+    /// The secret, in clear only until the server is built; hashed at load.
     pub secret: String,
+    /// The SHA-256 of the secret, when only that is known (configuration's
+    /// `secret_sha256`); then `secret` is empty.
+    pub secret_sha256: Option<[u8; 32]>,
+    /// Grant types the client may use (`client_credentials`,
+    /// `authorization_code`, `refresh_token`); empty: any (the
+    /// development clients). Others are refused with `unauthorized_client`
+    /// (RFC 6749 §5.2).
+    pub grant_types: Vec<String>,
     /// Scopes the client may ask for (and gets by default).
     pub scopes: Vec<String>,
     /// Resource indicators (RFC 8707) the client may get tokens for; the
@@ -52,7 +64,10 @@ impl ClientSpec {
     pub fn machine(id: &str, secret: &str, scopes: &[&str], resources: &[&str]) -> ClientSpec {
         ClientSpec {
             id: id.to_owned(),
+            name: String::new(),
             secret: secret.to_owned(),
+            secret_sha256: None,
+            grant_types: Vec::new(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             resources: resources.iter().map(|s| (*s).to_owned()).collect(),
             opaque_tokens: false,
@@ -92,6 +107,13 @@ pub enum AuthFailure {
     Malformed,
 }
 
+impl ClientSpec {
+    /// Whether the client may use `grant_type` (any, when none are listed).
+    pub fn allows(&self, grant_type: &str) -> bool {
+        self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
 impl Registry {
     /// Registers `specs`; secrets are hashed now and dropped.
     pub fn new(specs: Vec<ClientSpec>) -> Registry {
@@ -101,7 +123,10 @@ impl Registry {
         let clients = specs
             .into_iter()
             .map(|mut spec| {
-                let secret_mac = hmac::sign(&key, spec.secret.as_bytes()).as_ref().to_vec();
+                let digest = spec
+                    .secret_sha256
+                    .unwrap_or_else(|| gatewise_core::secret::sha256(spec.secret.as_bytes()));
+                let secret_mac = hmac::sign(&key, &digest).as_ref().to_vec();
                 spec.secret = String::new();
                 Client { spec, secret_mac }
             })
@@ -117,7 +142,8 @@ impl Registry {
     fn check(&self, id: &str, secret: &str) -> Option<&Client> {
         let c = self.get(id)?;
         // Constant-time: hmac::verify compares tags in constant time.
-        hmac::verify(&self.key, secret.as_bytes(), &c.secret_mac).ok()?;
+        let digest = gatewise_core::secret::sha256(secret.as_bytes());
+        hmac::verify(&self.key, &digest, &c.secret_mac).ok()?;
         Some(c)
     }
 
@@ -229,6 +255,19 @@ mod tests {
             r.authenticate(Some("Basic !!!"), &[]).unwrap_err(),
             AuthFailure::Malformed
         );
+    }
+
+    #[test]
+    fn a_configured_sha256_authenticates_the_secret() {
+        let r = Registry::new(vec![ClientSpec {
+            secret_sha256: Some(gatewise_core::secret::sha256(b"from-a-vault")),
+            ..ClientSpec::machine("hashed", "", &[], &[])
+        }]);
+        assert!(
+            r.authenticate(Some(&basic("hashed", "from-a-vault")), &[])
+                .is_ok()
+        );
+        assert!(r.authenticate(Some(&basic("hashed", "")), &[]).is_err());
     }
 
     #[test]

@@ -9,24 +9,27 @@
 //! - PKCE is required with S256; `plain` is refused, and so is a
 //!   `code_verifier` at the token endpoint for a code issued without a
 //!   challenge.
-//! - Codes live 60 s and are single use; presenting a used code revokes
-//!   the refresh token family it produced.
+//! - Codes live 60 s (`tokens.code`) and are single use; presenting a used
+//!   code revokes the refresh token family it produced.
 //! - Refresh tokens rotate: each use returns a new one; presenting an
 //!   already used one revokes the whole family, and so does revoking any of
 //!   them (RFC 7009).
 //! - The authorization response carries `iss` (RFC 9207).
+//!
+//! Codes and refresh tokens live in the state store ([`crate::store`]),
+//! found by the SHA-256 of their value; "used" is set with a
+//! compare-and-swap, so two concurrent redemptions of one code or one
+//! refresh token cannot both succeed (the loser is treated as a replay).
 
 use crate::server::{Authz, random_id, token_hash};
+use crate::store::{GrantKind, GrantRecord, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use gatewise_core::jose::b64url_encode;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-
-/// Lifetime of an authorization code.
-const CODE_TTL: u64 = 60;
-/// Lifetime of a refresh token.
-const REFRESH_TTL: u64 = 30 * 24 * 3600;
+use std::sync::Arc;
 
 /// A development user (`username`, password hashed with argon2 at load).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +38,29 @@ pub struct UserSpec {
     pub username: String,
     /// The password, in clear only in configuration.
     pub password: String,
+    /// The password's argon2 hash (PHC string) when only that is known
+    /// (configuration's `password_hash`); then `password` is empty.
+    pub password_hash: Option<String>,
     /// Display name (`name` claim).
     pub name: String,
     /// `email` claim.
     pub email: String,
+    /// More claims for the ID token.
+    pub claims: serde_json::Map<String, Value>,
+}
+
+impl UserSpec {
+    /// A user with a password, a name and an email address.
+    pub fn new(username: &str, password: &str, name: &str, email: &str) -> UserSpec {
+        UserSpec {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            password_hash: None,
+            name: name.to_owned(),
+            email: email.to_owned(),
+            claims: serde_json::Map::new(),
+        }
+    }
 }
 
 /// A user with the password hashed.
@@ -55,6 +77,16 @@ pub(crate) fn users(specs: Vec<UserSpec>) -> Result<Vec<User>, crate::AuthzError
     specs
         .into_iter()
         .map(|mut spec| {
+            if let Some(hash) = spec.password_hash.take() {
+                argon2::password_hash::PasswordHash::new(&hash).map_err(|e| {
+                    crate::AuthzError::Config(format!(
+                        "user `{}`: the password hash is not an argon2 PHC string: {e}",
+                        spec.username
+                    ))
+                })?;
+                spec.password = String::new();
+                return Ok(User { spec, hash });
+            }
             let mut salt = [0u8; 16];
             let _ = aws_lc_rs::rand::fill(&mut salt);
             let salt = SaltString::encode_b64(&salt)
@@ -69,51 +101,54 @@ pub(crate) fn users(specs: Vec<UserSpec>) -> Result<Vec<User>, crate::AuthzError
         .collect()
 }
 
-fn password_ok(user: &User, password: &str) -> bool {
+fn password_ok(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(&user.hash).is_ok_and(|h| {
+    PasswordHash::new(hash).is_ok_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)
             .is_ok()
     })
 }
 
-/// An issued authorization code.
-#[derive(Debug, Clone)]
-pub(crate) struct Code {
-    client_id: String,
+/// What the store keeps of an authorization code besides its hash,
+/// client, family, expiry and use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CodeData {
     redirect_uri: String,
     scope: String,
     challenge: Option<String>,
     nonce: Option<String>,
     user: String,
     auth_time: u64,
-    exp: u64,
     resource: Option<String>,
-    used: bool,
-    /// The refresh token family this code produced, revoked on reuse.
-    family: Option<String>,
 }
 
-/// An issued refresh token.
-#[derive(Debug, Clone)]
-pub(crate) struct Refresh {
-    family: String,
-    client_id: String,
+/// What the store keeps of a refresh token besides its hash, client,
+/// family, expiry and use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefreshData {
     user: String,
     scope: String,
     resource: Option<String>,
     auth_time: u64,
-    exp: u64,
-    used: bool,
 }
 
-/// The mutable state of the flows.
-#[derive(Debug, Default)]
-pub(crate) struct FlowState {
-    codes: HashMap<[u8; 32], Code>,
-    refresh: HashMap<[u8; 32], Refresh>,
-    revoked_families: std::collections::HashSet<String>,
+fn decode<T: serde::de::DeserializeOwned>(rec: &GrantRecord) -> Result<T, GrantError> {
+    serde_json::from_value(rec.data.clone()).map_err(|e| {
+        tracing::error!(kind = rec.kind.name(), "a stored grant is unreadable: {e}");
+        GrantError("server_error", "the stored grant is unreadable".into())
+    })
+}
+
+/// A failure of the state store, as the token endpoint answers it
+/// (RFC 6749 §5.2 has no code for it; `server_error` is the authorization
+/// endpoint's, used by many servers here too). Logged without secrets.
+pub(crate) fn store_failed(e: StoreError) -> GrantError {
+    tracing::error!("state store: {e}");
+    GrantError(
+        "server_error",
+        "the authorization server's storage failed; try again".into(),
+    )
 }
 
 /// RFC 8252 §7.3: loopback redirect URIs match whatever the port.
@@ -362,41 +397,56 @@ pub(crate) fn authorize_get(a: &Authz, p: &HashMap<String, String>) -> Response 
 }
 
 /// `POST /authorize`: checks the credentials and redirects with a code.
-pub(crate) fn authorize_post(a: &Authz, p: &HashMap<String, String>) -> Response {
+pub(crate) async fn authorize_post(a: &Arc<Authz>, p: &HashMap<String, String>) -> Response {
     let req = match check_request(a, p) {
         Ok(r) => r,
         Err(r) => return *r,
     };
     let username = p.get("username").map(String::as_str).unwrap_or("");
-    let password = p.get("password").map(String::as_str).unwrap_or("");
-    let Some(user) = a
-        .users()
-        .iter()
-        .find(|u| u.spec.username == username)
-        .filter(|u| password_ok(u, password))
-    else {
+    let password = p.get("password").cloned().unwrap_or_default();
+    let user = a.users().iter().find(|u| u.spec.username == username);
+    // argon2 takes tens of milliseconds: off the async threads.
+    let hash = user.map(|u| u.hash.clone());
+    let ok = match hash {
+        Some(h) => tokio::task::spawn_blocking(move || password_ok(&h, &password))
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    let Some(user) = user.filter(|_| ok) else {
         return login_form(a, p, &req, Some("Unknown user or wrong password."));
     };
     let now = a.now();
     let code = random_id() + &random_id();
-    // Used codes are kept an hour past expiry so a replay is recognised.
-    a.flows().codes.retain(|_, c| c.exp + 3600 > now);
-    a.flows().codes.insert(
-        token_hash(&code),
-        Code {
+    let data = CodeData {
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scope,
+        challenge: Some(req.challenge),
+        nonce: req.nonce,
+        user: user.spec.username.clone(),
+        auth_time: now,
+        resource: req.resource,
+    };
+    let stored = a
+        .store()
+        .put_grant(GrantRecord {
+            kind: GrantKind::Code,
+            hash: token_hash(&code),
             client_id: req.client_id,
-            redirect_uri: req.redirect_uri.clone(),
-            scope: req.scope,
-            challenge: Some(req.challenge),
-            nonce: req.nonce,
-            user: user.spec.username.clone(),
-            auth_time: now,
-            exp: now + CODE_TTL,
-            resource: req.resource,
-            used: false,
             family: None,
-        },
-    );
+            exp: now + a.config().code_ttl,
+            used: false,
+            data: serde_json::to_value(&data).unwrap_or_default(),
+        })
+        .await;
+    if let Err(e) = stored {
+        tracing::error!("state store: {e}");
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Storage failed",
+            "<p>The authorization server could not store the code. Try again.</p>",
+        );
+    }
     let mut params = vec![("code", code.as_str()), ("iss", a.issuer())];
     if let Some(s) = &req.state {
         params.push(("state", s.as_str()));
@@ -423,7 +473,7 @@ fn s256(verifier: &str) -> String {
 }
 
 /// `grant_type=authorization_code`.
-pub(crate) fn redeem_code(
+pub(crate) async fn redeem_code(
     a: &Authz,
     client_id: &str,
     form: &[(String, String)],
@@ -432,29 +482,41 @@ pub(crate) fn redeem_code(
     let code =
         get("code").ok_or_else(|| GrantError("invalid_request", "code is missing".into()))?;
     let now = a.now();
-    let mut st = a.flows();
+    let store = a.store();
     let key = token_hash(code);
-    let Some(rec) = st.codes.get_mut(&key) else {
+    let Some(rec) = store
+        .grant(GrantKind::Code, key)
+        .await
+        .map_err(store_failed)?
+    else {
         return Err(GrantError(
             "invalid_grant",
             "the code is unknown or expired".into(),
         ));
     };
-    if rec.used {
+    let reused = async || {
         // RFC 6749 §4.1.2: revoke what the code produced.
-        let family = rec.family.clone();
-        if let Some(f) = family {
-            st.revoked_families.insert(f);
+        if let Some(f) = &rec.family {
+            store
+                .revoke_family(f.clone(), now + a.config().refresh_token_ttl)
+                .await
+                .map_err(store_failed)?;
         }
-        return Err(GrantError(
+        Err(GrantError(
             "invalid_grant",
             "the code was already used; the tokens it produced are revoked".into(),
-        ));
+        ))
+    };
+    if rec.used {
+        return reused().await;
     }
     if rec.exp <= now {
         return Err(GrantError(
             "invalid_grant",
-            "the code has expired (codes live 60 s)".into(),
+            format!(
+                "the code has expired (codes live {} s)",
+                a.config().code_ttl
+            ),
         ));
     }
     if rec.client_id != client_id {
@@ -463,13 +525,14 @@ pub(crate) fn redeem_code(
             "the code was issued to another client".into(),
         ));
     }
-    if get("redirect_uri") != Some(rec.redirect_uri.as_str()) {
+    let data: CodeData = decode(&rec)?;
+    if get("redirect_uri") != Some(data.redirect_uri.as_str()) {
         return Err(GrantError(
             "invalid_grant",
             "redirect_uri differs from the authorization request (RFC 6749 §4.1.3)".into(),
         ));
     }
-    match (&rec.challenge, get("code_verifier")) {
+    match (&data.challenge, get("code_verifier")) {
         (Some(ch), Some(v)) => {
             let valid = (43..=128).contains(&v.len())
                 && v.bytes()
@@ -495,43 +558,52 @@ pub(crate) fn redeem_code(
         }
         (None, None) => {}
     }
-    rec.used = true;
-    let rec = rec.clone();
+    if !store
+        .mark_used(GrantKind::Code, key)
+        .await
+        .map_err(store_failed)?
+    {
+        // Another request redeemed it a moment ago.
+        return reused().await;
+    }
     // A refresh token with every code (a development server favours clients
     // being able to test refresh; OIDC's offline_access is not required).
-    let refresh = Some({
-        let family = random_id();
-        let t = random_id() + &random_id();
-        st.refresh.insert(
-            token_hash(&t),
-            Refresh {
-                family: family.clone(),
-                client_id: rec.client_id.clone(),
-                user: rec.user.clone(),
-                scope: rec.scope.clone(),
-                resource: rec.resource.clone(),
-                auth_time: rec.auth_time,
-                exp: now + REFRESH_TTL,
-                used: false,
-            },
-        );
-        if let Some(c) = st.codes.get_mut(&key) {
-            c.family = Some(family);
-        }
-        t
-    });
-    let openid = rec.scope.split(' ').any(|s| s == "openid");
+    let family = random_id();
+    let t = random_id() + &random_id();
+    let refresh = RefreshData {
+        user: data.user.clone(),
+        scope: data.scope.clone(),
+        resource: data.resource.clone(),
+        auth_time: data.auth_time,
+    };
+    store
+        .put_grant(GrantRecord {
+            kind: GrantKind::Refresh,
+            hash: token_hash(&t),
+            client_id: rec.client_id.clone(),
+            family: Some(family.clone()),
+            exp: now + a.config().refresh_token_ttl,
+            used: false,
+            data: serde_json::to_value(&refresh).unwrap_or_default(),
+        })
+        .await
+        .map_err(store_failed)?;
+    store
+        .set_family(GrantKind::Code, key, family)
+        .await
+        .map_err(store_failed)?;
+    let openid = data.scope.split(' ').any(|s| s == "openid");
     Ok(Grant {
-        user: Some(rec.user),
-        scope: rec.scope,
-        resource: rec.resource,
-        refresh,
-        id_token_for: openid.then_some((rec.auth_time, rec.nonce)),
+        user: Some(data.user),
+        scope: data.scope,
+        resource: data.resource,
+        refresh: Some(t),
+        id_token_for: openid.then_some((data.auth_time, data.nonce)),
     })
 }
 
 /// `grant_type=refresh_token`: rotation with reuse detection.
-pub(crate) fn refresh(
+pub(crate) async fn refresh(
     a: &Authz,
     client_id: &str,
     form: &[(String, String)],
@@ -540,8 +612,13 @@ pub(crate) fn refresh(
     let token = get("refresh_token")
         .ok_or_else(|| GrantError("invalid_request", "refresh_token is missing".into()))?;
     let now = a.now();
-    let mut st = a.flows();
-    let Some(rec) = st.refresh.get(&token_hash(token)).cloned() else {
+    let store = a.store();
+    let key = token_hash(token);
+    let Some(rec) = store
+        .grant(GrantKind::Refresh, key)
+        .await
+        .map_err(store_failed)?
+    else {
         return Err(GrantError(
             "invalid_grant",
             "the refresh token is unknown".into(),
@@ -553,20 +630,32 @@ pub(crate) fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    if st.revoked_families.contains(&rec.family) {
+    let family = rec.family.clone().unwrap_or_default();
+    if store
+        .family_revoked(family.clone())
+        .await
+        .map_err(store_failed)?
+    {
         return Err(GrantError(
             "invalid_grant",
             "the refresh token was revoked".into(),
         ));
     }
-    if rec.used {
-        // A rotated token came back: someone holds a copy. Revoke them all.
-        st.revoked_families.insert(rec.family.clone());
-        return Err(GrantError(
+    let reused = async || {
+        // A rotated token came back: someone holds a copy. Revoke them all
+        // (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+        store
+            .revoke_family(family.clone(), now + a.config().refresh_token_ttl)
+            .await
+            .map_err(store_failed)?;
+        Err(GrantError(
             "invalid_grant",
             "the refresh token was already used; its whole family is revoked (reuse detection)"
                 .into(),
-        ));
+        ))
+    };
+    if rec.used {
+        return reused().await;
     }
     if rec.exp <= now {
         return Err(GrantError(
@@ -574,36 +663,45 @@ pub(crate) fn refresh(
             "the refresh token has expired".into(),
         ));
     }
+    let data: RefreshData = decode(&rec)?;
     let scope = match get("scope") {
-        Some(s) if s.split(' ').all(|x| rec.scope.split(' ').any(|y| y == x)) => s.to_owned(),
+        Some(s) if s.split(' ').all(|x| data.scope.split(' ').any(|y| y == x)) => s.to_owned(),
         Some(_) => {
             return Err(GrantError(
                 "invalid_scope",
                 "a refresh may narrow the scope, not widen it".into(),
             ));
         }
-        None => rec.scope.clone(),
+        None => data.scope.clone(),
     };
-    if let Some(r) = st.refresh.get_mut(&token_hash(token)) {
-        r.used = true;
+    if !store
+        .mark_used(GrantKind::Refresh, key)
+        .await
+        .map_err(store_failed)?
+    {
+        return reused().await;
     }
     let t = random_id() + &random_id();
-    st.refresh.insert(
-        token_hash(&t),
-        Refresh {
+    store
+        .put_grant(GrantRecord {
+            kind: GrantKind::Refresh,
+            hash: token_hash(&t),
+            client_id: rec.client_id.clone(),
+            family: rec.family.clone(),
+            exp: now + a.config().refresh_token_ttl,
             used: false,
-            exp: now + REFRESH_TTL,
-            ..rec.clone()
-        },
-    );
+            data: rec.data.clone(),
+        })
+        .await
+        .map_err(store_failed)?;
     let openid = scope.split(' ').any(|s| s == "openid");
     Ok(Grant {
-        user: Some(rec.user),
+        user: Some(data.user),
         scope,
-        resource: rec.resource,
+        resource: data.resource,
         refresh: Some(t),
         // OIDC Core §12.2: a refreshed ID token keeps the original auth_time.
-        id_token_for: openid.then_some((rec.auth_time, None)),
+        id_token_for: openid.then_some((data.auth_time, None)),
     })
 }
 
@@ -613,14 +711,20 @@ pub(crate) fn refresh(
 /// respective access grant"). Returns whether `token` was such a refresh
 /// token; one issued to another client is left alone (RFC 7009 §2.1: the
 /// server verifies the token was issued to the client asking).
-pub(crate) fn revoke_refresh(a: &Authz, client_id: &str, token: &str) -> bool {
-    let mut st = a.flows();
-    let family = match st.refresh.get(&token_hash(token)) {
-        Some(rec) if rec.client_id == client_id => rec.family.clone(),
-        _ => return false,
+pub(crate) async fn revoke_refresh(
+    a: &Authz,
+    client_id: &str,
+    token: &str,
+) -> Result<bool, StoreError> {
+    let store = a.store();
+    let family = match store.grant(GrantKind::Refresh, token_hash(token)).await? {
+        Some(rec) if rec.client_id == client_id => rec.family.unwrap_or_default(),
+        _ => return Ok(false),
     };
-    st.revoked_families.insert(family);
-    true
+    store
+        .revoke_family(family, a.now() + a.config().refresh_token_ttl)
+        .await?;
+    Ok(true)
 }
 
 /// The introspection answer for a refresh token issued to `client_id`
@@ -628,22 +732,32 @@ pub(crate) fn revoke_refresh(a: &Authz, client_id: &str, token: &str) -> bool {
 /// while it can be used), or `None` when `token` is no such refresh token.
 /// A rotated, revoked or expired one is inactive. Only the client it was
 /// issued to learns about it (RFC 7662 §4 lets the server restrict this).
-pub(crate) fn refresh_introspection(a: &Authz, client_id: &str, token: &str) -> Option<Value> {
+pub(crate) async fn refresh_introspection(
+    a: &Authz,
+    client_id: &str,
+    token: &str,
+) -> Result<Option<Value>, StoreError> {
     let now = a.now();
-    let st = a.flows();
-    let rec = st
-        .refresh
-        .get(&token_hash(token))
-        .filter(|r| r.client_id == client_id)?;
-    let active = !rec.used && rec.exp > now && !st.revoked_families.contains(&rec.family);
-    Some(if active {
-        json!({
-            "active": true, "iss": a.issuer(), "client_id": rec.client_id, "sub": rec.user,
-            "scope": rec.scope, "exp": rec.exp,
-        })
-    } else {
-        json!({"active": false})
-    })
+    let store = a.store();
+    let Some(rec) = store
+        .grant(GrantKind::Refresh, token_hash(token))
+        .await?
+        .filter(|r| r.client_id == client_id)
+    else {
+        return Ok(None);
+    };
+    let data: Option<RefreshData> = serde_json::from_value(rec.data.clone()).ok();
+    let revoked = store
+        .family_revoked(rec.family.clone().unwrap_or_default())
+        .await?;
+    let active = !rec.used && rec.exp > now && !revoked;
+    Ok(Some(match (active, data) {
+        (true, Some(d)) => json!({
+            "active": true, "iss": a.issuer(), "client_id": rec.client_id, "sub": d.user,
+            "scope": d.scope, "exp": rec.exp,
+        }),
+        _ => json!({"active": false}),
+    }))
 }
 
 /// The claims of an ID token (OpenID Connect Core §2, §3.1.3.6).
@@ -669,8 +783,15 @@ pub(crate) fn id_token_claims(
         m.insert("nonce".into(), json!(n));
     }
     if let (Some(p), Some(m)) = (person, c.as_object_mut()) {
-        m.insert("name".into(), json!(p.spec.name));
-        m.insert("email".into(), json!(p.spec.email));
+        for (k, v) in &p.spec.claims {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if !p.spec.name.is_empty() {
+            m.insert("name".into(), json!(p.spec.name));
+        }
+        if !p.spec.email.is_empty() {
+            m.insert("email".into(), json!(p.spec.email));
+        }
     }
     c
 }

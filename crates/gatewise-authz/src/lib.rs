@@ -7,19 +7,24 @@
 //! `client_credentials` grant (RFC 6749 §4.4) issuing RFC 9068 JWT access
 //! tokens (audience from RFC 8707 `resource`) or opaque tokens,
 //! introspection (RFC 7662) and revocation (RFC 7009). Key rotation keeps
-//! the previous keys published. State is in memory.
+//! the previous keys published. State (keys, codes, refresh tokens,
+//! revocations) is in a [`store::StateStore`]: SQLite or PostgreSQL.
 //!
 //! - [`keys`]: signing keys and the key ring.
 //! - [`clients`]: registered clients and their authentication (RFC 6749 §2.3).
 //! - [`server`]: the HTTP endpoints (axum) and the OAuth error responses.
+//! - [`config`]: `authz.toml`, validated with every error's position.
+//! - [`store`]: the persistent state (SQLite, PostgreSQL).
 //! - [`faults`]: fault mode, the broken responses served on demand
 //!   (`docs/faults.md`).
 
 pub mod clients;
+pub mod config;
 pub mod faults;
 pub mod flow;
 pub mod keys;
 pub mod server;
+pub mod store;
 
 pub use server::{Authz, AuthzConfig};
 
@@ -32,4 +37,7 @@ pub enum AuthzError {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// The state store failed.
+    #[error("state store: {0}")]
+    Store(#[from] store::StoreError),
 }

@@ -1,10 +1,18 @@
 //! The HTTP endpoints and the OAuth error responses (RFC 6749 §5.2).
+//!
+//! [`Authz::open`] builds the server on a [`StateStore`] (keys loaded from
+//! it, or generated and stored on first start); [`Authz::new`] on a fresh
+//! in-memory one (tests, `gatewise demo`). [`Authz::maintain`] is the
+//! background work of a long-running server: key rotation by interval,
+//! picking up keys another instance (or `gatewise authz keys rotate`)
+//! stored, and purging what expired.
 
 use crate::AuthzError;
 use crate::clients::{AuthFailure, AuthMethod, ClientSpec, Registry};
 use crate::faults::{self, Endpoint, Fault};
-use crate::flow::{self, FlowState, User, UserSpec};
-use crate::keys::KeyRing;
+use crate::flow::{self, User, UserSpec};
+use crate::keys::{KEEP_PREVIOUS, KeyRing, Sealer, SigningKey};
+use crate::store::{GrantKind, GrantRecord, Ring, StateStore, StoredKey};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,8 +24,8 @@ use gatewise_core::jose::check::{self, Policy};
 use gatewise_core::jose::jwk::{self, VerifyingKey};
 use gatewise_core::jose::{Alg, b64url_encode};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What the server is configured with.
 #[derive(Debug, Clone)]
@@ -28,8 +36,19 @@ pub struct AuthzConfig {
     pub clients: Vec<ClientSpec>,
     /// Access token lifetime in seconds.
     pub access_token_ttl: u64,
+    /// Refresh token lifetime in seconds (each rotation starts it again).
+    pub refresh_token_ttl: u64,
+    /// Authorization code lifetime in seconds.
+    pub code_ttl: u64,
+    /// ID token lifetime in seconds.
+    pub id_token_ttl: u64,
     /// Signing algorithm (RS256 by default; ES256 or EdDSA).
     pub alg: Alg,
+    /// Rotate the signing keys this often (seconds; [`Authz::maintain`]);
+    /// `None`: only when asked.
+    pub key_rotation: Option<u64>,
+    /// Scopes advertised in the metadata besides the clients' own.
+    pub scopes: Vec<String>,
     /// Users who can sign in at the authorization endpoint.
     pub users: Vec<UserSpec>,
     /// Fault mode: faults served to every request they fit (see
@@ -87,13 +106,18 @@ impl AuthzConfig {
                 },
             ],
             access_token_ttl: 3600,
+            refresh_token_ttl: crate::config::DEFAULT_REFRESH_TTL,
+            code_ttl: crate::config::DEFAULT_CODE_TTL,
+            id_token_ttl: 3600,
             alg: Alg::RS256,
-            users: vec![UserSpec {
-                username: "alice".into(),
-                password: "wonderland".into(),
-                name: "Alice Liddell".into(),
-                email: "alice@example.test".into(),
-            }],
+            key_rotation: None,
+            scopes: Vec::new(),
+            users: vec![UserSpec::new(
+                "alice",
+                "wonderland",
+                "Alice Liddell",
+                "alice@example.test",
+            )],
             faults: Vec::new(),
             fault_header: false,
         }
@@ -108,13 +132,6 @@ impl AuthzConfig {
     }
 }
 
-/// An issued opaque token, or a revoked JWT's `jti`.
-#[derive(Debug, Clone)]
-struct Issued {
-    claims: Value,
-    exp: u64,
-}
-
 /// The authorization server's state.
 pub struct Authz {
     config: AuthzConfig,
@@ -125,9 +142,8 @@ pub struct Authz {
     /// OpenID Connect Core §15.1 makes RS256 mandatory for ID tokens.
     id_keys: Option<KeyRing>,
     clock: Arc<dyn Clock>,
-    opaque: Mutex<HashMap<[u8; 32], Issued>>,
-    revoked_jti: Mutex<HashSet<String>>,
-    flows: Mutex<FlowState>,
+    store: Arc<dyn StateStore>,
+    sealer: Option<Sealer>,
     /// Fault mode is on: the `Gatewise-Fault` header is honoured.
     fault_mode: bool,
 }
@@ -152,9 +168,159 @@ pub(crate) fn random_id() -> String {
     b64url_encode(&b)
 }
 
+/// The key for the store: PKCS#8, sealed when a sealer is configured.
+fn stored_key(
+    key: &SigningKey,
+    ring: Ring,
+    now: u64,
+    sealer: Option<&Sealer>,
+) -> Result<StoredKey, AuthzError> {
+    Ok(StoredKey {
+        kid: key.kid.clone(),
+        ring,
+        alg: key.alg,
+        private: match sealer {
+            Some(s) => s.seal(&key.kid, key.pkcs8())?,
+            None => key.pkcs8().to_vec(),
+        },
+        created_at: now,
+        active: true,
+    })
+}
+
+/// A stored key, unsealed.
+fn load_key(k: &StoredKey, sealer: Option<&Sealer>) -> Result<SigningKey, AuthzError> {
+    let pkcs8 = if Sealer::is_sealed(&k.private) {
+        match sealer {
+            Some(s) => s.open(&k.kid, &k.private)?,
+            None => {
+                return Err(AuthzError::Config(format!(
+                    "signing key {} is encrypted, but no key-encryption key is configured (keys.encryption_key_env or keys.encryption_key_file)",
+                    k.kid
+                )));
+            }
+        }
+    } else {
+        k.private.clone()
+    };
+    SigningKey::from_pkcs8(k.alg, &pkcs8)
+}
+
+/// The ring's keys as stored: the active one and the previous ones.
+fn ring_keys(
+    stored: &[StoredKey],
+    ring: Ring,
+    sealer: Option<&Sealer>,
+) -> Result<Option<(SigningKey, Vec<SigningKey>)>, AuthzError> {
+    let mine: Vec<&StoredKey> = stored.iter().filter(|k| k.ring == ring).collect();
+    let Some(active) = mine.iter().find(|k| k.active) else {
+        return Ok(None);
+    };
+    let previous = mine
+        .iter()
+        .filter(|k| !k.active)
+        .map(|k| load_key(k, sealer))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((load_key(active, sealer)?, previous)))
+}
+
+/// Generates a key off the async threads (RSA takes tens of milliseconds).
+async fn generate(alg: Alg) -> Result<SigningKey, AuthzError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::spawn_blocking(move || SigningKey::generate(alg))
+            .await
+            .unwrap_or_else(|e| Err(AuthzError::Crypto(format!("key generation failed: {e}")))),
+        Err(_) => SigningKey::generate(alg),
+    }
+}
+
 impl Authz {
-    /// Builds the server: generates the signing key, hashes client secrets.
+    /// Builds the server on a fresh in-memory store: generates the signing
+    /// keys, hashes client secrets. Nothing survives the process.
     pub fn new(config: AuthzConfig, clock: Arc<dyn Clock>) -> Result<Authz, AuthzError> {
+        let store = crate::store::sqlite::SqliteStateStore::memory()?;
+        let now = clock.unix_now();
+        let keys = KeyRing::new(config.alg)?;
+        store.install_key_now(
+            stored_key(&keys.active(), Ring::Access, now, None)?,
+            None,
+            true,
+            KEEP_PREVIOUS,
+        )?;
+        let id_keys = if config.alg == Alg::RS256 {
+            None
+        } else {
+            let ring = KeyRing::new(Alg::RS256)?;
+            store.install_key_now(
+                stored_key(&ring.active(), Ring::Id, now, None)?,
+                None,
+                true,
+                KEEP_PREVIOUS,
+            )?;
+            Some(ring)
+        };
+        Authz::build(config, clock, Arc::new(store), None, keys, id_keys)
+    }
+
+    /// Builds the server on `store`: its signing keys are loaded (unsealed
+    /// with `sealer`), or generated and stored when there are none, or
+    /// when the configured algorithm changed (the old key stays published
+    /// as a previous one). Secrets of clients are hashed.
+    pub async fn open(
+        config: AuthzConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn StateStore>,
+        sealer: Option<Sealer>,
+    ) -> Result<Authz, AuthzError> {
+        let now = clock.unix_now();
+        let mut rings = Vec::new();
+        let wanted: &[(Ring, Alg)] = if config.alg == Alg::RS256 {
+            &[(Ring::Access, Alg::RS256)]
+        } else {
+            &[(Ring::Access, config.alg), (Ring::Id, Alg::RS256)]
+        };
+        for &(ring, alg) in wanted {
+            // Twice at most: another server may install a key between our
+            // read and our write; then its key is used.
+            let mut loaded = None;
+            for _ in 0..3 {
+                let stored = store.keys().await?;
+                let current = ring_keys(&stored, ring, sealer.as_ref())?;
+                match current {
+                    Some((active, previous)) if active.alg == alg => {
+                        loaded = Some(KeyRing::from_keys(alg, active, previous));
+                        break;
+                    }
+                    other => {
+                        let expected = other.map(|(a, _)| a.kid);
+                        let fresh = generate(alg).await?;
+                        let key = stored_key(&fresh, ring, now, sealer.as_ref())?;
+                        store
+                            .install_key(key, expected, true, KEEP_PREVIOUS)
+                            .await?;
+                    }
+                }
+            }
+            rings.push(loaded.ok_or_else(|| {
+                AuthzError::Config("the signing keys kept changing while loading them".into())
+            })?);
+        }
+        let mut rings = rings.into_iter();
+        let keys = rings
+            .next()
+            .ok_or_else(|| AuthzError::Config("no signing keys".into()))?;
+        let id_keys = rings.next();
+        Authz::build(config, clock, store, sealer, keys, id_keys)
+    }
+
+    fn build(
+        config: AuthzConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn StateStore>,
+        sealer: Option<Sealer>,
+        keys: KeyRing,
+        id_keys: Option<KeyRing>,
+    ) -> Result<Authz, AuthzError> {
         if url::Url::parse(&config.issuer).is_err() {
             return Err(AuthzError::Config(format!(
                 "issuer `{}` is not a URL",
@@ -172,21 +338,27 @@ impl Authz {
         }
         let fault_mode = config.fault_mode();
         Ok(Authz {
-            keys: KeyRing::new(config.alg)?,
-            id_keys: if config.alg == Alg::RS256 {
-                None
-            } else {
-                Some(KeyRing::new(Alg::RS256)?)
-            },
+            keys,
+            id_keys,
             registry: Registry::new(config.clients.clone()),
             users: flow::users(config.users.clone())?,
             config,
             clock,
-            opaque: Mutex::new(HashMap::new()),
-            revoked_jti: Mutex::new(HashSet::new()),
-            flows: Mutex::new(FlowState::default()),
+            store,
+            sealer,
             fault_mode,
         })
+    }
+
+    /// The configuration the server runs with (secrets emptied: they are
+    /// hashed in the registry).
+    pub fn config(&self) -> &AuthzConfig {
+        &self.config
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
     }
 
     /// The issuer identifier.
@@ -204,13 +376,120 @@ impl Authz {
         self.id_keys.as_ref().unwrap_or(&self.keys)
     }
 
-    /// Rotates every signing key; the previous ones stay published when
-    /// `overlap` (see [`KeyRing::rotate`]). Returns the new access-token `kid`.
-    pub fn rotate_keys(&self, overlap: bool) -> Result<String, AuthzError> {
+    /// Rotates every signing key and stores the new ones; the previous
+    /// ones stay published when `overlap` (see [`KeyRing::rotate`]).
+    /// Returns the new access-token `kid`. When another server rotated at
+    /// the same moment, its keys are taken instead of making more.
+    pub async fn rotate_stored_keys(&self, overlap: bool) -> Result<String, AuthzError> {
+        let now = self.now();
+        let mut rings = vec![(Ring::Access, &self.keys)];
         if let Some(id) = &self.id_keys {
-            id.rotate(overlap)?;
+            rings.push((Ring::Id, id));
         }
-        self.keys.rotate(overlap)
+        for (ring, keys) in rings {
+            let fresh = generate(keys.alg()).await?;
+            let key = stored_key(&fresh, ring, now, self.sealer.as_ref())?;
+            self.store
+                .install_key(key, Some(keys.active().kid.clone()), overlap, KEEP_PREVIOUS)
+                .await?;
+        }
+        self.reload_keys().await?;
+        Ok(self.keys.active().kid.clone())
+    }
+
+    /// [`Authz::rotate_stored_keys`] for callers that cannot `.await`:
+    /// outside a runtime (a runtime of its own runs it) or on a
+    /// multi-thread runtime (in place). A current-thread runtime cannot
+    /// wait for its own tasks: that is an error, asking for the async form.
+    pub fn rotate_keys(&self, overlap: bool) -> Result<String, AuthzError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(self.rotate_stored_keys(overlap)))
+            }
+            Ok(_) => Err(AuthzError::Config(
+                "rotate_keys cannot wait on a current-thread runtime; use rotate_stored_keys().await"
+                    .into(),
+            )),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| AuthzError::Config(format!("cannot start a runtime: {e}")))?
+                .block_on(self.rotate_stored_keys(overlap)),
+        }
+    }
+
+    /// Takes the keys as stored (rotated by another server or by
+    /// `gatewise authz keys rotate`). Returns whether they changed.
+    pub async fn reload_keys(&self) -> Result<bool, AuthzError> {
+        let stored = self.store.keys().await?;
+        let mut changed = false;
+        let mut rings = vec![(Ring::Access, &self.keys)];
+        if let Some(id) = &self.id_keys {
+            rings.push((Ring::Id, id));
+        }
+        for (ring, keys) in rings {
+            let before = keys.kids();
+            let kids: Vec<String> = stored
+                .iter()
+                .filter(|k| k.ring == ring)
+                .map(|k| k.kid.clone())
+                .collect();
+            let mut sorted_before = before.clone();
+            sorted_before.sort();
+            let mut sorted_now = kids.clone();
+            sorted_now.sort();
+            let active_now = stored
+                .iter()
+                .find(|k| k.ring == ring && k.active)
+                .map(|k| k.kid.as_str());
+            if sorted_before == sorted_now && active_now == before.first().map(String::as_str) {
+                continue;
+            }
+            if let Some((active, previous)) = ring_keys(&stored, ring, self.sealer.as_ref())? {
+                keys.replace(active, previous);
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// One round of upkeep: rotates the keys when the active one is older
+    /// than `key_rotation`, takes keys another server stored, and deletes
+    /// expired state. [`Authz::maintain`] calls it periodically.
+    pub async fn maintain_once(&self) -> Result<(), AuthzError> {
+        let now = self.now();
+        self.reload_keys().await?;
+        if let Some(every) = self.config.key_rotation {
+            let stored = self.store.keys().await?;
+            let created = stored
+                .iter()
+                .find(|k| k.ring == Ring::Access && k.active)
+                .map(|k| k.created_at)
+                .unwrap_or(now);
+            if created + every <= now {
+                let kid = self.rotate_stored_keys(true).await?;
+                tracing::info!(kid = %kid, "signing keys rotated (keys.rotation_interval)");
+            }
+        }
+        let purged = self.store.purge(now).await?;
+        if purged > 0 {
+            tracing::debug!(rows = purged, "expired authorization state deleted");
+        }
+        Ok(())
+    }
+
+    /// Runs [`Authz::maintain_once`] every `every` until the task is
+    /// dropped; failures are logged and retried next time.
+    pub async fn maintain(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.maintain_once().await {
+                tracing::warn!("authorization server upkeep failed: {e}");
+            }
+        }
     }
 
     /// The published JWK Set: access-token keys, then ID-token keys.
@@ -236,13 +515,6 @@ impl Authz {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.unix_now()
-    }
-
-    pub(crate) fn flows(&self) -> std::sync::MutexGuard<'_, FlowState> {
-        match self.flows.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
     }
 
     /// The axum router with every endpoint.
@@ -312,6 +584,7 @@ impl Authz {
             .clients
             .iter()
             .flat_map(|c| c.scopes.iter().cloned())
+            .chain(self.config.scopes.iter().cloned())
             .collect();
         s.extend(["openid", "profile", "email"].map(String::from));
         s.sort();
@@ -383,13 +656,30 @@ impl Authz {
     }
 
     /// The claims of an active token, or `None` (unknown, expired, revoked, forged).
-    fn active_claims(&self, token: &str) -> Option<Value> {
+    async fn active_claims(&self, token: &str) -> Result<Option<Value>, crate::store::StoreError> {
         let now = self.clock.unix_now();
-        if let Ok(opaque) = self.opaque.lock()
-            && let Some(rec) = opaque.get(&token_hash(token))
+        if let Some(rec) = self
+            .store
+            .grant(GrantKind::Opaque, token_hash(token))
+            .await?
         {
-            return (rec.exp > now).then(|| rec.claims.clone());
+            return Ok((rec.exp > now).then_some(rec.data));
         }
+        let Some(claims) = self.verified_claims(token, now) else {
+            return Ok(None);
+        };
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.store.jti_revoked(jti.to_owned()).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
+
+    /// The claims of a JWT this server signed, if it verifies now.
+    fn verified_claims(&self, token: &str, now: u64) -> Option<Value> {
         let policy = Policy {
             issuer: Some(self.config.issuer.clone()),
             leeway: 0,
@@ -401,15 +691,7 @@ impl Authz {
         let material = jwk::material(key.public_jwk().as_object()?).ok()?;
         let vk = VerifyingKey::new(key.alg, &material).ok()?;
         let verified = parsed.verify(&vk, &policy, now).ok()?;
-        let claims: Value = serde_json::from_slice(&verified.payload).ok()?;
-        let jti = claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if self.revoked_jti.lock().is_ok_and(|r| r.contains(jti)) {
-            return None;
-        }
-        Some(claims)
+        serde_json::from_slice(&verified.payload).ok()
     }
 }
 
@@ -548,6 +830,18 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
     if let Some(r) = faults::token_replacement(&faults) {
         return r;
     }
+    if let Some(g) = get("grant_type")
+        && GRANTS.contains(&g)
+        && !spec.allows(g)
+    {
+        // RFC 6749 §5.2: "not authorized to use this authorization grant type".
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            &format!("this client may not use grant_type {g} (see its grant_types)"),
+            false,
+        );
+    }
     let grant = match get("grant_type") {
         Some("client_credentials") => {
             if spec.public {
@@ -578,13 +872,13 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
                 id_token_for: None,
             }
         }
-        Some("authorization_code") => match flow::redeem_code(&a, &spec.id, &form) {
+        Some("authorization_code") => match flow::redeem_code(&a, &spec.id, &form).await {
             Ok(g) => g,
-            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.0, &e.1, false),
+            Err(e) => return grant_error(&e),
         },
-        Some("refresh_token") => match flow::refresh(&a, &spec.id, &form) {
+        Some("refresh_token") => match flow::refresh(&a, &spec.id, &form).await {
             Ok(g) => g,
-            Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.0, &e.1, false),
+            Err(e) => return grant_error(&e),
         },
         Some(other) => {
             return oauth_error(
@@ -660,24 +954,27 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
         // The new key signs this token; the old ones are unpublished at once.
         // Key generation (RSA: tens of milliseconds) runs off the async threads.
         let ring = Arc::clone(&a);
-        let rotated = tokio::task::spawn_blocking(move || ring.rotate_keys(false))
-            .await
-            .unwrap_or_else(|e| Err(AuthzError::Crypto(format!("key rotation failed: {e}"))));
-        if let Err(e) = rotated {
+        if let Err(e) = ring.rotate_stored_keys(false).await {
             return signing_failed(e);
         }
     }
     let access_token = if spec.opaque_tokens {
         let t = random_id() + &random_id();
-        if let Ok(mut m) = a.opaque.lock() {
-            m.retain(|_, r| r.exp > now);
-            m.insert(
-                token_hash(&t),
-                Issued {
-                    claims: claims.clone(),
-                    exp: now + ttl,
-                },
-            );
+        let stored = a
+            .store
+            .put_grant(GrantRecord {
+                kind: GrantKind::Opaque,
+                hash: token_hash(&t),
+                client_id: spec.id.clone(),
+                family: None,
+                exp: now + ttl,
+                used: false,
+                data: claims.clone(),
+            })
+            .await;
+        if let Err(e) = stored {
+            let e = flow::store_failed(e);
+            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, e.0, &e.1, false);
         }
         t
     } else {
@@ -698,7 +995,7 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
             *auth_time,
             nonce.as_deref(),
             &access_token,
-            ttl,
+            a.config.id_token_ttl,
         );
         faults::tamper_claims(&mut c, &faults, &a.config.issuer);
         match Authz::sign_token(a.id_ring(), "JWT", &c, &faults) {
@@ -732,7 +1029,26 @@ async fn authorize_get(
 
 async fn authorize_post(State(a): State<Arc<Authz>>, body: Bytes) -> Response {
     let p: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    flow::authorize_post(&a, &p)
+    flow::authorize_post(&a, &p).await
+}
+
+/// The grant types the token endpoint knows.
+const GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+
+/// A grant's error (RFC 6749 §5.2); a storage failure is a 500.
+fn grant_error(e: &flow::GrantError) -> Response {
+    let status = if e.0 == "server_error" {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    oauth_error(status, e.0, &e.1, false)
+}
+
+/// A storage failure outside a grant (introspection, revocation).
+fn storage_error(e: crate::store::StoreError) -> Response {
+    let e = flow::store_failed(e);
+    grant_error(&e)
 }
 
 async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -753,14 +1069,17 @@ async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
     // RFC 7662 §2.1: access or refresh token, whatever `token_type_hint` says.
-    let doc = match a.active_claims(token) {
-        Some(Value::Object(mut m)) => {
+    let doc = match a.active_claims(token).await {
+        Ok(Some(Value::Object(mut m))) => {
             m.insert("active".into(), Value::Bool(true));
             m.insert("token_type".into(), json!("Bearer"));
             Value::Object(m)
         }
-        _ => flow::refresh_introspection(&a, &client.spec.id, token)
-            .unwrap_or_else(|| json!({"active": false})),
+        Ok(_) => match flow::refresh_introspection(&a, &client.spec.id, token).await {
+            Ok(d) => d.unwrap_or_else(|| json!({"active": false})),
+            Err(e) => return storage_error(e),
+        },
+        Err(e) => return storage_error(e),
     };
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(doc)).into_response()
 }
@@ -781,19 +1100,30 @@ async fn revoke(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) ->
     // client the token was issued to may revoke it. Refresh tokens first
     // (RFC 7009 §2: revoking them is a MUST), then access tokens;
     // `token_type_hint` is only a hint (§2.1), so both are searched.
-    if flow::revoke_refresh(&a, &client.spec.id, token) {
-        return StatusCode::OK.into_response();
+    match flow::revoke_refresh(&a, &client.spec.id, token).await {
+        Ok(true) => return StatusCode::OK.into_response(),
+        Ok(false) => {}
+        Err(e) => return storage_error(e),
     }
-    if let Some(claims) = a.active_claims(token)
+    let claims = match a.active_claims(token).await {
+        Ok(c) => c,
+        Err(e) => return storage_error(e),
+    };
+    if let Some(claims) = claims
         && claims.get("client_id").and_then(Value::as_str) == Some(client.spec.id.as_str())
     {
-        if let Ok(mut m) = a.opaque.lock() {
-            m.remove(&token_hash(token));
-        }
-        if let Some(jti) = claims.get("jti").and_then(Value::as_str)
-            && let Ok(mut r) = a.revoked_jti.lock()
-        {
-            r.insert(jti.to_owned());
+        let done = async {
+            a.store
+                .delete_grant(GrantKind::Opaque, token_hash(token))
+                .await?;
+            if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+                let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                a.store.revoke_jti(jti.to_owned(), exp).await?;
+            }
+            Ok::<(), crate::store::StoreError>(())
+        };
+        if let Err(e) = done.await {
+            return storage_error(e);
         }
     }
     StatusCode::OK.into_response()

@@ -1,6 +1,11 @@
 //! The authorization server over real HTTP on 127.0.0.1, with its own
 //! responses judged by the doctor's rules: what it emits must pass them.
 
+#[macro_use]
+mod support;
+
+use support::Backend;
+
 use gatewise_authz::clients::ClientSpec;
 use gatewise_authz::{Authz, AuthzConfig};
 use gatewise_core::capture;
@@ -21,7 +26,7 @@ struct Server {
     http: reqwest::Client,
 }
 
-async fn start(alg: Alg) -> Server {
+async fn start(backend: &Backend, alg: Alg) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = AuthzConfig::dev(&base);
@@ -52,7 +57,7 @@ async fn start(alg: Alg) -> Server {
             ..ClientSpec::machine("native", "", &["orders.read"], &["https://api.test"])
         },
     ];
-    let authz = Arc::new(Authz::new(config, Arc::new(FixedClock(NOW))).unwrap());
+    let authz = backend.authz(config, Arc::new(FixedClock(NOW))).await;
     let router = Arc::clone(&authz).router();
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
@@ -127,9 +132,8 @@ impl Server {
     }
 }
 
-#[tokio::test]
-async fn discovery_and_jwks_pass_the_doctor_at_both_well_known_paths() {
-    let s = start(Alg::ES256).await;
+async fn discovery_and_jwks_pass_the_doctor_at_both_well_known_paths(backend: &Backend) {
+    let s = start(backend, Alg::ES256).await;
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
@@ -153,10 +157,9 @@ async fn discovery_and_jwks_pass_the_doctor_at_both_well_known_paths() {
     assert_eq!(jwks["keys"][0]["kid"], s.authz.keys().active().kid);
 }
 
-#[tokio::test]
-async fn client_credentials_issues_rfc9068_tokens_that_verify() {
+async fn client_credentials_issues_rfc9068_tokens_that_verify(backend: &Backend) {
     for alg in [Alg::RS256, Alg::ES256, Alg::EdDSA] {
-        let s = start(alg).await;
+        let s = start(backend, alg).await;
         let r = s
             .token(
                 "svc",
@@ -197,9 +200,8 @@ async fn client_credentials_issues_rfc9068_tokens_that_verify() {
     }
 }
 
-#[tokio::test]
-async fn refusals_are_rfc6749_errors_with_the_basic_challenge() {
-    let s = start(Alg::ES256).await;
+async fn refusals_are_rfc6749_errors_with_the_basic_challenge(backend: &Backend) {
+    let s = start(backend, Alg::ES256).await;
     let r = s.token("svc", "wrong", &[]).await;
     assert_eq!(r.status(), 401);
     assert!(
@@ -232,9 +234,8 @@ async fn refusals_are_rfc6749_errors_with_the_basic_challenge() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
-#[tokio::test]
-async fn introspection_and_revocation() {
-    let s = start(Alg::RS256).await;
+async fn introspection_and_revocation(backend: &Backend) {
+    let s = start(backend, Alg::RS256).await;
     let jwt = s
         .token("svc", "s3cr3t+/=", &[])
         .await
@@ -293,9 +294,8 @@ async fn introspection_and_revocation() {
     }
 }
 
-#[tokio::test]
-async fn rotation_keeps_the_previous_key_published() {
-    let s = start(Alg::ES256).await;
+async fn rotation_keeps_the_previous_key_published(backend: &Backend) {
+    let s = start(backend, Alg::ES256).await;
     let before = s
         .token("svc", "s3cr3t+/=", &[])
         .await
@@ -306,7 +306,7 @@ async fn rotation_keeps_the_previous_key_published() {
         .unwrap()
         .to_owned();
     let old_kid = s.authz.keys().active().kid.clone();
-    let new_kid = s.authz.rotate_keys(true).unwrap();
+    let new_kid = s.authz.rotate_stored_keys(true).await.unwrap();
     assert_ne!(old_kid, new_kid);
     let jwks: Value = s
         .http
@@ -331,6 +331,14 @@ async fn rotation_keeps_the_previous_key_published() {
     );
     assert_eq!(s.introspect(&before).await["active"], true);
     // Without overlap the old key is gone at once (a fault the server can play).
-    s.authz.rotate_keys(false).unwrap();
+    s.authz.rotate_stored_keys(false).await.unwrap();
     assert_eq!(s.introspect(&before).await["active"], false);
 }
+
+on_both_stores!(
+    discovery_and_jwks_pass_the_doctor_at_both_well_known_paths,
+    client_credentials_issues_rfc9068_tokens_that_verify,
+    refusals_are_rfc6749_errors_with_the_basic_challenge,
+    introspection_and_revocation,
+    rotation_keeps_the_previous_key_published,
+);

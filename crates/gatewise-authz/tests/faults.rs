@@ -4,6 +4,11 @@
 //! `Gatewise-Fault` header is ignored outside fault mode, picks one fault per
 //! request inside it, and a client's own faults reach that client only.
 
+#[macro_use]
+mod support;
+
+use support::Backend;
+
 use gatewise_authz::clients::ClientSpec;
 use gatewise_authz::faults::{Fault, MODES};
 use gatewise_authz::{Authz, AuthzConfig, AuthzError};
@@ -78,13 +83,13 @@ fn client(id: &str, faults: &[Fault]) -> ClientSpec {
 }
 
 /// Starts a server on 127.0.0.1; `setup` adjusts the configuration.
-async fn start(setup: impl FnOnce(&mut AuthzConfig)) -> String {
+async fn start(backend: &Backend, setup: impl FnOnce(&mut AuthzConfig)) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let mut config = AuthzConfig::dev(&issuer);
     config.clients = vec![client("svc", &[])];
     setup(&mut config);
-    let authz = Arc::new(Authz::new(config, Arc::new(Wall)).unwrap());
+    let authz = backend.authz(config, Arc::new(Wall)).await;
     let router = authz.router();
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
@@ -120,14 +125,13 @@ async fn doctor_codes(issuer: &str, client_id: &str, timeout: Option<Duration>) 
     live.findings.iter().map(|f| f.code.to_owned()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_doctor_names_the_rule_every_fault_breaks() {
+async fn the_doctor_names_the_rule_every_fault_breaks(backend: &Backend) {
     let faults = Fault::examples();
     assert_eq!(faults.len(), MODES.len(), "every mode is tested");
 
     // Without faults, none of the codes the faults must produce appears:
     // each one below is caused by its fault.
-    let issuer = start(|_| {}).await;
+    let issuer = start(backend, |_| {}).await;
     let clean = doctor_codes(&issuer, "svc", None).await;
     assert!(
         clean.contains(&"jwt-signature-verified".to_owned()),
@@ -147,7 +151,7 @@ async fn the_doctor_names_the_rule_every_fault_breaks() {
             Fault::Slow { .. } => (Fault::Slow { ms: SLOW_MS }, Some(DOCTOR_TIMEOUT_FOR_SLOW)),
             other => (other, None),
         };
-        let issuer = start(|c| c.faults = vec![fault]).await;
+        let issuer = start(backend, |c| c.faults = vec![fault]).await;
         let codes = doctor_codes(&issuer, "svc", timeout).await;
         if !codes.contains(&expected(f).to_owned()) {
             failures.push(format!(
@@ -159,9 +163,8 @@ async fn the_doctor_names_the_rule_every_fault_breaks() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_clients_faults_reach_that_client_only() {
-    let issuer = start(|c| {
+async fn a_clients_faults_reach_that_client_only(backend: &Backend) {
+    let issuer = start(backend, |c| {
         c.clients = vec![
             client("broken", &[Fault::MissingTokenType, Fault::WrongAudience]),
             client("fine", &[]),
@@ -217,9 +220,8 @@ async fn jwks_with_header(issuer: &str, fault: &str) -> u16 {
         .as_u16()
 }
 
-#[tokio::test]
-async fn the_header_is_ignored_without_fault_mode() {
-    let issuer = start(|_| {}).await;
+async fn the_header_is_ignored_without_fault_mode(backend: &Backend) {
+    let issuer = start(backend, |_| {}).await;
     for value in ["html-error-page", "missing-access-token", "not-a-fault"] {
         let r = token_with_header(&issuer, Some(value)).await;
         assert_eq!(r.status(), 200, "{value}");
@@ -232,9 +234,8 @@ async fn the_header_is_ignored_without_fault_mode() {
     assert_eq!(login.status(), 404);
 }
 
-#[tokio::test]
-async fn in_fault_mode_the_header_picks_one_fault_for_one_request() {
-    let issuer = start(|c| c.fault_header = true).await;
+async fn in_fault_mode_the_header_picks_one_fault_for_one_request(backend: &Backend) {
+    let issuer = start(backend, |c| c.fault_header = true).await;
     // Without the header: a normal answer.
     let r = token_with_header(&issuer, None).await;
     assert_eq!(r.status(), 200);
@@ -268,9 +269,8 @@ async fn in_fault_mode_the_header_picks_one_fault_for_one_request() {
     );
 }
 
-#[tokio::test]
-async fn the_header_replaces_the_configured_faults() {
-    let issuer = start(|c| c.faults = vec![Fault::MissingTokenType]).await;
+async fn the_header_replaces_the_configured_faults(backend: &Backend) {
+    let issuer = start(backend, |c| c.faults = vec![Fault::MissingTokenType]).await;
     let body: Value = token_with_header(&issuer, None).await.json().await.unwrap();
     assert!(body.get("token_type").is_none(), "{body}");
     let r = token_with_header(&issuer, Some("expires-in-string")).await;
@@ -299,3 +299,11 @@ fn docs_faults_md_documents_every_mode_with_the_code_tested_here() {
         );
     }
 }
+
+on_both_stores!(
+    the_doctor_names_the_rule_every_fault_breaks,
+    a_clients_faults_reach_that_client_only,
+    the_header_is_ignored_without_fault_mode,
+    in_fault_mode_the_header_picks_one_fault_for_one_request,
+    the_header_replaces_the_configured_faults,
+);

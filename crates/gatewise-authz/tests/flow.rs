@@ -2,7 +2,12 @@
 //! over real HTTP, and refresh token rotation; the ID token is checked by
 //! the doctor's JWT rules (nonce, at_hash, azp, signature).
 
-use gatewise_authz::{Authz, AuthzConfig};
+#[macro_use]
+mod support;
+
+use support::Backend;
+
+use gatewise_authz::AuthzConfig;
 use gatewise_core::clock::FixedClock;
 use gatewise_core::finding::Severity;
 use gatewise_core::jose::b64url_encode;
@@ -20,7 +25,7 @@ struct S {
     web_secret: String,
 }
 
-async fn start() -> S {
+async fn start(backend: &Backend) -> S {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let config = AuthzConfig::dev(&base);
@@ -31,7 +36,7 @@ async fn start() -> S {
         .unwrap()
         .secret
         .clone();
-    let authz = Arc::new(Authz::new(config, Arc::new(FixedClock(NOW))).unwrap());
+    let authz = backend.authz(config, Arc::new(FixedClock(NOW))).await;
     let router = Arc::clone(&authz).router();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     S {
@@ -103,9 +108,8 @@ impl S {
     }
 }
 
-#[tokio::test]
-async fn code_flow_with_pkce_issues_tokens_the_doctor_accepts() {
-    let s = start().await;
+async fn code_flow_with_pkce_issues_tokens_the_doctor_accepts(backend: &Backend) {
+    let s = start(backend).await;
     let redirect = "http://127.0.0.1:8000/callback";
     // The login page.
     let page = s
@@ -209,9 +213,8 @@ async fn code_flow_with_pkce_issues_tokens_the_doctor_accepts() {
     );
 }
 
-#[tokio::test]
-async fn pkce_and_redirect_rules() {
-    let s = start().await;
+async fn pkce_and_redirect_rules(backend: &Backend) {
+    let s = start(backend).await;
     let redirect = "http://127.0.0.1:8000/callback";
     // plain is refused with an error redirect.
     let r = s
@@ -283,9 +286,8 @@ async fn pkce_and_redirect_rules() {
     assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test]
-async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
-    let s = start().await;
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family(backend: &Backend) {
+    let s = start(backend).await;
     let native = "http://127.0.0.1:50000/callback";
     let q = query(
         s.sign_in("demo-native", native, "wonderland")
@@ -340,9 +342,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     );
 }
 
-#[tokio::test]
-async fn revoking_a_refresh_token_revokes_its_family() {
-    let s = start().await;
+async fn revoking_a_refresh_token_revokes_its_family(backend: &Backend) {
+    let s = start(backend).await;
     let native = "http://127.0.0.1:50001/callback";
     let q = query(
         s.sign_in("demo-native", native, "wonderland")
@@ -453,3 +454,10 @@ async fn revoking_a_refresh_token_revokes_its_family() {
         "{e}"
     );
 }
+
+on_both_stores!(
+    code_flow_with_pkce_issues_tokens_the_doctor_accepts,
+    pkce_and_redirect_rules,
+    refresh_tokens_rotate_and_reuse_revokes_the_family,
+    revoking_a_refresh_token_revokes_its_family,
+);

@@ -9,6 +9,11 @@
 //! Skipped with a notice when Node.js or `node_modules` is missing; failing
 //! then under `CI=true`.
 
+#[macro_use]
+mod support;
+
+use support::Backend;
+
 mod interop_support;
 
 use interop_support::{
@@ -20,12 +25,11 @@ fn script() -> std::path::PathBuf {
     interop_dir().join("openid-client/client.mjs")
 }
 
-#[tokio::test]
-async fn openid_client_discovers_the_server() {
+async fn openid_client_discovers_the_server(backend: &Backend) {
     let Some(node) = node("openid_client_discovers_the_server") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let out = run(
         node,
         script(),
@@ -42,12 +46,11 @@ async fn openid_client_discovers_the_server() {
     assert_eq!(out["iss_parameter_supported"], true, "{out}");
 }
 
-#[tokio::test]
-async fn openid_client_client_credentials_with_encoded_basic_credentials() {
+async fn openid_client_client_credentials_with_encoded_basic_credentials(backend: &Backend) {
     let Some(node) = node("openid_client_client_credentials_with_encoded_basic_credentials") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     // openid-client 5 form-urlencodes id and secret with encodeURIComponent
     // (RFC 6749 §2.3.1; `-_.!~*'()` stay as they are, a space becomes `+`).
     for (id, secret) in [
@@ -83,12 +86,11 @@ async fn openid_client_client_credentials_with_encoded_basic_credentials() {
     assert!(r.stderr.contains("invalid_client"), "{}", r.stderr);
 }
 
-#[tokio::test]
-async fn openid_client_introspection() {
+async fn openid_client_introspection(backend: &Backend) {
     let Some(node) = node("openid_client_introspection") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for id in ["demo-client", "demo-opaque"] {
         let out = run(
             node.clone(),
@@ -118,12 +120,11 @@ async fn openid_client_introspection() {
     }
 }
 
-#[tokio::test]
-async fn openid_client_revocation() {
+async fn openid_client_revocation(backend: &Backend) {
     let Some(node) = node("openid_client_revocation") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for id in ["demo-client", "demo-opaque"] {
         let out = run(
             node.clone(),
@@ -141,12 +142,11 @@ async fn openid_client_revocation() {
     }
 }
 
-#[tokio::test]
-async fn openid_client_revokes_a_refresh_token() {
+async fn openid_client_revokes_a_refresh_token(backend: &Backend) {
     let Some(node) = node("openid_client_revokes_a_refresh_token") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let out = run(
         node,
         script(),
@@ -162,12 +162,11 @@ async fn openid_client_revokes_a_refresh_token() {
     assert_eq!(out["refresh_error"], "invalid_grant", "{out}");
 }
 
-#[tokio::test]
-async fn openid_client_code_flow_validates_the_id_token() {
+async fn openid_client_code_flow_validates_the_id_token(backend: &Backend) {
     let Some(node) = node("openid_client_code_flow_validates_the_id_token") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let out = run(
         node,
         script(),
@@ -196,13 +195,12 @@ fn script6() -> std::path::PathBuf {
     interop_dir().join("openid-client/client6.mjs")
 }
 
-#[tokio::test]
-async fn openid_client_6_client_credentials_with_percent_encoded_dashes() {
+async fn openid_client_6_client_credentials_with_percent_encoded_dashes(backend: &Backend) {
     let Some(node) = node20("openid_client_6_client_credentials_with_percent_encoded_dashes")
     else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     // openid-client 6 escapes even `-` (`demo-client` goes out as
     // `demo%2Dclient`): RFC 6749 §2.3.1 decoding turns it back.
     for (id, secret) in [
@@ -245,12 +243,11 @@ async fn openid_client_6_client_credentials_with_percent_encoded_dashes() {
     assert!(r.stderr.contains("server: invalid_client"), "{}", r.stderr);
 }
 
-#[tokio::test]
-async fn openid_client_6_introspection_revocation_and_code_flow() {
+async fn openid_client_6_introspection_revocation_and_code_flow(backend: &Backend) {
     let Some(node) = node20("openid_client_6_introspection_revocation_and_code_flow") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let machine = client_env("demo-opaque", s.secret("demo-opaque"));
     let out = run(node.clone(), script6(), &s.base, "introspect", &machine)
         .await
@@ -280,3 +277,14 @@ async fn openid_client_6_introspection_revocation_and_code_flow() {
     assert_eq!(out["id_token_alg"], "RS256", "{out}");
     assert_eq!(out["refresh_rotated"], true, "{out}");
 }
+
+on_both_stores!(
+    openid_client_discovers_the_server,
+    openid_client_client_credentials_with_encoded_basic_credentials,
+    openid_client_introspection,
+    openid_client_revocation,
+    openid_client_revokes_a_refresh_token,
+    openid_client_code_flow_validates_the_id_token,
+    openid_client_6_client_credentials_with_percent_encoded_dashes,
+    openid_client_6_introspection_revocation_and_code_flow,
+);

@@ -7,6 +7,11 @@
 //! Skipped with a notice when the venv is missing; failing then under
 //! `CI=true`.
 
+#[macro_use]
+mod support;
+
+use support::Backend;
+
 mod interop_support;
 
 use interop_support::{TRICKY_ID, TRICKY_SECRET, client_env, interop_dir, python, run, start};
@@ -33,12 +38,11 @@ fn assert_machine_token(out: &Value, issuer: &str, client: &str) {
     assert_eq!(claims["scope"], "orders.read", "{out}");
 }
 
-#[tokio::test]
-async fn authlib_validates_the_discovery_metadata() {
+async fn authlib_validates_the_discovery_metadata(backend: &Backend) {
     let Some(py) = python("authlib_validates_the_discovery_metadata") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let out = run(
         py,
         script("authlib_client.py"),
@@ -52,12 +56,11 @@ async fn authlib_validates_the_discovery_metadata() {
     assert_eq!(out["library"], "authlib");
 }
 
-#[tokio::test]
-async fn authlib_client_credentials() {
+async fn authlib_client_credentials(backend: &Backend) {
     let Some(py) = python("authlib_client_credentials") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for (id, secret) in [
         ("demo-client", s.secret("demo-client")),
         // Authlib (1.9) sends `id:secret` as they are, without the
@@ -80,12 +83,11 @@ async fn authlib_client_credentials() {
     }
 }
 
-#[tokio::test]
-async fn authlib_code_flow_with_pkce_the_login_form_and_refresh() {
+async fn authlib_code_flow_with_pkce_the_login_form_and_refresh(backend: &Backend) {
     let Some(py) = python("authlib_code_flow_with_pkce_the_login_form_and_refresh") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     let out = run(
         py,
         script("authlib_client.py"),
@@ -136,12 +138,11 @@ async fn authlib_code_flow_with_pkce_the_login_form_and_refresh() {
     );
 }
 
-#[tokio::test]
-async fn authlib_introspection_of_jwt_and_opaque_tokens() {
+async fn authlib_introspection_of_jwt_and_opaque_tokens(backend: &Backend) {
     let Some(py) = python("authlib_introspection_of_jwt_and_opaque_tokens") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for id in ["demo-client", "demo-opaque"] {
         let out = run(
             py.clone(),
@@ -173,12 +174,11 @@ async fn authlib_introspection_of_jwt_and_opaque_tokens() {
     }
 }
 
-#[tokio::test]
-async fn requests_oauthlib_client_credentials_with_raw_basic_credentials() {
+async fn requests_oauthlib_client_credentials_with_raw_basic_credentials(backend: &Backend) {
     let Some(py) = python("requests_oauthlib_client_credentials_with_raw_basic_credentials") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for (id, secret) in [
         ("demo-client", s.secret("demo-client")),
         // requests-oauthlib sends `id:secret` through requests' HTTPBasicAuth
@@ -202,12 +202,11 @@ async fn requests_oauthlib_client_credentials_with_raw_basic_credentials() {
     }
 }
 
-#[tokio::test]
-async fn a_wrong_secret_fails_both_python_clients() {
+async fn a_wrong_secret_fails_both_python_clients(backend: &Backend) {
     let Some(py) = python("a_wrong_secret_fails_both_python_clients") else {
         return;
     };
-    let s = start().await;
+    let s = start(backend).await;
     for name in ["authlib_client.py", "requests_oauthlib_client.py"] {
         let r = run(
             py.clone(),
@@ -221,3 +220,12 @@ async fn a_wrong_secret_fails_both_python_clients() {
         assert!(r.stderr.contains("invalid_client"), "{name}: {}", r.stderr);
     }
 }
+
+on_both_stores!(
+    authlib_validates_the_discovery_metadata,
+    authlib_client_credentials,
+    authlib_code_flow_with_pkce_the_login_form_and_refresh,
+    authlib_introspection_of_jwt_and_opaque_tokens,
+    requests_oauthlib_client_credentials_with_raw_basic_credentials,
+    a_wrong_secret_fails_both_python_clients,
+);

@@ -9,6 +9,11 @@
 //! [`send`], a small client on the workspace's reqwest that, as the crates'
 //! own docs advise, never follows redirects.
 
+#[macro_use]
+mod support;
+
+use support::Backend;
+
 mod interop_support;
 
 use interop_support::{TRICKY_ID, TRICKY_SECRET, WEB_REDIRECT, sign_in, start};
@@ -79,9 +84,8 @@ fn query(u: &url::Url) -> HashMap<String, String> {
     u.query_pairs().into_owned().collect()
 }
 
-#[tokio::test]
-async fn oauth2_client_credentials() {
-    let s = start().await;
+async fn oauth2_client_credentials(backend: &Backend) {
+    let s = start(backend).await;
     let token_url = TokenUrl::new(format!("{}/token", s.base)).unwrap();
     for (id, secret) in [
         ("demo-client", s.secret("demo-client")),
@@ -123,9 +127,8 @@ async fn oauth2_client_credentials() {
     );
 }
 
-#[tokio::test]
-async fn oauth2_introspection_and_its_https_only_revocation() {
-    let s = start().await;
+async fn oauth2_introspection_and_its_https_only_revocation(backend: &Backend) {
+    let s = start(backend).await;
     let client = BasicClient::new(ClientId::new("demo-opaque".into()))
         .set_client_secret(ClientSecret::new(s.secret("demo-opaque").into()))
         .set_token_uri(TokenUrl::new(format!("{}/token", s.base)).unwrap())
@@ -169,9 +172,8 @@ async fn oauth2_introspection_and_its_https_only_revocation() {
     );
 }
 
-#[tokio::test]
-async fn oauth2_code_flow_with_pkce_for_a_public_client_on_any_loopback_port() {
-    let s = start().await;
+async fn oauth2_code_flow_with_pkce_for_a_public_client_on_any_loopback_port(backend: &Backend) {
+    let s = start(backend).await;
     // demo-native is registered as http://127.0.0.1/callback: any port
     // matches (RFC 8252 §7.3). No secret: token endpoint auth `none`.
     let redirect = "http://127.0.0.1:49152/callback";
@@ -220,9 +222,8 @@ async fn oauth2_code_flow_with_pkce_for_a_public_client_on_any_loopback_port() {
     );
 }
 
-#[tokio::test]
-async fn openidconnect_code_flow_with_pkce_verifies_the_id_token() {
-    let s = start().await;
+async fn openidconnect_code_flow_with_pkce_verifies_the_id_token(backend: &Backend) {
+    let s = start(backend).await;
     // Discovery (OpenID Connect Discovery 1.0 §4, with the issuer check of
     // §4.3) and the JWKS it names.
     let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(s.base.clone()).unwrap(), &send)
@@ -298,9 +299,8 @@ async fn openidconnect_code_flow_with_pkce_verifies_the_id_token() {
     assert!(id_token.claims(&other.id_token_verifier(), &nonce).is_err());
 }
 
-#[tokio::test]
-async fn openidconnect_client_credentials() {
-    let s = start().await;
+async fn openidconnect_client_credentials(backend: &Backend) {
+    let s = start(backend).await;
     let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(s.base.clone()).unwrap(), &send)
         .await
         .unwrap();
@@ -321,3 +321,11 @@ async fn openidconnect_client_credentials() {
     assert_eq!(claims["scope"], "orders.write");
     assert_eq!(claims["client_id"], "demo-client");
 }
+
+on_both_stores!(
+    oauth2_client_credentials,
+    oauth2_introspection_and_its_https_only_revocation,
+    oauth2_code_flow_with_pkce_for_a_public_client_on_any_loopback_port,
+    openidconnect_code_flow_with_pkce_verifies_the_id_token,
+    openidconnect_client_credentials,
+);

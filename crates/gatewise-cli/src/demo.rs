@@ -223,7 +223,7 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
             "5. See every call, its decision trace and the doctor's diagnosis in the dashboard:\n\n  {dashboard}/\n\n   or ask the admin API:\n\n  curl -s '{dashboard}/api/v1/calls?status=error'\n  curl -s {dashboard}/api/v1/calls/REQUEST_ID/diagnosis   (REQUEST_ID: the x-request-id of a call)\n"
         );
         if !args.no_open {
-            open_browser(&format!("{dashboard}/"));
+            crate::browser::open(&format!("{dashboard}/"));
         }
         say!("Press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
@@ -250,31 +250,6 @@ fn tempdir() -> anyhow::Result<TempDir> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the demo's directory {}", dir.display()))?;
     Ok(TempDir(dir))
-}
-
-/// Opens `url` in the desktop's browser when there is one (a terminal with
-/// a display); says nothing when there is none.
-fn open_browser(url: &str) {
-    use std::io::IsTerminal as _;
-    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|v| crate::input::env(v).is_some_and(|d| !d.is_empty()));
-    let opener = if cfg!(target_os = "macos") {
-        Some("open")
-    } else if has_display {
-        Some("xdg-open")
-    } else {
-        None
-    };
-    if let Some(cmd) = opener
-        && std::io::stdout().is_terminal()
-    {
-        let _ = std::process::Command::new(cmd)
-            .arg(url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-    }
 }
 
 /// The demo's calls, made and checked; prints one line per step.

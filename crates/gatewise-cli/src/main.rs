@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod authz;
+mod browser;
 mod calls;
 mod clock;
 mod demo;

@@ -186,10 +186,17 @@ fn demo_check_runs_the_demo_end_to_end() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Four calls, then the call log read back: the calls, the diagnosis,
+    // the metrics, the dashboard page.
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        4,
+        8,
         "{stdout}"
     );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains("401 \"jwt-expired\""), "{stdout}");
+    assert!(
+        stdout.contains("diagnosis of the expired-token call: call-jwt-expired"),
+        "{stdout}"
+    );
 }

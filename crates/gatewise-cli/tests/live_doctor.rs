@@ -1414,3 +1414,148 @@ async fn via_diffs_direct_and_intermediary() {
     );
     assert_eq!(out.status.code(), Some(0), "{v:#}");
 }
+
+/// Runs `doctor token --grant authorization_code` without a code: the
+/// doctor prints the sign-in URL on stderr; this test plays the browser
+/// (signs alice in through the form, then follows the redirect to the
+/// doctor's loopback listener, after `tamper` had its say on the redirect
+/// URL) and returns the doctor's JSON report and exit status.
+async fn interactive_sign_in(
+    issuer: &str,
+    tamper: impl FnOnce(url::Url) -> url::Url,
+) -> (Value, i32) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatewise"))
+        .args([
+            "doctor",
+            "token",
+            "--issuer",
+            issuer,
+            "--client-id",
+            "demo-native",
+            "--auth",
+            "none",
+            "--grant",
+            "authorization_code",
+            "--scope",
+            "openid orders.read",
+            "--no-browser",
+            "--wait",
+            "30",
+            "--format",
+            "json",
+        ])
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // The sign-in URL, from the doctor's stderr.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // The URL has a line of its own, after "Sign in through this URL:".
+            if line.trim_start().starts_with("http") {
+                let _ = tx.send(line.trim().to_owned());
+            }
+        }
+    });
+    let authorize = tokio::task::spawn_blocking(move || {
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap()
+    })
+    .await
+    .unwrap();
+    let authorize = url::Url::parse(&authorize).unwrap();
+    assert!(authorize.as_str().starts_with(issuer), "{authorize}");
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    // What the doctor asked for: PKCE S256, state, nonce (openid), a
+    // loopback redirect URI.
+    assert_eq!(get("code_challenge_method"), "S256");
+    assert_eq!(get("code_challenge").len(), 43);
+    assert!(get("state").len() >= 22 && get("nonce").len() >= 22);
+    assert!(get("redirect_uri").starts_with("http://127.0.0.1:"));
+    form.push(("username".into(), "alice".into()));
+    form.push(("password".into(), "wonderland".into()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{issuer}/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let page = http.get(tamper(back)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (json(&out), out.status.code().unwrap_or(-1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interactive_sign_in_redeems_the_code_and_verifies_the_tokens() {
+    let (issuer, _) = authz().await;
+    let (v, code) = interactive_sign_in(&issuer, |u| u).await;
+    let found = codes(&v);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        !found.iter().any(|c| c.starts_with("callback-")),
+        "{found:?}"
+    );
+    // The code was redeemed: the token exchange is in the transcript, and
+    // the ID token (with the nonce) verified against the discovered keys.
+    let labels: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["label"].as_str())
+        .collect();
+    assert!(labels.contains(&"token"), "{labels:?}");
+    let text = v.to_string();
+    assert!(!found.iter().any(|c| c.contains("nonce")), "{found:?}");
+    assert!(!text.contains("wonderland"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_state_is_caught_and_the_code_not_redeemed() {
+    let (issuer, _) = authz().await;
+    let (v, code) = interactive_sign_in(&issuer, |mut u| {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .into_owned()
+            .map(|(k, v)| {
+                if k == "state" {
+                    (k, "forged".into())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        u
+    })
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    assert!(
+        codes(&v).contains(&"callback-state-mismatch".to_owned()),
+        "{v:#}"
+    );
+    let redeemed = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["label"] == "token");
+    assert!(!redeemed, "a code with a forged state must not be redeemed");
+}

@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
 
@@ -114,7 +113,10 @@ const MAX_DESERIALIZE_ERRORS: usize = 100;
 
 /// Syntax errors in file order, the first of each line only: the
 /// recovering parser's later errors on a line mostly follow from the first.
-fn syntax_errors(text: &str, errors: &[toml::de::Error]) -> Vec<ConfigError> {
+///
+/// Pass 1 of [`compile()`], public for other TOML files read the same way
+/// (with the errors of `toml::de::DeTable::parse_recoverable`).
+pub fn syntax_errors(text: &str, errors: &[toml::de::Error]) -> Vec<ConfigError> {
     let mut errors: Vec<(Option<usize>, &toml::de::Error)> = errors
         .iter()
         .map(|e| (e.span().map(|s| s.start), e))
@@ -143,27 +145,74 @@ fn syntax_errors(text: &str, errors: &[toml::de::Error]) -> Vec<ConfigError> {
 /// Deserializes the document into `raw::*`, recording each type or spelling
 /// error and skipping the key it is under, until the rest deserializes.
 /// `None` when an error could not be pinned to a key.
-fn deserialize(cx: &mut Cx<'_>, mut doc: Spanned<DeTable<'_>>) -> Option<RawConfig> {
+fn deserialize(cx: &mut Cx<'_>, doc: Spanned<DeTable<'_>>) -> Option<RawConfig> {
+    let recovered = deserialize_recovering::<RawConfig>(cx.text, &cx.index, doc);
+    cx.errors.extend(recovered.errors);
+    cx.skipped.extend(recovered.skipped);
+    recovered.value
+}
+
+/// What [`deserialize_recovering`] found.
+#[derive(Debug)]
+pub struct Recovered<T> {
+    /// The value, once every offending key was skipped; `None` when an
+    /// error could not be pinned to a key.
+    pub value: Option<T>,
+    /// Each type or spelling error, with the byte offset it was found at
+    /// (for sorting), path, line and column.
+    pub errors: Vec<(Option<usize>, ConfigError)>,
+    /// The keys that were skipped: checks of later passes under them
+    /// should be left out, so a mistake is reported once.
+    pub skipped: Vec<Path>,
+}
+
+/// Pass 2 of [`compile()`] for any raw type `T` (mirroring a TOML file with
+/// `deny_unknown_fields`): deserializes `doc`, recording each type or
+/// spelling error and removing the key it is under, until the rest
+/// deserializes. Public for other TOML files read the same way;
+/// `index` is [`Index::new`] of the same document.
+pub fn deserialize_recovering<T: serde::de::DeserializeOwned>(
+    text: &str,
+    index: &Index,
+    mut doc: Spanned<DeTable<'_>>,
+) -> Recovered<T> {
+    let mut out = Recovered {
+        value: None,
+        errors: Vec::new(),
+        skipped: Vec::new(),
+    };
     for _ in 0..MAX_DESERIALIZE_ERRORS {
-        let e = match RawConfig::deserialize(toml::de::Deserializer::from(doc.clone())) {
-            Ok(raw) => return Some(raw),
+        let e = match T::deserialize(toml::de::Deserializer::from(doc.clone())) {
+            Ok(raw) => {
+                out.value = Some(raw);
+                return out;
+            }
             Err(e) => e,
         };
         let offset = e.span().map(|s| s.start);
-        let path = offset.map(|o| cx.index.path_at(o)).unwrap_or_default();
+        let path = offset.map(|o| index.path_at(o)).unwrap_or_default();
         let mut message = polish(e.message());
-        if cx.index.kind(&path) == Some("datetime") {
+        if index.kind(&path) == Some("datetime") {
             // `toml` hands datetimes to serde as a table.
             message = message.replace("invalid type: table", "invalid type: datetime");
         }
-        cx.push_error(&path, offset, message);
+        let (line, column) = offset.map(|o| line_column(text, o)).unzip();
+        out.errors.push((
+            offset,
+            ConfigError {
+                path: path.to_string(),
+                line,
+                column,
+                message,
+            },
+        ));
         let skip = path.up_to_last_key();
         if skip.segs().is_empty() || !locate::remove(doc.get_mut(), &skip) {
-            return None;
+            return out;
         }
-        cx.skipped.push(skip);
+        out.skipped.push(skip);
     }
-    None
+    out
 }
 
 /// Words of the file format rather than serde's.

@@ -103,7 +103,7 @@ impl fmt::Display for Located<'_> {
 }
 
 /// 1-based line and column (in characters) of a byte offset into `text`.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

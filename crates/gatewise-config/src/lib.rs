@@ -21,14 +21,15 @@
 mod compile;
 mod diff;
 mod error;
-mod locate;
+pub mod locate;
 pub mod model;
 mod raw;
 
-pub use compile::{Compiled, compile};
+pub use compile::{Compiled, Recovered, compile, deserialize_recovering, syntax_errors};
 pub use diff::restart_required;
-pub use error::{ConfigError, ConfigWarning};
+pub use error::{ConfigError, ConfigWarning, line_column};
 pub use model::Config;
+pub use raw::parse_duration;
 
 /// The example configuration shipped as `examples/gatewise.toml`: every
 /// section, commented. It compiles without errors or warnings (a test

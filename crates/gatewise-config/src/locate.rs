@@ -5,6 +5,11 @@
 //! [`Index`] records the span of every key and value under its path. Errors
 //! then go both ways: a path found by validation is given a line, and a
 //! byte offset reported by the deserializer is given a path.
+//!
+//! Public so that other TOML files of gatewise (the authorization server's
+//! `authz.toml`, in `gatewise-authz`) report their errors the same way;
+//! [`crate::syntax_errors`], [`crate::deserialize_recovering`] and
+//! [`crate::line_column`] are the other building blocks.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +20,7 @@ use toml::de::{DeTable, DeValue};
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Seg {
+pub enum Seg {
     /// A table key.
     Key(String),
     /// An array index (0-based, as in the file's order).
@@ -24,37 +29,37 @@ pub(crate) enum Seg {
 
 /// A path from the document root to a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Path(Vec<Seg>);
+pub struct Path(Vec<Seg>);
 
 impl Path {
     /// The document root (the empty path).
-    pub(crate) fn root() -> Self {
+    pub fn root() -> Self {
         Path(Vec::new())
     }
 
     /// This path, then a key.
-    pub(crate) fn key(&self, key: &str) -> Self {
+    pub fn key(&self, key: &str) -> Self {
         let mut segs = self.0.clone();
         segs.push(Seg::Key(key.to_owned()));
         Path(segs)
     }
 
     /// This path, then an array index.
-    pub(crate) fn index(&self, index: usize) -> Self {
+    pub fn index(&self, index: usize) -> Self {
         let mut segs = self.0.clone();
         segs.push(Seg::Index(index));
         Path(segs)
     }
 
     /// The steps.
-    pub(crate) fn segs(&self) -> &[Seg] {
+    pub fn segs(&self) -> &[Seg] {
         &self.0
     }
 
     /// The path up to its last key: `routes[0].methods[1]` gives
     /// `routes[0].methods`. That key is what the deserializer skips after an
     /// error (removing an array element would renumber its siblings).
-    pub(crate) fn up_to_last_key(&self) -> Path {
+    pub fn up_to_last_key(&self) -> Path {
         let keep = self
             .0
             .iter()
@@ -64,7 +69,7 @@ impl Path {
     }
 
     /// Whether `self` is `other` or lies below it.
-    pub(crate) fn starts_with(&self, other: &Path) -> bool {
+    pub fn starts_with(&self, other: &Path) -> bool {
         self.0.starts_with(&other.0)
     }
 }
@@ -109,13 +114,13 @@ struct Spans {
 
 /// The span of every key and value of a document, by path.
 #[derive(Debug, Default)]
-pub(crate) struct Index {
+pub struct Index {
     nodes: BTreeMap<Path, Spans>,
 }
 
 impl Index {
     /// Records every node of the document.
-    pub(crate) fn new(doc: &Spanned<DeTable<'_>>) -> Self {
+    pub fn new(doc: &Spanned<DeTable<'_>>) -> Self {
         let mut index = Index::default();
         index.table(&Path::root(), doc.get_ref());
         index
@@ -160,7 +165,7 @@ impl Index {
     /// Byte offset of the value at `path`, or of its nearest ancestor that
     /// is in the file (a missing key is reported at its table). For a
     /// `[table]` or `[[array]]` element that is its header.
-    pub(crate) fn offset(&self, path: &Path) -> Option<usize> {
+    pub fn offset(&self, path: &Path) -> Option<usize> {
         let mut segs = path.segs();
         loop {
             if segs.is_empty() {
@@ -180,13 +185,13 @@ impl Index {
     }
 
     /// What kind of value is at `path` (`"string"`, `"datetime"`, ...).
-    pub(crate) fn kind(&self, path: &Path) -> Option<&'static str> {
+    pub fn kind(&self, path: &Path) -> Option<&'static str> {
         self.nodes.get(path).map(|s| s.kind)
     }
 
     /// The deepest path whose key or value covers `offset`: where a
     /// deserializer error points.
-    pub(crate) fn path_at(&self, offset: usize) -> Path {
+    pub fn path_at(&self, offset: usize) -> Path {
         let covers = |r: &Range<usize>| r.start <= offset && (offset < r.end || r.start == offset);
         self.nodes
             .iter()
@@ -199,7 +204,7 @@ impl Index {
 
 /// Removes the key at `path` (which must end with a key) from the document.
 /// Returns whether it was there.
-pub(crate) fn remove(table: &mut DeTable<'_>, path: &Path) -> bool {
+pub fn remove(table: &mut DeTable<'_>, path: &Path) -> bool {
     remove_from_table(table, path.segs())
 }
 

@@ -470,7 +470,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 /// Written here rather than taken from `humantime`: the accepted syntax is
 /// small and documented, the error messages name the value, and it is one
 /// dependency less.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration {text:?}: {why}");
     if text.is_empty() {
         return Err(invalid("empty (write for example \"10s\")"));

@@ -7,7 +7,7 @@ use crate::{explain, jose};
 
 /// Every check, grouped by module.
 pub fn checks() -> Vec<&'static Check> {
-    let groups: [&[&'static Check]; 22] = [
+    let groups: [&[&'static Check]; 23] = [
         diagnose::CHECKS,
         body::CHECKS,
         body::token_kind::CHECKS,
@@ -28,6 +28,7 @@ pub fn checks() -> Vec<&'static Check> {
         diagnose::live::CHECKS,
         diagnose::authorize::CHECKS,
         diagnose::call::CHECKS,
+        diagnose::callback::CHECKS,
         jose::jwt::CHECKS,
         explain::CHECKS,
     ];

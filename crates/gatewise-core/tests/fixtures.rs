@@ -104,6 +104,8 @@ fn fixtures() {
         .filter(|c| !gatewise_core::diagnose::live::CHECKS.contains(c))
         // Recorded calls, not responses: tested in diagnose::call.
         .filter(|c| !gatewise_core::diagnose::call::CHECKS.contains(c))
+        // Authorization responses (redirect query strings): tested in diagnose::callback.
+        .filter(|c| !gatewise_core::diagnose::callback::CHECKS.contains(c))
         .map(|c| c.rule)
         .filter(|r| !rules_seen.contains(r))
         .collect();

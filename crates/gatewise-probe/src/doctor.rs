@@ -48,7 +48,7 @@ pub struct Live {
 }
 
 impl Live {
-    fn new() -> Live {
+    pub(crate) fn new() -> Live {
         Live {
             findings: Vec::new(),
             transcripts: Vec::new(),
@@ -336,7 +336,7 @@ pub async fn token_repeated(
         } else {
             format!("token #{i}")
         };
-        runs.push(exchange(&label, &target, params, opts, clock, progress).await?);
+        runs.push(exchange(&label, &target, params, None, opts, clock, progress).await?);
     }
     // One clock comparison is enough: the (first) token response's replaces
     // the metadata's.
@@ -457,12 +457,22 @@ pub async fn token_via(
         "token (direct)",
         &direct_target,
         params,
+        None,
         opts,
         clock,
         progress,
     )
     .await?;
-    let through_run = exchange("token (via)", &via_target, params, opts, clock, progress).await?;
+    let through_run = exchange(
+        "token (via)",
+        &via_target,
+        params,
+        None,
+        opts,
+        clock,
+        progress,
+    )
+    .await?;
     if let Some(f) = direct.date.clone() {
         let dated = [transport::DATE_SKEW.code, transport::DATE_SKEW_LARGE.code];
         live.findings.retain(|x| !dated.contains(&x.code));
@@ -527,27 +537,29 @@ fn seen_parts(t: &Transcript) -> Result<(u16, Vec<(String, String)>, Vec<u8>), &
 
 /// Where the token request goes and what its tokens are checked against.
 #[derive(Clone, Copy)]
-struct Target<'a> {
-    token_url: &'a Url,
-    issuer: Option<&'a str>,
-    jwks: Option<&'a Value>,
+pub(crate) struct Target<'a> {
+    pub(crate) token_url: &'a Url,
+    pub(crate) issuer: Option<&'a str>,
+    pub(crate) jwks: Option<&'a Value>,
 }
 
 /// One token request and what the core found in it.
-struct Run {
-    findings: Vec<Finding>,
+pub(crate) struct Run {
+    pub(crate) findings: Vec<Finding>,
     /// The clock comparison with the response's `Date`.
-    date: Option<Finding>,
-    transcript: Transcript,
-    unreachable: bool,
+    pub(crate) date: Option<Finding>,
+    pub(crate) transcript: Transcript,
+    pub(crate) unreachable: bool,
     outcome: live::Outcome,
 }
 
-/// Sends the token request once and judges the response and its tokens.
-async fn exchange(
+/// Sends the token request once and judges the response and its tokens
+/// (an ID token's `nonce` against `nonce` when the request sent one).
+pub(crate) async fn exchange(
     label: &str,
     target: &Target<'_>,
     params: &TokenParams,
+    nonce: Option<&str>,
     opts: &Options,
     clock: &dyn Clock,
     progress: &dyn Progress,
@@ -593,7 +605,7 @@ async fn exchange(
             issuer: issuer.clone(),
             audiences: Vec::new(),
             kind: TokenKind::Id,
-            nonce: None,
+            nonce: nonce.map(str::to_string),
             access_token: access.map(str::to_string),
             client_id: Some(params.client_id.clone()),
             keys: keys(),

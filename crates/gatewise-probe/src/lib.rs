@@ -29,6 +29,7 @@
 mod der;
 pub mod doctor;
 pub mod fetch;
+pub mod interactive;
 mod mask;
 pub mod oauth;
 pub mod proxy;
@@ -62,4 +63,7 @@ pub enum ProbeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A local resource the run needs (the loopback listener, randomness).
+    #[error("{0}")]
+    Setup(String),
 }

@@ -9,8 +9,8 @@
 
 #![allow(dead_code)] // each interop test file uses part of this module
 
+use gatewise_authz::AuthzConfig;
 use gatewise_authz::clients::ClientSpec;
-use gatewise_authz::{Authz, AuthzConfig};
 use gatewise_core::clock::Clock;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ impl Server {
 }
 
 /// Starts the server.
-pub(crate) async fn start() -> Server {
+pub(crate) async fn start(backend: &crate::support::Backend) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = AuthzConfig::dev(&base);
@@ -81,7 +81,7 @@ pub(crate) async fn start() -> Server {
         .iter()
         .map(|c| (c.id.clone(), c.secret.clone()))
         .collect();
-    let authz = Arc::new(Authz::new(config, Arc::new(WallClock)).unwrap());
+    let authz = backend.authz(config, Arc::new(WallClock)).await;
     let router = Arc::clone(&authz).router();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Server { base, secrets }

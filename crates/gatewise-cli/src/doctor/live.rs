@@ -186,8 +186,34 @@ pub(crate) struct TokenArgs {
     /// the body's shape and members.
     #[arg(long, value_name = "URL", conflicts_with = "repeat")]
     via: Option<String>,
+    /// authorization_code grant without --code: the sign-in runs in a
+    /// browser and comes back to this port on 127.0.0.1 (0: any free port;
+    /// loopback redirect URIs may use any port, RFC 8252 §7.3).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    redirect_port: u16,
+    /// authorization_code grant without --code: the path of the loopback
+    /// redirect URI, as registered for the client.
+    #[arg(long, value_name = "PATH", default_value = "/callback")]
+    redirect_path: String,
+    /// authorization_code grant without --code: how long to wait for the
+    /// browser, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    wait: u64,
+    /// authorization_code grant without --code: print the sign-in URL but
+    /// do not open a browser.
+    #[arg(long)]
+    no_browser: bool,
     #[command(flatten)]
     net: NetArgs,
+}
+
+/// True when the flags ask for the interactive authorization code grant:
+/// no code given, so the doctor runs the sign-in itself.
+fn interactive(a: &TokenArgs) -> bool {
+    a.grant == GrantArg::AuthorizationCode
+        && a.code.is_none()
+        && a.code_env.is_none()
+        && a.code_file.is_none()
 }
 
 /// The wall clock, for the core's time-dependent checks.
@@ -397,7 +423,33 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         a.client_secret_file.as_deref(),
         a.client_secret.as_deref(),
     )?;
-    let grant = grant(&a)?;
+    let grant = if interactive(&a) {
+        if a.code_verifier.is_some()
+            || a.code_verifier_env.is_some()
+            || a.code_verifier_file.is_some()
+        {
+            bail!(
+                "--code-verifier is for a code you got yourself (--code-env/--code-file); the interactive sign-in makes its own"
+            );
+        }
+        if a.redirect_uri.is_some() {
+            bail!(
+                "the interactive sign-in makes its own loopback redirect URI: use --redirect-port and --redirect-path instead of --redirect-uri"
+            );
+        }
+        if a.issuer.is_none() {
+            bail!(
+                "the interactive sign-in needs --issuer URL (to find the authorization endpoint); or give the code with --code-env VAR"
+            );
+        }
+        if a.via.is_some() || a.repeat > 1 {
+            bail!("--via and --repeat need a code you got yourself: a code is single-use");
+        }
+        // Replaced by the code the sign-in brings back.
+        Grant::ClientCredentials
+    } else {
+        grant(&a)?
+    };
     let auth = match a.auth {
         AuthArg::ClientSecretBasic => ClientAuth::Basic,
         AuthArg::ClientSecretPost => ClientAuth::Post,
@@ -441,6 +493,40 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let opts = options(&a.net.conn)?;
+    if interactive(&a) {
+        let loopback = gatewise_probe::interactive::Loopback {
+            port: a.redirect_port,
+            path: a.redirect_path.clone(),
+            wait: std::time::Duration::from_secs(a.wait),
+        };
+        let no_browser = a.no_browser;
+        let show = move |url: &url::Url| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "Sign in through this URL{}:\n\n  {url}\n",
+                if no_browser {
+                    ""
+                } else {
+                    " (opening it in your browser)"
+                }
+            );
+            if !no_browser {
+                crate::browser::open(url.as_str());
+            }
+        };
+        let issuer = a.issuer.clone().unwrap_or_else(|| subject.clone());
+        let live = runtime()?.block_on(async {
+            let spinner = Spinner::start();
+            let clock = crate::clock::SystemClock;
+            let r = gatewise_probe::interactive::authorization_code(
+                &issuer, &params, &loopback, &opts, &clock, &spinner, &show,
+            )
+            .await;
+            spinner.stop();
+            r
+        })?;
+        return finish(&subject, &live, a.net.format, &a.net.conn, Vec::new());
+    }
     let live = runtime()?.block_on(async {
         let spinner = Spinner::start();
         let clock = crate::clock::SystemClock;

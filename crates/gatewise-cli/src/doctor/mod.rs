@@ -61,8 +61,11 @@ pub(crate) enum Doctor {
     /// Run a real token request and say where it breaks (transport, response, token).
     ///
     /// Grants: client_credentials (default), refresh_token (rotation is
-    /// reported), authorization_code (a code you got from the browser, with
-    /// its redirect_uri and PKCE verifier) and password (flagged: RFC 9700
+    /// reported), authorization_code (interactive: without --code the doctor
+    /// runs the sign-in in your browser with PKCE S256, state and nonce,
+    /// receives the redirect on 127.0.0.1, checks state and the RFC 9207
+    /// iss, then redeems the code; or a code you got yourself, with its
+    /// redirect_uri and PKCE verifier) and password (flagged: RFC 9700
     /// §2.4). Secrets come from environment variables or files; a value on
     /// the command line works but leaks into shell history. JWT access tokens
     /// and ID tokens are verified against the JWK Set found with --issuer.
@@ -72,6 +75,10 @@ pub(crate) enum Doctor {
     ///
     /// Example: gatewise doctor token --issuer https://as.example.com --client-id web
     ///   --client-secret-env CLIENT_SECRET --grant refresh_token --refresh-token-env RT
+    ///
+    /// Example (sign in through the browser): gatewise doctor token
+    ///   --issuer https://as.example.com --client-id native-app --auth none
+    ///   --grant authorization_code --scope "openid profile"
     ///
     /// Example: gatewise doctor token --issuer https://as.example.com --client-id web
     ///   --auth none --grant authorization_code --code-env CODE

@@ -7,6 +7,7 @@ pub mod assertion;
 pub mod authorize;
 pub mod body;
 pub mod call;
+pub mod callback;
 pub mod discovery;
 pub mod error;
 pub mod introspection;

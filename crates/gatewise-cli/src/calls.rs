@@ -2,10 +2,13 @@
 //! (SQLite by default), which batches, spools and enforces retention.
 
 use anyhow::Context as _;
-use gatewise_config::model::CallLogConfig;
+use gatewise_config::model::{CallLogConfig, PostgresUrl};
 use gatewise_core::calllog::CallRecord;
 use gatewise_gateway::calls::{CallLogging, CallSink};
-use gatewise_store::{Retention, SqliteCallLog, Writer, WriterConfig, WriterHandle};
+use gatewise_store::{
+    CallLog as CallLogStore, PostgresCallLog, Retention, SqliteCallLog, Writer, WriterConfig,
+    WriterHandle,
+};
 use std::sync::Arc;
 
 /// The gateway's end of the writer: `send` never blocks (it queues, spools
@@ -28,10 +31,55 @@ pub(crate) struct CallLog {
     pub(crate) counters: gatewise_admin::WriterCounters,
 }
 
-/// Opens (creating when missing) the SQLite file and the spool, replays
+/// The PostgreSQL URL of the call log, when it goes there (secrets
+/// resolved from the environment or a file).
+fn postgres_url(config: &CallLogConfig) -> anyhow::Result<Option<String>> {
+    Ok(match &config.postgres {
+        None => None,
+        Some(PostgresUrl::Url(u)) => Some(u.clone()),
+        Some(PostgresUrl::Secret(r)) => Some(
+            gatewise_gateway::resolve_secret(r, &crate::serve::ProcessEnv)
+                .map_err(|e| anyhow::anyhow!("call_log: the PostgreSQL URL: {e}"))?,
+        ),
+    })
+}
+
+/// A store connection: PostgreSQL when configured, else the SQLite file.
+/// Blocking (PostgreSQL connects and checks its schema): call it from a
+/// blocking context.
+fn open_store(config: &CallLogConfig, url: Option<&str>) -> anyhow::Result<Box<dyn CallLogStore>> {
+    Ok(match url {
+        Some(url) => Box::new(
+            PostgresCallLog::open(url).context("call_log: cannot open the PostgreSQL call log")?,
+        ),
+        None => Box::new(SqliteCallLog::open(&config.path).with_context(|| {
+            format!(
+                "call_log: cannot open the SQLite file {}",
+                config.path.display()
+            )
+        })?),
+    })
+}
+
+/// A second connection to the call log, for the admin API's reads.
+pub(crate) async fn reader(config: &CallLogConfig) -> anyhow::Result<Box<dyn CallLogStore>> {
+    let url = postgres_url(config)?;
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || open_store(&config, url.as_deref()))
+        .await
+        .context("call_log: opening the reader failed")?
+}
+
+/// Opens (creating when missing) the store and the spool, replays
 /// whatever an earlier run left in the spool, and starts the writer.
-pub(crate) fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
-    for dir in [config.path.parent(), Some(config.spool_dir.as_path())]
+pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
+    let url = postgres_url(config)?;
+    let sqlite_dir = if url.is_none() {
+        config.path.parent()
+    } else {
+        None
+    };
+    for dir in [sqlite_dir, Some(config.spool_dir.as_path())]
         .into_iter()
         .flatten()
         .filter(|d| !d.as_os_str().is_empty())
@@ -43,12 +91,12 @@ pub(crate) fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
             )
         })?;
     }
-    let store = SqliteCallLog::open(&config.path).with_context(|| {
-        format!(
-            "call_log: cannot open the SQLite file {}",
-            config.path.display()
-        )
-    })?;
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config, url.as_deref()))
+            .await
+            .context("call_log: opening the store failed")??
+    };
     let mut wc = WriterConfig::new(&config.spool_dir, Arc::new(crate::clock::SystemClock));
     wc.channel_capacity = config.queue;
     wc.overflow_capacity = config.queue;

@@ -150,7 +150,7 @@ async fn demo(args: Demo) -> anyhow::Result<u8> {
         spool_dir: data.0.join("spool"),
         ..CallLogConfig::default()
     };
-    let call_log = crate::calls::start(&log_config)?;
+    let call_log = crate::calls::start(&log_config).await?;
     let gateway = Arc::new(
         Gateway::new(config(&issuer, api_addr), Arc::clone(&clock))?
             .with_call_log(call_log.logging.clone()),

@@ -42,7 +42,7 @@ pub(crate) enum ConfigCommand {
 }
 
 /// Secrets referenced by `client_secret_env` come from the process environment.
-struct ProcessEnv;
+pub(crate) struct ProcessEnv;
 
 impl gatewise_gateway::SecretSource for ProcessEnv {
     fn env(&self, name: &str) -> Option<String> {
@@ -339,11 +339,14 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     )
     .context("cannot set up the gateway")?;
     let call_log = if cfg.static_config.call_log.enabled {
-        let log = crate::calls::start(&cfg.static_config.call_log)?;
-        tracing::info!(
-            path = %cfg.static_config.call_log.path.display(),
-            "recording calls"
-        );
+        let log = crate::calls::start(&cfg.static_config.call_log).await?;
+        match &cfg.static_config.call_log.postgres {
+            Some(_) => tracing::info!("recording calls in PostgreSQL"),
+            None => tracing::info!(
+                path = %cfg.static_config.call_log.path.display(),
+                "recording calls"
+            ),
+        }
         gateway = gateway.with_call_log(log.logging.clone());
         Some(log)
     } else {
@@ -413,15 +416,11 @@ async fn start_admin(
     let mut admin = gatewise_admin::Admin::new(Arc::new(crate::clock::SystemClock))
         .with_gateway(Arc::clone(gateway));
     if let Some(log) = call_log {
-        let path = &cfg.static_config.call_log.path;
-        let reader = gatewise_store::SqliteCallLog::open(path).with_context(|| {
-            format!(
-                "admin: cannot open the call log {} for reading",
-                path.display()
-            )
-        })?;
+        let reader = crate::calls::reader(&cfg.static_config.call_log)
+            .await
+            .context("admin: cannot open the call log for reading")?;
         admin = admin
-            .with_calls(Box::new(reader))
+            .with_calls(reader)
             .with_writer(Arc::clone(&log.counters));
     }
     if let Some(token) = &ac.token {

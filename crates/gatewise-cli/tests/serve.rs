@@ -319,3 +319,96 @@ async fn authz_dev_prints_a_curl_that_gets_a_token() {
         .to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT access token");
 }
+
+#[tokio::test]
+async fn serve_records_calls_in_postgresql_when_configured() {
+    // The helper blocks (its own runtime): outside this test's runtime.
+    let Some(db) = tokio::task::spawn_blocking(gatewise_test_support::pg::PgDb::create)
+        .await
+        .unwrap()
+    else {
+        return; // skipped with a notice (fails when CI=true)
+    };
+    let echo = servers::echo().await.to_string();
+    let listen = free_port();
+    let admin = free_port();
+    let dir = std::env::temp_dir().join(format!("gatewise-serve-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gatewise.toml");
+    let text = format!(
+        "{}\n[call_log]\npostgres_url_env = \"GW_TEST_CALLS_PG\"\nspool_dir = \"{}\"\n",
+        config(&listen, &admin, &echo, &["/a"]),
+        dir.join("spool").display()
+    );
+    std::fs::write(&file, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gatewise"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .current_dir(&dir)
+        .env("GW_TEST_CALLS_PG", &db.url)
+        .env("GATEWISE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{listen}");
+    assert!(
+        wait_for(&http, &format!("{base}/a/1"), 200, 30).await,
+        "the gateway did not come up"
+    );
+    for i in 0..5 {
+        status(&http, &format!("{base}/a/{i}")).await;
+    }
+    assert_eq!(status(&http, &format!("{base}/nowhere")).await, 404);
+    // The admin API reads PostgreSQL: the refusal shows up there.
+    let mut seen = false;
+    for _ in 0..50 {
+        let page: serde_json::Value = http
+            .get(format!("http://{admin}/api/v1/calls?status=404"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the 404 never showed in the admin API");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("recording calls in PostgreSQL"), "{log}");
+    // Not a word of the URL (it holds the password) in the log.
+    assert!(!log.contains(&db.url), "{log}");
+    let served: i64 = log
+        .split("gatewise stopped; requests=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in the log:\n{log}"));
+    let url = db.url.clone();
+    let rows: i64 = tokio::task::spawn_blocking(move || {
+        gatewise_test_support::pg::scalar(&url, "SELECT count(*) FROM gatewise_calls")
+    })
+    .await
+    .unwrap();
+    assert_eq!(rows, served, "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+    tokio::task::spawn_blocking(move || drop(db)).await.unwrap();
+}

@@ -23,7 +23,7 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, ConfigWarning, line_column};
 use crate::locate::{self, Index, Path};
-use crate::model::{AdminConfig, CallLogConfig};
+use crate::model::{AdminConfig, CallLogConfig, PostgresUrl};
 use crate::model::{
     Balance, CertificateFiles, ClaimCondition, ClaimTest, ClientAuth, Config, DynamicConfig,
     HeaderRules, HealthCheck, HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer,
@@ -799,6 +799,52 @@ impl<'t> Cx<'t> {
                 d.queue
             }
         };
+        let postgres = match (
+            raw.postgres_url,
+            raw.postgres_url_env,
+            raw.postgres_url_file,
+        ) {
+            (None, None, None) => None,
+            (Some(url), None, None) => {
+                let key = p.key("postgres_url");
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    self.error(&key, "must be a postgres:// or postgresql:// URL");
+                } else if url_has_password(&url) {
+                    // The value is not repeated: it holds the password.
+                    self.error(
+                        &key,
+                        "the URL carries a password: secrets are not written in the configuration \
+                         file; put the URL in an environment variable (`postgres_url_env`) or a file \
+                         (`postgres_url_file`), or use a password file (PGPASSFILE is not read)",
+                    );
+                }
+                Some(PostgresUrl::Url(url))
+            }
+            (None, Some(var), None) => {
+                let key = p.key("postgres_url_env");
+                if self.non_empty(&key, &var).is_some() && !is_env_name(&var) {
+                    self.error(
+                        &key,
+                        format!(
+                            "invalid environment variable name {var:?}: letters, digits and \
+                             \"_\", not starting with a digit"
+                        ),
+                    );
+                }
+                Some(PostgresUrl::Secret(SecretRef::Env(var)))
+            }
+            (None, None, Some(file)) => {
+                self.non_empty(&p.key("postgres_url_file"), &file);
+                Some(PostgresUrl::Secret(SecretRef::File(PathBuf::from(file))))
+            }
+            _ => {
+                self.error(
+                    &p.key("postgres_url"),
+                    "`postgres_url`, `postgres_url_env` and `postgres_url_file` are exclusive: keep one",
+                );
+                None
+            }
+        };
         CallLogConfig {
             enabled: raw.enabled.unwrap_or(d.enabled),
             path,
@@ -808,6 +854,7 @@ impl<'t> Cx<'t> {
             spool_max_bytes,
             queue,
             keep_query: raw.keep_query.unwrap_or(d.keep_query),
+            postgres,
         }
     }
 
@@ -1961,6 +2008,16 @@ fn fmt_duration(d: Duration) -> String {
         }
     }
     format!("{ms}ms")
+}
+
+/// True when a `postgres://user:password@host/...` URL has a password.
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        || url.contains("password=")
 }
 
 #[cfg(test)]

@@ -94,6 +94,19 @@ pub struct CallLogConfig {
     /// Keep query strings in recorded paths (default false: they may carry
     /// secrets).
     pub keep_query: bool,
+    /// Store calls in PostgreSQL instead of the SQLite file (`path` is then
+    /// unused; the spool stays local).
+    pub postgres: Option<PostgresUrl>,
+}
+
+/// Where the PostgreSQL URL of the call log comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostgresUrl {
+    /// Written in the file (`postgres_url`): checked to carry no password.
+    Url(String),
+    /// From an environment variable or a file (`postgres_url_env`,
+    /// `postgres_url_file`), password included.
+    Secret(SecretRef),
 }
 
 impl Default for CallLogConfig {
@@ -107,6 +120,7 @@ impl Default for CallLogConfig {
             spool_max_bytes: defaults::DEFAULT_CALL_LOG_SPOOL_MAX_BYTES,
             queue: defaults::DEFAULT_CALL_LOG_QUEUE,
             keep_query: false,
+            postgres: None,
         }
     }
 }

@@ -102,6 +102,12 @@ pub(crate) struct RawCallLog {
     pub(crate) queue: Option<u64>,
     /// `keep_query = false`.
     pub(crate) keep_query: Option<bool>,
+    /// `postgres_url = "postgres://gatewise@db:5432/calls"` (no password).
+    pub(crate) postgres_url: Option<String>,
+    /// `postgres_url_env = "GATEWISE_CALLS_PG"`: the URL, password included.
+    pub(crate) postgres_url_env: Option<String>,
+    /// `postgres_url_file = "secrets/calls-pg.url"`.
+    pub(crate) postgres_url_file: Option<String>,
 }
 
 /// `[server]`.

@@ -55,6 +55,7 @@ fn omitted_keys_take_their_defaults() {
                 spool_max_bytes: 1 << 30,
                 queue: 65_536,
                 keep_query: false,
+                postgres: None,
             },
             admin: AdminConfig {
                 enabled: true,

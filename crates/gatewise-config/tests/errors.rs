@@ -194,6 +194,37 @@ fn the_admin_api_beyond_loopback_needs_a_token_never_written_in_the_file() {
 }
 
 #[test]
+fn a_postgres_call_log_url_never_carries_its_password_in_the_file() {
+    let with = |line: &str| format!("{BASE}\n[call_log]\n{line}\n");
+    let errs = errors(&with(
+        "postgres_url = \"postgres://gw:hunter2@db:5432/calls\"",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("call_log.postgres_url: the URL carries a password"),
+        "{errs:?}"
+    );
+    assert!(!errs[0].contains("hunter2"), "{errs:?}");
+    let errs = errors(&with("postgres_url = \"mysql://db/calls\""));
+    assert!(
+        errs[0].contains("must be a postgres:// or postgresql:// URL"),
+        "{errs:?}"
+    );
+    let errs = errors(&with(
+        "postgres_url = \"postgres://db/x\"\npostgres_url_env = \"PG\"",
+    ));
+    assert!(errs[0].contains("are exclusive"), "{errs:?}");
+    for ok in [
+        "postgres_url = \"postgres://gatewise@127.0.0.1:5432/calls\"",
+        "postgres_url_env = \"GATEWISE_CALLS_PG\"",
+        "postgres_url_file = \"secrets/pg.url\"",
+    ] {
+        let c = support::ok(&with(ok));
+        assert!(c.config.static_config.call_log.postgres.is_some(), "{ok}");
+    }
+}
+
+#[test]
 fn call_log_mistakes_are_all_named() {
     let text = format!(
         "{BASE}\n[call_log]\npath = \"\"\nmax_age = \"0s\"\nmax_size = \"1KiB\"\nqueue = 0\nkeep_query = \"yes\"\n"

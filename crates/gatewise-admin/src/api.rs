@@ -11,6 +11,7 @@
 //! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters |
 //! | `GET /api/v1/openapi.json` | the OpenAPI document of this API |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
+//! | `GET`/`PUT /api/v1/logging` | the log filter in force; change it without a restart |
 //! | `GET /`, `/dashboard.js`, ... | the web dashboard ([`crate::dashboard`]), no token |
 
 use crate::Admin;
@@ -38,6 +39,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/api/v1/state", get(state))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/api/v1/logging", get(logging).put(set_logging))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
     Router::new()
         .route("/live", get(live))
@@ -439,6 +441,41 @@ async fn metrics(State(admin): State<Admin>) -> Result<Response, AdminError> {
         out,
     )
         .into_response())
+}
+
+async fn logging(State(admin): State<Admin>) -> Result<Json<Value>, AdminError> {
+    let control = admin
+        .logging
+        .as_ref()
+        .ok_or_else(|| AdminError::NotFound("this process has no adjustable log filter".into()))?;
+    let filter = control(None).map_err(AdminError::Internal)?;
+    Ok(Json(json!({"filter": filter})))
+}
+
+/// The body of `PUT /api/v1/logging`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLogging {
+    /// `tracing` filter directives: `debug`, `gatewise_gateway=debug,info`.
+    pub filter: String,
+}
+
+async fn set_logging(
+    State(admin): State<Admin>,
+    body: Result<Json<SetLogging>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Json(body) = body.map_err(|e| {
+        AdminError::BadRequest(format!(
+            "expected {{\"filter\": \"info\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let control = admin
+        .logging
+        .as_ref()
+        .ok_or_else(|| AdminError::NotFound("this process has no adjustable log filter".into()))?;
+    let filter = control(Some(&body.filter)).map_err(AdminError::BadRequest)?;
+    Ok(Json(json!({"filter": filter})))
 }
 
 async fn openapi() -> Response {

@@ -24,12 +24,18 @@ use std::sync::{Arc, Mutex};
 /// Reads the call-log writer's counters (queued, written, spooled, ...).
 pub type WriterCounters = Arc<dyn Fn() -> Counters + Send + Sync>;
 
+/// Reads (`None`) or replaces (`Some(directives)`) the running log filter
+/// (`tracing` `EnvFilter` syntax: `info`, `gatewise_gateway=debug,info`);
+/// returns the filter in force, or why the new one was refused.
+pub type LogControl = Arc<dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync>;
+
 /// Everything the admin handlers read.
 #[derive(Clone)]
 pub struct Admin {
     pub(crate) calls: Option<Arc<Mutex<Box<dyn CallLog>>>>,
     pub(crate) gateway: Option<Arc<Gateway>>,
     pub(crate) writer: Option<WriterCounters>,
+    pub(crate) logging: Option<LogControl>,
     pub(crate) token: Option<Arc<str>>,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -52,6 +58,7 @@ impl Admin {
             calls: None,
             gateway: None,
             writer: None,
+            logging: None,
             token: None,
             clock,
         }
@@ -72,6 +79,12 @@ impl Admin {
     /// Reports the writer's counters.
     pub fn with_writer(mut self, counters: WriterCounters) -> Admin {
         self.writer = Some(counters);
+        self
+    }
+
+    /// Lets `/api/v1/logging` read and change the log filter.
+    pub fn with_log_control(mut self, control: LogControl) -> Admin {
+        self.logging = Some(control);
         self
     }
 

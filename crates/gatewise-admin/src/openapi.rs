@@ -104,6 +104,12 @@ pub fn document() -> Value {
                 "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, the call log's writer",
                 "security": secured,
                 "responses": {"200": {"description": "state"}, "401": problem}}},
+            "/api/v1/logging": {
+                "get": {"summary": "The log filter in force", "security": secured,
+                        "responses": {"200": {"description": "{\"filter\": \"info\"}"}, "401": problem, "404": problem}},
+                "put": {"summary": "Change the log filter without a restart (tracing EnvFilter directives)", "security": secured,
+                        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["filter"], "properties": {"filter": {"type": "string", "examples": ["gatewise_gateway=debug,info"]}}}}}},
+                        "responses": {"200": {"description": "the filter now in force"}, "400": problem, "401": problem, "404": problem}}},
             "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; call-log queue, spool and drops; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": secured, "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
@@ -128,6 +134,7 @@ mod tests {
             "/api/v1/state",
             "/api/v1/openapi.json",
             "/metrics",
+            "/api/v1/logging",
         ] {
             assert!(paths.contains_key(p), "{p} is not documented");
         }

@@ -307,6 +307,58 @@ async fn without_a_call_log_the_api_says_so_and_state_still_answers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // No log control given: said so, as a problem document.
+    let r = http
+        .get(format!("{base}/api/v1/logging"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_log_filter_is_read_and_changed_through_the_control() {
+    let current = Arc::new(std::sync::Mutex::new("info".to_owned()));
+    let c = Arc::clone(&current);
+    let admin = Admin::new(Arc::new(FixedClock(NOW_S))).with_log_control(Arc::new(
+        move |new: Option<&str>| {
+            let mut f = c.lock().unwrap();
+            if let Some(n) = new {
+                if n.contains("loud") {
+                    return Err(format!("invalid filter {n:?}"));
+                }
+                *f = n.to_owned();
+            }
+            Ok(f.clone())
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(admin.serve(listener, std::future::pending()));
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/logging");
+    let v: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["filter"], "info");
+    let r = http
+        .put(&url)
+        .json(&serde_json::json!({"filter": "x=loud"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http.put(&url).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = http
+        .put(&url)
+        .json(&serde_json::json!({"filter": "debug"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["filter"], "debug");
+    assert_eq!(*current.lock().unwrap(), "debug");
 }
 
 #[tokio::test]

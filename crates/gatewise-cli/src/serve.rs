@@ -295,7 +295,7 @@ async fn check_issuers(cfg: &Config) -> anyhow::Result<u8> {
 }
 
 pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {
-    init_logging(args.log_json);
+    let logging = init_logging(args.log_json);
     let cfg = match load(&args.config, false)? {
         Ok(c) => c,
         Err(report) => bail!("{report}"),
@@ -314,11 +314,15 @@ pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {
             .build()
     }
     .context("cannot start the async runtime")?;
-    rt.block_on(serve(args.config, cfg))?;
+    rt.block_on(serve(args.config, cfg, logging))?;
     Ok(0)
 }
 
-async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
+async fn serve(
+    path: PathBuf,
+    cfg: Config,
+    logging: gatewise_admin::LogControl,
+) -> anyhow::Result<()> {
     let tls = match &cfg.static_config.tls {
         Some(t) => Some(Arc::new(
             gatewise_gateway::tls::CertStore::load(t)
@@ -353,7 +357,7 @@ async fn serve(path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         None
     };
     let gateway = Arc::new(gateway);
-    let admin = match start_admin(&cfg, &gateway, call_log.as_ref()).await {
+    let admin = match start_admin(&cfg, &gateway, call_log.as_ref(), logging).await {
         Ok(a) => a,
         Err(e) => {
             if let Some(log) = call_log {
@@ -408,13 +412,15 @@ async fn start_admin(
     cfg: &Config,
     gateway: &Arc<Gateway>,
     call_log: Option<&crate::calls::CallLog>,
+    logging: gatewise_admin::LogControl,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let ac = &cfg.static_config.admin;
     if !ac.enabled {
         return Ok(None);
     }
     let mut admin = gatewise_admin::Admin::new(Arc::new(crate::clock::SystemClock))
-        .with_gateway(Arc::clone(gateway));
+        .with_gateway(Arc::clone(gateway))
+        .with_log_control(logging);
     if let Some(log) = call_log {
         let reader = crate::calls::reader(&cfg.static_config.call_log)
             .await
@@ -561,15 +567,48 @@ async fn reload(
     }
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWISE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+/// Installs the log subscriber (`GATEWISE_LOG` filter, default `info`;
+/// JSON lines with `--log-json`) and returns the control the admin API
+/// uses to read and change the filter while running.
+fn init_logging(json: bool) -> gatewise_admin::LogControl {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GATEWISE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The handle types differ between the two formats: one closure each.
+    macro_rules! control {
+        ($builder:expr) => {{
+            let builder = $builder;
+            let handle = builder.reload_handle();
+            builder.init();
+            Arc::new(move |new: Option<&str>| -> Result<String, String> {
+                if let Some(directives) = new {
+                    let f = EnvFilter::try_new(directives)
+                        .map_err(|e| format!("invalid filter {directives:?}: {e}"))?;
+                    handle.reload(f).map_err(|e| e.to_string())?;
+                    tracing::info!(
+                        filter = directives,
+                        "log filter changed through the admin API"
+                    );
+                }
+                handle
+                    .with_current(|f| f.to_string())
+                    .map_err(|e| e.to_string())
+            }) as gatewise_admin::LogControl
+        }};
+    }
     if json {
-        builder.json().init();
+        control!(
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_filter_reloading()
+        )
     } else {
-        builder.init();
+        control!(
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_filter_reloading()
+        )
     }
 }

@@ -113,6 +113,40 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
+
+    // The log filter, read and changed while running: refusals are logged
+    // at debug, so the next 404 shows in the log only after the change.
+    let logging = format!("http://{admin}/api/v1/logging");
+    let now: serde_json::Value = http
+        .get(&logging)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["filter"], "info", "{now}");
+    let bad = http
+        .put(&logging)
+        .json(&serde_json::json!({"filter": "gatewise_gateway=loud"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let set: serde_json::Value = http
+        .put(&logging)
+        .json(&serde_json::json!({"filter": "gatewise_gateway=debug,info"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["filter"], "gatewise_gateway=debug,info", "{set}");
+    assert_eq!(
+        status(&http, &format!("{base}/after-the-filter-change")).await,
+        404
+    );
     // The writer commits every 100 ms: the refused call is readable soon.
     let mut found = false;
     for _ in 0..50 {
@@ -173,6 +207,11 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
         "{log}"
     );
     assert!(log.contains("unknown upstream \"nope\""), "{log}");
+    assert!(
+        log.contains("log filter changed through the admin API"),
+        "{log}"
+    );
+    assert!(log.contains("route-not-found"), "{log}");
     assert!(log.contains("gatewise stopped; requests="), "{log}");
     // Every request served has its record, exactly, in the default SQLite file.
     let served: u64 = log

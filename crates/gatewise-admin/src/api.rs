@@ -363,7 +363,10 @@ async fn stats(
         route: p.route.clone(),
         top_reasons: 5,
     };
-    let buckets = with_store(&admin, move |s| s.stats(&query)).await?;
+    let (buckets, clients) = with_store(&admin, move |s| {
+        Ok((s.stats(&query)?, s.top_error_clients(&query, 10)?))
+    })
+    .await?;
     let total_calls: u64 = buckets.iter().map(|b| b.calls).sum();
     let total_errors: u64 = buckets.iter().map(|b| b.errors).sum();
     let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
@@ -383,6 +386,7 @@ async fn stats(
         "errors": total_errors,
         "error_rate": if total_calls == 0 { 0.0 } else { total_errors as f64 / total_calls as f64 },
         "top_reasons": top.iter().map(|(r, n)| json!({"reason": r, "calls": n})).collect::<Vec<_>>(),
+        "top_clients_by_errors": clients.iter().map(|(c, n)| json!({"client_id": c, "errors": n})).collect::<Vec<_>>(),
         "buckets": buckets.iter().map(|b| json!({
             "start": b.start_ms,
             "calls": b.calls,

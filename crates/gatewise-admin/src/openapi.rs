@@ -91,7 +91,7 @@ pub fn document() -> Value {
                     "200": {"description": "findings (rule, code, severity, title, evidence, spec, cause, fix) and a verdict", "content": {"application/json": {"schema": {"type": "object"}}}},
                     "404": problem, "401": problem, "503": problem}}},
             "/api/v1/stats": {"get": {
-                "summary": "Calls, error rate, latency percentiles and top reason codes per minute or hour",
+                "summary": "Calls, error rate, latency percentiles and top reason codes per minute or hour; the clients with the most errors over the range",
                 "security": secured,
                 "parameters": [
                     param("from", "start (default one hour ago)"),

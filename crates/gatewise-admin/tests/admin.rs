@@ -239,6 +239,27 @@ async fn stats_count_errors_and_percentiles_per_minute() {
     assert_eq!(v["top_reasons"][0]["calls"], 24);
     let p99 = buckets[1]["p99_us"].as_u64().unwrap();
     assert!((160..=219).contains(&p99), "{p99}");
+    // Errors by client: record i is client-(i % 3), an error when i % 5 is
+    // 0 or 1.
+    let mut expected: Vec<(String, u64)> = (0..3)
+        .map(|c| {
+            let n = (0..120u64).filter(|i| i % 3 == c && i % 5 < 2).count() as u64;
+            (format!("client-{c}"), n)
+        })
+        .collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let got: Vec<(String, u64)> = v["top_clients_by_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["client_id"].as_str().unwrap().to_owned(),
+                c["errors"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
     let (_, _, v) = w.get("/api/v1/stats?from=15m&route=orders").await;
     assert_eq!(v["calls"], 60);
 }

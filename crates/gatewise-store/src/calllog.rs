@@ -258,6 +258,15 @@ pub trait CallLog: Send {
     /// Calls, errors, latency percentiles and top reason codes per bucket.
     fn stats(&mut self, query: &StatsQuery) -> Result<Vec<Bucket>, StoreError>;
 
+    /// The clients (`client_id`) with the most error answers (4xx, 5xx) in
+    /// the query's range (and route), most first (ties by id), at most
+    /// `limit`.
+    fn top_error_clients(
+        &mut self,
+        query: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Deletes what the policy does not keep; `now_ms` is the current Unix
     /// time in ms (time is a parameter).
     fn retain(&mut self, policy: &Retention, now_ms: u64) -> Result<Retained, StoreError>;
@@ -278,6 +287,13 @@ impl<T: CallLog + ?Sized> CallLog for Box<T> {
     }
     fn stats(&mut self, query: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         (**self).stats(query)
+    }
+    fn top_error_clients(
+        &mut self,
+        query: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        (**self).top_error_clients(query, limit)
     }
     fn retain(&mut self, policy: &Retention, now_ms: u64) -> Result<Retained, StoreError> {
         (**self).retain(policy, now_ms)

@@ -855,6 +855,33 @@ fn stats_sql(q: &StatsQuery, select: &str, rest: &str) -> Result<Sql, Failure> {
     Ok(sql)
 }
 
+async fn top_error_clients(
+    conn: &mut PgConnection,
+    q: &StatsQuery,
+    limit: usize,
+) -> Result<Vec<(String, u64)>, Failure> {
+    let mut sql = Sql::new(String::new());
+    let from = sql.bind(int(q.from_ms))?;
+    let until = sql.bind(int(q.until_ms))?;
+    let max = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))?;
+    let route = match &q.route {
+        Some(r) => format!(" AND route = {}", sql.bind(r.clone())?),
+        None => String::new(),
+    };
+    sql.text = format!(
+        "SELECT client_id, count(*) AS n FROM gatewise_calls \
+         WHERE start_ms >= {from} AND start_ms < {until} AND status >= 400 \
+         AND client_id IS NOT NULL{route} \
+         GROUP BY client_id ORDER BY n DESC, client_id LIMIT {max}"
+    );
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push((row.try_get(0)?, uint(row.try_get(1)?)));
+    }
+    Ok(out)
+}
+
 async fn stats(conn: &mut PgConnection, q: &StatsQuery) -> Result<Vec<Bucket>, Failure> {
     // Nearest rank is `percentile_disc`: the first value whose cumulative
     // share reaches the fraction.
@@ -997,6 +1024,16 @@ impl CallLog for PostgresCallLog {
 
     fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         self.with("computing statistics", async |c| stats(c, q).await)
+    }
+
+    fn top_error_clients(
+        &mut self,
+        q: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with("ranking clients by errors", async |c| {
+            top_error_clients(c, q, limit).await
+        })
     }
 
     fn retain(&mut self, policy: &Retention, now_ms: u64) -> Result<Retained, StoreError> {

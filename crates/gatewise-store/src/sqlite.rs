@@ -508,6 +508,37 @@ impl Acc {
     }
 }
 
+fn top_error_clients(
+    conn: &Connection,
+    q: &StatsQuery,
+    limit: usize,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut args = vec![
+        Value::Integer(int(q.from_ms)),
+        Value::Integer(int(q.until_ms)),
+        Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ];
+    let route = match &q.route {
+        Some(r) => {
+            args.push(Value::Text(r.clone()));
+            " AND route = ?4"
+        }
+        None => "",
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT client_id, count(*) AS n FROM calls \
+         WHERE start_ms >= ?1 AND start_ms < ?2 AND status >= 400 \
+         AND client_id IS NOT NULL{route} \
+         GROUP BY client_id ORDER BY n DESC, client_id LIMIT ?3"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push((row.get::<_, String>(0)?, uint(row.get(1)?)));
+    }
+    Ok(out)
+}
+
 fn stats(conn: &Connection, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
     let width = q.bucket_ms.max(1);
     let mut args = vec![
@@ -703,6 +734,14 @@ impl CallLog for SqliteCallLog {
 
     fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         self.with(|c| stats(c, q))
+    }
+
+    fn top_error_clients(
+        &mut self,
+        q: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c| top_error_clients(c, q, limit))
     }
 
     fn retain(&mut self, policy: &Retention, now_ms: u64) -> Result<Retained, StoreError> {

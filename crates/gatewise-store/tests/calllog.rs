@@ -22,6 +22,7 @@ on_both_stores!(
     retention_by_age_rows_and_size,
     schema_is_versioned_and_a_newer_one_refused,
     an_empty_store_answers_every_call,
+    clients_are_ranked_by_their_errors,
 );
 
 fn store_with(db: &TestDb, n: u64) -> AnyStore {
@@ -433,4 +434,55 @@ fn an_empty_store_answers_every_call(db: &TestDb) {
         .unwrap();
     assert_eq!(r.total(), 0);
     assert_eq!(store.count().unwrap(), 0);
+}
+
+fn clients_are_ranked_by_their_errors(db: &TestDb) {
+    let mut store = db.open();
+    // client-a: 3 errors, client-b: 3 errors, client-c: 1 error and many
+    // successes, client-d: successes only; one error without a client; one
+    // error of client-c outside the range.
+    let plan: &[(&str, u16, u64)] = &[
+        ("client-a", 401, 3),
+        ("client-b", 503, 3),
+        ("client-c", 403, 1),
+        ("client-c", 200, 9),
+        ("client-d", 200, 5),
+        ("", 404, 1),
+    ];
+    let mut batch = Vec::new();
+    let mut seq = 0u64;
+    for (client, status, n) in plan {
+        for _ in 0..*n {
+            let mut k = keyed(seq);
+            k.key = RecordKey {
+                writer: 7,
+                seq: seq as i64,
+            };
+            k.record.start_ms = BASE_MS + seq;
+            k.record.status = *status;
+            k.record.client_id = (!client.is_empty()).then(|| (*client).to_owned());
+            batch.push(k);
+            seq += 1;
+        }
+    }
+    let mut late = keyed(seq);
+    late.key = RecordKey {
+        writer: 7,
+        seq: seq as i64,
+    };
+    late.record.start_ms = BASE_MS + 3_600_000;
+    late.record.status = 500;
+    late.record.client_id = Some("client-c".into());
+    batch.push(late);
+    store.append(&batch).unwrap();
+    let q = StatsQuery::per_minute(BASE_MS, BASE_MS + 60_000);
+    assert_eq!(
+        store.top_error_clients(&q, 10).unwrap(),
+        [
+            ("client-a".to_owned(), 3),
+            ("client-b".to_owned(), 3),
+            ("client-c".to_owned(), 1)
+        ]
+    );
+    assert_eq!(store.top_error_clients(&q, 1).unwrap().len(), 1);
 }

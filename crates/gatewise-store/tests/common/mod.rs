@@ -215,6 +215,13 @@ impl CallLog for AnyStore {
     fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         self.inner().stats(q)
     }
+    fn top_error_clients(
+        &mut self,
+        q: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner().top_error_clients(q, limit)
+    }
     fn retain(&mut self, p: &Retention, now_ms: u64) -> Result<Retained, StoreError> {
         self.inner().retain(p, now_ms)
     }
@@ -385,6 +392,13 @@ impl<S: CallLog> CallLog for Flaky<S> {
     fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         self.inner.stats(q)
     }
+    fn top_error_clients(
+        &mut self,
+        q: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.top_error_clients(q, limit)
+    }
     fn retain(&mut self, p: &Retention, now_ms: u64) -> Result<Retained, StoreError> {
         self.inner.retain(p, now_ms)
     }
@@ -451,6 +465,13 @@ impl<S: CallLog> CallLog for Gated<S> {
     }
     fn stats(&mut self, q: &StatsQuery) -> Result<Vec<Bucket>, StoreError> {
         self.inner.stats(q)
+    }
+    fn top_error_clients(
+        &mut self,
+        q: &StatsQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.top_error_clients(q, limit)
     }
     fn retain(&mut self, p: &Retention, now_ms: u64) -> Result<Retained, StoreError> {
         self.inner.retain(p, now_ms)

@@ -4,7 +4,7 @@
 //! runs a test function once against SQLite and once against PostgreSQL.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-pub mod pg;
+pub use gatewise_test_support::pg;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

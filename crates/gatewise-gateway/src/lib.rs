@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod introspect;
 pub mod keys;
 pub mod metrics;
+pub mod pool;
 pub mod problem;
 pub mod proxy;
 pub mod ratelimit;

@@ -7,6 +7,7 @@ use crate::calls::{self, CallLogging, Pending, mark, note, note_denial};
 use crate::inspect::{self, InspectorStats};
 use crate::introspect::Introspection;
 use crate::keys::IssuerKeys;
+use crate::pool::{Mode, SendError};
 use crate::problem::{Denial, RateFields};
 use crate::ratelimit::{Decision, Limiter, LocalLimiter};
 use crate::routes::{self, RouteTable};
@@ -807,12 +808,17 @@ async fn forward(
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     };
     // Retry only idempotent requests without a body, so nothing was sent
-    // that cannot be sent again.
+    // that cannot be sent again (RFC 9110 §9.2.2).
     let replayable = is_idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
     let attempts = if replayable {
         1 + pool.config.retries
     } else {
         1
+    };
+    let first_mode = if upgrade.is_some() {
+        Mode::Upgrade
+    } else {
+        Mode::Pooled
     };
     let mut body = Some(body);
     let mut failed: Option<Arc<Target>> = None;
@@ -831,49 +837,55 @@ async fn forward(
         if let Some(c) = call.as_mut() {
             c.upstream(&pool.config.name, &target.authority);
         }
-        let uri = Uri::builder()
-            .scheme(target.scheme.clone())
-            .authority(target.uri_authority.clone())
-            .path_and_query(forwarded_path.clone())
-            .build()
-            .map_err(|_| invalid())?;
-        let mut up = Request::new(body.take().unwrap_or_else(body::empty));
-        *up.method_mut() = parts.method.clone();
-        // Headers are cloned only when a retry may need them again (or the
-        // inspector wants the request); otherwise they move.
-        *up.headers_mut() = if attempts > 1 || route.inspect.is_some() {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
+        let mut mode = first_mode;
+        let sent = loop {
+            // The URI in origin form; the pool adds the target for HTTP/2.
+            let mut up = Request::new(body.take().unwrap_or_else(body::empty));
+            *up.method_mut() = parts.method.clone();
+            // Headers are cloned only when the request may be sent again (or
+            // the inspector wants it); otherwise they move.
+            *up.headers_mut() = if replayable || route.inspect.is_some() {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            *up.uri_mut() = Uri::from(forwarded_path.clone());
+            *up.version_mut() = http::Version::HTTP_11;
+            match &pool.config.host_header {
+                HostHeader::Preserve => {
+                    if let Some(h) = original_host.clone() {
+                        up.headers_mut().insert(header::HOST, h);
+                    }
+                }
+                HostHeader::Target => {
+                    if let Ok(v) = HeaderValue::from_str(&target.authority) {
+                        up.headers_mut().insert(header::HOST, v);
+                    }
+                }
+                HostHeader::Fixed(h) => {
+                    if let Ok(v) = HeaderValue::from_str(h) {
+                        up.headers_mut().insert(header::HOST, v);
+                    }
+                }
+            }
+            // The first byte must come within first_byte_timeout and within
+            // what is left of total_timeout.
+            let left = pool.config.total_timeout.saturating_sub(started.elapsed());
+            let sent = tokio::time::timeout(
+                pool.config.first_byte_timeout.min(left),
+                target.send(up, mode),
+            )
+            .await;
+            // Sent on a kept-alive connection the upstream had closed, no
+            // answer: a replayable request goes again, once, on a new
+            // connection to the same target (RFC 9112 §9.3.1); that is the
+            // connection's fault, not the target's.
+            if replayable && mode == Mode::Pooled && matches!(sent, Ok(Err(SendError::Stale(_)))) {
+                mode = Mode::Fresh;
+                continue;
+            }
+            break sent;
         };
-        *up.uri_mut() = uri;
-        // HTTP/1.1 to the upstream; the client picks h2 only for h2 targets.
-        *up.version_mut() = http::Version::HTTP_11;
-        match &pool.config.host_header {
-            HostHeader::Preserve => {
-                if let Some(h) = original_host.clone() {
-                    up.headers_mut().insert(header::HOST, h);
-                }
-            }
-            HostHeader::Target => {
-                if let Ok(v) = HeaderValue::from_str(&target.authority) {
-                    up.headers_mut().insert(header::HOST, v);
-                }
-            }
-            HostHeader::Fixed(h) => {
-                if let Ok(v) = HeaderValue::from_str(h) {
-                    up.headers_mut().insert(header::HOST, v);
-                }
-            }
-        }
-        // The first byte must come within first_byte_timeout and within
-        // what is left of total_timeout.
-        let left = pool.config.total_timeout.saturating_sub(started.elapsed());
-        let sent = tokio::time::timeout(
-            pool.config.first_byte_timeout.min(left),
-            pool.client.request(up),
-        )
-        .await;
         match sent {
             Ok(Ok(mut resp)) => {
                 pool.record(&target, !resp.status().is_server_error());
@@ -1004,11 +1016,11 @@ fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
 
 /// Answers the client's upgrade with the upstream's 101 and splices the two
 /// upgraded connections byte for byte until either side closes.
-fn splice(
+fn splice<B>(
     protocol: Option<HeaderValue>,
     client: Option<hyper::upgrade::OnUpgrade>,
     upstream: hyper::upgrade::OnUpgrade,
-    resp: Response<Incoming>,
+    resp: Response<B>,
     request_id: &str,
 ) -> Result<Response<Body>, Denial> {
     let Some(client) = client else {

@@ -1,12 +1,11 @@
 //! Upstream pools: target choice (round-robin or least-requests), passive
-//! ejection after consecutive failures, and the pooled keep-alive client.
+//! ejection after consecutive failures, and each target's kept-alive
+//! connections ([`crate::pool`]).
 
 use crate::body::Body;
+use crate::pool::{Connector, Conns, Mode, SendError, UpstreamBody};
 use gatewise_config::model::{Balance, Upstream};
-use hyper_rustls::{ConfigBuilderExt as _, HttpsConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_rustls::ConfigBuilderExt as _;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use std::sync::Arc;
@@ -30,6 +29,8 @@ pub struct Target {
     ejected_until: Mutex<Option<Instant>>,
     /// Result of the last active health check (true until one fails).
     healthy: std::sync::atomic::AtomicBool,
+    /// The target's connections.
+    conns: Arc<Conns>,
 }
 
 impl Target {
@@ -52,9 +53,25 @@ impl Target {
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Idle kept-alive HTTP/1.1 connections to this target.
+    pub fn idle_connections(&self) -> usize {
+        self.conns.idle_count()
+    }
+
+    /// Sends `req` (its URI the path and query; `Host` as the caller set
+    /// it, else the target's) to this target; see [`Mode`].
+    pub async fn send(
+        &self,
+        req: http::Request<Body>,
+        mode: Mode,
+    ) -> Result<http::Response<UpstreamBody>, SendError> {
+        self.conns.send(req, mode).await
+    }
 }
 
-/// A pool of targets and its client.
+/// A pool of targets, each with its kept-alive connections (HTTP/1.1, or
+/// HTTP/2 when an `https` target offers it by ALPN).
 #[derive(Debug)]
 pub struct Pool {
     /// Configuration.
@@ -62,9 +79,6 @@ pub struct Pool {
     /// Targets in configuration order.
     pub targets: Vec<Arc<Target>>,
     next: AtomicUsize,
-    /// The keep-alive client for this pool (HTTP/1.1, or HTTP/2 when an
-    /// `https` target offers it by ALPN).
-    pub client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 /// Decrements the target's in-flight count when dropped.
@@ -82,10 +96,16 @@ impl Pool {
     /// URLs). `https` targets are verified against the system's roots, or
     /// only against `ca_file` when one is configured.
     pub fn new(config: Upstream) -> Result<Pool, String> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(false);
+        Pool::with_limits(config, crate::pool::MAX_IDLE, crate::pool::IDLE_TIMEOUT)
+    }
+
+    /// [`Pool::new`] keeping at most `max_idle` idle connections per target,
+    /// each for at most `idle_timeout`.
+    pub fn with_limits(
+        config: Upstream,
+        max_idle: usize,
+        idle_timeout: std::time::Duration,
+    ) -> Result<Pool, String> {
         let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -122,15 +142,12 @@ impl Pool {
                 })?
                 .with_no_client_auth(),
         };
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(https);
+        let connector = Arc::new(Connector::new(
+            tls,
+            config.connect_timeout,
+            max_idle,
+            idle_timeout,
+        ));
         let targets = config
             .targets
             .iter()
@@ -148,6 +165,12 @@ impl Pool {
                     ));
                 };
                 let authority = uri_authority.as_str().to_owned();
+                let conns = Conns::new(
+                    Arc::clone(&connector),
+                    scheme.clone(),
+                    uri_authority.clone(),
+                )
+                .map_err(|e| format!("upstream `{}`: target {base}: {e}", config.name))?;
                 Ok(Arc::new(Target {
                     base,
                     authority,
@@ -157,6 +180,7 @@ impl Pool {
                     failures: AtomicU32::new(0),
                     ejected_until: Mutex::new(None),
                     healthy: std::sync::atomic::AtomicBool::new(true),
+                    conns: Arc::new(conns),
                 }))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -164,7 +188,6 @@ impl Pool {
             config,
             targets,
             next: AtomicUsize::new(0),
-            client,
         })
     }
 
@@ -239,8 +262,7 @@ pub fn start_health_checks(pool: &Arc<Pool>) {
             tick.tick().await;
             let Some(pool) = weak.upgrade() else { break };
             for target in &pool.targets {
-                let uri = format!("{}{}", target.base, hc.path);
-                let ok = match uri.parse::<http::Uri>() {
+                let ok = match hc.path.parse::<http::Uri>() {
                     Ok(uri) => {
                         let mut req = http::Request::new(crate::body::empty());
                         *req.uri_mut() = uri;
@@ -252,7 +274,8 @@ pub fn start_health_checks(pool: &Arc<Pool>) {
                             http::HeaderValue::from_static("gatewise-health-check"),
                         );
                         matches!(
-                            tokio::time::timeout(hc.timeout, pool.client.request(req)).await,
+                            tokio::time::timeout(hc.timeout, target.send(req, Mode::Pooled))
+                                .await,
                             Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
                         )
                     }

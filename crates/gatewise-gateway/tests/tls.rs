@@ -233,3 +233,78 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
     );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
+
+/// Relays each accepted connection to `to`, counting them.
+async fn counting_relay(
+    to: std::net::SocketAddr,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn an_h2_upstream_shares_one_connection() {
+    let pki = Pki::new();
+    let (files, _) = pki.leaf("127.0.0.1");
+    let ca_pem = pki.dir.join("ca.pem");
+    std::fs::write(&ca_pem, pki.ca.pem()).unwrap();
+    let echo = servers::echo().await;
+    let store = Arc::new(
+        CertStore::load(&TlsConfig {
+            certificates: vec![files],
+        })
+        .unwrap(),
+    );
+    // A TLS front offering h2 by ALPN, behind a relay that counts connections.
+    let tls_front = start(
+        route_all(upstream(format!("http://{echo}"), None)),
+        Some(store),
+    )
+    .await;
+    let (relay, connections) = counting_relay(tls_front.addr).await;
+    let gw = start(
+        route_all(upstream(format!("https://{relay}"), Some(ca_pem))),
+        None,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let get = |i: usize| {
+        let http = http.clone();
+        let url = format!("http://{}/h2/{i}", gw.addr);
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["path"], format!("/h2/{i}"));
+        }
+    };
+    get(0).await;
+    // Then many at once: all multiplexed on the one connection.
+    let mut all = tokio::task::JoinSet::new();
+    for i in 1..=16 {
+        all.spawn(get(i));
+    }
+    while let Some(done) = all.join_next().await {
+        done.unwrap();
+    }
+    get(17).await;
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "h2 requests should share one connection"
+    );
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}

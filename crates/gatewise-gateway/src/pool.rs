@@ -1,0 +1,731 @@
+//! Connections to one upstream target, kept alive and reused.
+//!
+//! HTTP/1.1 connections are made with hyper's low-level
+//! `client::conn::http1` over TCP (or rustls for `https` targets); each
+//! connection's driver runs in its own task, spawned once. Idle senders wait
+//! in a short LIFO list behind a mutex (no hashing, no channels): a request
+//! takes the most recently used one that is ready, and the response body
+//! puts it back when it ends. An `https` target that picks h2 by ALPN gets
+//! one multiplexed HTTP/2 connection whose sender every request clones.
+//! Upgrade requests (WebSocket and others) get a dedicated HTTP/1.1
+//! connection that never returns to the pool.
+
+use crate::body::Body;
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::ServerName;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Idle connections kept per target at most (the oldest goes first).
+pub const MAX_IDLE: usize = 256;
+
+/// How long an idle connection is kept before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Any error a connection attempt can fail with.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request got no response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made (address, TCP, TLS, handshake, connect
+    /// timeout), or a new connection closed before the request was written:
+    /// nothing reached the upstream, so any request may be sent again.
+    #[error("could not connect: {0}")]
+    Connect(#[source] BoxError),
+    /// The request was written on a kept-alive connection that closed before
+    /// any response came: the upstream may have closed it while idle. An
+    /// idempotent request may be sent again (RFC 9112 §9.3.1, RFC 9110
+    /// §9.2.2); others may not.
+    #[error("the kept-alive connection closed before answering: {0}")]
+    Stale(#[source] hyper::Error),
+    /// The request failed after it was sent (no valid response).
+    #[error("{0}")]
+    Request(#[source] hyper::Error),
+}
+
+impl SendError {
+    /// Whether nothing reached the upstream (retrying is safe for any request).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+
+    fn connect(e: impl Into<BoxError>) -> SendError {
+        SendError::Connect(e.into())
+    }
+}
+
+/// How a request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// On an idle kept-alive connection when there is one, else a new one.
+    Pooled,
+    /// On a new connection (a retry after a stale one).
+    Fresh,
+    /// On a dedicated HTTP/1.1 connection that can be upgraded (after a 101
+    /// its bytes belong to the upgrade) and is never pooled.
+    Upgrade,
+}
+
+/// What every target of one pool shares: TLS settings and limits.
+pub struct Connector {
+    /// TLS offering h2 and http/1.1 by ALPN.
+    tls: tokio_rustls::TlsConnector,
+    /// TLS offering only http/1.1 (upgrades are HTTP/1.1 only).
+    tls_h1: tokio_rustls::TlsConnector,
+    connect_timeout: Duration,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl Connector {
+    /// A connector verifying `https` targets with `tls` (its ALPN list is
+    /// set here), bounding TCP connect plus TLS handshake by
+    /// `connect_timeout`, and keeping at most `max_idle` connections per
+    /// target, each for at most `idle_timeout`.
+    pub fn new(
+        tls: rustls::ClientConfig,
+        connect_timeout: Duration,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Connector {
+        let mut h1 = tls.clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut any = tls;
+        any.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Connector {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(any)),
+            tls_h1: tokio_rustls::TlsConnector::from(Arc::new(h1)),
+            connect_timeout,
+            max_idle,
+            idle_timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_idle", &self.max_idle)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+const PROTO_UNKNOWN: u8 = 0;
+const PROTO_H1: u8 = 1;
+const PROTO_H2: u8 = 2;
+
+/// An idle HTTP/1.1 connection and since when it waits.
+struct Idle {
+    tx: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+/// The connections of one target.
+pub struct Conns {
+    connector: Arc<Connector>,
+    scheme: Scheme,
+    authority: Authority,
+    /// The host to resolve (IPv6 without brackets) and its port.
+    host: String,
+    port: u16,
+    /// The TLS server name (`https` targets).
+    server_name: Option<ServerName<'static>>,
+    /// `Host` for HTTP/1.1 requests that have none (RFC 9112 §3.2).
+    host_header: HeaderValue,
+    /// Idle HTTP/1.1 connections; the most recently used at the back.
+    idle: Mutex<VecDeque<Idle>>,
+    /// The shared HTTP/2 connection, once ALPN picked h2.
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// What the target's last new connection spoke (`PROTO_*`).
+    proto: AtomicU8,
+    /// Whether the idle reaper runs.
+    reaper: AtomicBool,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns")
+            .field("authority", &self.authority)
+            .field("idle", &self.idle_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conns {
+    /// The connections of the target at `scheme://authority` (`https`
+    /// targets use TLS).
+    pub fn new(
+        connector: Arc<Connector>,
+        scheme: Scheme,
+        authority: Authority,
+    ) -> Result<Conns, String> {
+        let tls = scheme == Scheme::HTTPS;
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let server_name = if tls {
+            Some(
+                ServerName::try_from(host.clone())
+                    .map_err(|e| format!("{host} is no TLS server name: {e}"))?,
+            )
+        } else {
+            None
+        };
+        // As a client writes it: the port only when not the scheme's default.
+        let default_port = authority
+            .port_u16()
+            .is_none_or(|p| p == if tls { 443 } else { 80 });
+        let host_header = if default_port {
+            HeaderValue::from_str(authority.host())
+        } else {
+            HeaderValue::from_str(authority.as_str())
+        }
+        .map_err(|e| format!("{authority}: {e}"))?;
+        Ok(Conns {
+            connector,
+            scheme,
+            authority,
+            host,
+            port,
+            server_name,
+            host_header,
+            idle: Mutex::new(VecDeque::new()),
+            h2: Mutex::new(None),
+            proto: AtomicU8::new(PROTO_UNKNOWN),
+            reaper: AtomicBool::new(false),
+        })
+    }
+
+    /// Idle HTTP/1.1 connections waiting for a request.
+    pub fn idle_count(&self) -> usize {
+        self.idle_list().len()
+    }
+
+    fn idle_list(&self) -> MutexGuard<'_, VecDeque<Idle>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `req` (its URI in origin form, path and query) and returns the
+    /// response head; the body streams from the connection, which goes
+    /// back to the pool when the body has ended.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<Body>,
+        mode: Mode,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        if mode == Mode::Upgrade {
+            let Fresh::H1(mut tx) = self.connect(true).await? else {
+                return Err(SendError::connect(
+                    "the upstream picked HTTP/2 for an upgrade",
+                ));
+            };
+            self.h1_form(&mut req);
+            return match tx.send_request(req).await {
+                Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
+                Err(e) => Err(SendError::Request(e)),
+            };
+        }
+        if mode == Mode::Pooled {
+            if self.proto.load(Ordering::Relaxed) == PROTO_H2 {
+                if let Some(tx) = self.h2_sender() {
+                    match self.send_h2(tx, req).await {
+                        Ok(resp) => return Ok(resp),
+                        // The shared connection is closing (GOAWAY); nothing
+                        // was sent, so a new connection takes the request.
+                        Err(Err(back)) => {
+                            req = back;
+                            self.forget_h2();
+                        }
+                        Err(Ok(e)) => return Err(e),
+                    }
+                }
+            } else {
+                self.h1_form(&mut req);
+                while let Some(mut tx) = self.checkout() {
+                    match tx.try_send_request(req).await {
+                        Ok(resp) => return Ok(self.pooled(resp, tx)),
+                        Err(mut e) => match e.take_message() {
+                            // Closed before the request was written: the
+                            // next idle connection, or a new one, takes it.
+                            Some(back) => req = back,
+                            None if lost(e.error()) => {
+                                return Err(SendError::Stale(e.into_error()));
+                            }
+                            None => return Err(SendError::Request(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+        match self.connect(false).await? {
+            Fresh::H1(mut tx) => {
+                self.h1_form(&mut req);
+                match tx.try_send_request(req).await {
+                    Ok(resp) => Ok(self.pooled(resp, tx)),
+                    Err(mut e) => match e.take_message() {
+                        Some(_) => Err(SendError::connect(e.into_error())),
+                        None => Err(SendError::Request(e.into_error())),
+                    },
+                }
+            }
+            Fresh::H2(tx) => {
+                let old = self
+                    .h2
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .replace(tx.clone());
+                drop(old);
+                match self.send_h2(tx, req).await {
+                    Ok(resp) => Ok(resp),
+                    Err(Err(_)) => Err(SendError::connect("the new HTTP/2 connection closed")),
+                    Err(Ok(e)) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// HTTP/1.1 requests carry the origin form and a `Host` (RFC 9112 §3.2).
+    fn h1_form(&self, req: &mut Request<Body>) {
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *req.uri_mut() = Uri::from(pq);
+        }
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut()
+                .insert(header::HOST, self.host_header.clone());
+        }
+        *req.version_mut() = Version::HTTP_11;
+    }
+
+    /// Sends on the shared HTTP/2 connection; `Err(Err(req))` gives the
+    /// request back when the connection took none.
+    async fn send_h2(
+        &self,
+        mut tx: http2::SendRequest<Body>,
+        mut req: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, Result<SendError, Request<Body>>> {
+        // HTTP/2 carries the target as :scheme and :authority.
+        if req.uri().scheme().is_none() {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(self.scheme.clone());
+            parts.authority = Some(self.authority.clone());
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+        *req.version_mut() = Version::HTTP_2;
+        match tx.try_send_request(req).await {
+            Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
+            Err(mut e) => match e.take_message() {
+                Some(back) => Err(Err(back)),
+                None => Err(Ok(SendError::Request(e.into_error()))),
+            },
+        }
+    }
+
+    fn h2_sender(&self) -> Option<http2::SendRequest<Body>> {
+        let g = self.h2.lock().unwrap_or_else(PoisonError::into_inner);
+        g.as_ref().filter(|tx| !tx.is_closed()).cloned()
+    }
+
+    fn forget_h2(&self) {
+        let old = self
+            .h2
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(old);
+    }
+
+    /// The most recently used idle connection that can take a request;
+    /// closed ones are dropped on the way.
+    fn checkout(&self) -> Option<http1::SendRequest<Body>> {
+        loop {
+            let idle = self.idle_list().pop_back()?;
+            if idle.tx.is_ready() {
+                return Some(idle.tx);
+            }
+        }
+    }
+
+    fn pooled(
+        self: &Arc<Self>,
+        resp: Response<Incoming>,
+        tx: http1::SendRequest<Body>,
+    ) -> Response<UpstreamBody> {
+        let conns = Arc::clone(self);
+        resp.map(|inner| UpstreamBody {
+            inner,
+            back: Some(Checkin { tx, conns }),
+        })
+    }
+
+    /// Takes back a connection whose response has ended: into the idle list
+    /// when it can take the next request, else once it can (the driver may
+    /// not have seen the end yet), unless it closes.
+    fn checkin(self: &Arc<Self>, tx: http1::SendRequest<Body>) {
+        if tx.is_ready() {
+            self.put(tx);
+        } else if !tx.is_closed() {
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let conns = Arc::clone(self);
+            rt.spawn(async move {
+                let mut tx = tx;
+                if tx.ready().await.is_ok() {
+                    conns.put(tx);
+                }
+            });
+        }
+    }
+
+    fn put(self: &Arc<Self>, tx: http1::SendRequest<Body>) {
+        let max = self.connector.max_idle;
+        if max == 0 {
+            return;
+        }
+        let since = Instant::now();
+        let evicted = {
+            let mut idle = self.idle_list();
+            let evicted = if idle.len() >= max {
+                idle.pop_front()
+            } else {
+                None
+            };
+            idle.push_back(Idle { tx, since });
+            evicted
+        };
+        drop(evicted);
+        if !self.reaper.load(Ordering::Relaxed) && !self.reaper.swap(true, Ordering::Relaxed) {
+            self.start_reaper();
+        }
+    }
+
+    /// Closes connections idle for longer than the idle timeout, checking
+    /// every half of it; ends when the target is gone (reload).
+    fn start_reaper(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak: Weak<Conns> = Arc::downgrade(self);
+        let timeout = self.connector.idle_timeout;
+        let every = (timeout / 2).max(Duration::from_millis(10));
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(conns) = weak.upgrade() else { break };
+                conns.reap(Instant::now(), timeout);
+            }
+        });
+    }
+
+    fn reap(&self, now: Instant, timeout: Duration) {
+        let expired: Vec<Idle> = {
+            let mut idle = self.idle_list();
+            let n = idle
+                .iter()
+                .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
+                .count();
+            idle.drain(..n).collect()
+        };
+        drop(expired);
+    }
+
+    /// A new connection: TCP (and TLS for `https`) within the connect
+    /// timeout, then the HTTP handshake, its driver spawned.
+    async fn connect(&self, upgrade: bool) -> Result<Fresh, SendError> {
+        let limit = self.connector.connect_timeout;
+        match tokio::time::timeout(limit, self.open(upgrade)).await {
+            Ok(Ok(Io::Tcp(tcp))) => h1(TokioIo::new(tcp), upgrade).await,
+            Ok(Ok(Io::Tls(tls))) => {
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    self.proto.store(PROTO_H2, Ordering::Relaxed);
+                    let (mut tx, conn) = http2::Builder::new(TokioExecutor::new())
+                        .handshake(TokioIo::new(tls))
+                        .await
+                        .map_err(SendError::connect)?;
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("upstream h2 connection ended: {e}");
+                        }
+                    });
+                    tx.ready().await.map_err(SendError::connect)?;
+                    return Ok(Fresh::H2(tx));
+                }
+                if !upgrade {
+                    self.proto.store(PROTO_H1, Ordering::Relaxed);
+                }
+                h1(TokioIo::new(tls), upgrade).await
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SendError::connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {} ms", limit.as_millis()),
+            ))),
+        }
+    }
+
+    async fn open(&self, upgrade: bool) -> Result<Io, SendError> {
+        let tcp = self.tcp().await.map_err(SendError::connect)?;
+        // Requests are written whole; Nagle would only delay them.
+        let _ = tcp.set_nodelay(true);
+        let Some(name) = &self.server_name else {
+            return Ok(Io::Tcp(tcp));
+        };
+        let tls = if upgrade {
+            &self.connector.tls_h1
+        } else {
+            &self.connector.tls
+        };
+        let stream = tls
+            .connect(name.clone(), tcp)
+            .await
+            .map_err(SendError::connect)?;
+        Ok(Io::Tls(Box::new(stream)))
+    }
+
+    /// Each resolved address in turn, the first that accepts.
+    async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let mut last = None;
+        for addr in tokio::net::lookup_host((self.host.as_str(), self.port)).await? {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} resolves to no address", self.host),
+            )
+        }))
+    }
+}
+
+/// Whether the connection went away under the request (closed, reset),
+/// rather than the upstream answering something unreadable.
+fn lost(e: &hyper::Error) -> bool {
+    e.is_incomplete_message()
+        || e.is_canceled()
+        || e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+enum Io {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+enum Fresh {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+/// The HTTP/1.1 handshake on `io`, its driver spawned (with upgrades when
+/// asked: after a 101 the connection's bytes go to the upgrade).
+async fn h1<T>(io: T, upgrade: bool) -> Result<Fresh, SendError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (tx, conn) = http1::handshake(io).await.map_err(SendError::connect)?;
+    if upgrade {
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+    }
+    Ok(Fresh::H1(tx))
+}
+
+struct Checkin {
+    tx: http1::SendRequest<Body>,
+    conns: Arc<Conns>,
+}
+
+/// An upstream response body; a pooled connection goes back to its pool
+/// when the body has ended (a body dropped before its end closes it, as
+/// its unread rest would be in the way).
+pub struct UpstreamBody {
+    inner: Incoming,
+    back: Option<Checkin>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("pooled", &self.back.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBody {
+    fn unpooled(inner: Incoming) -> UpstreamBody {
+        UpstreamBody { inner, back: None }
+    }
+
+    fn checkin(&mut self) {
+        if let Some(c) = self.back.take() {
+            c.conns.checkin(c.tx);
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.checkin(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.checkin(),
+            Poll::Ready(Some(Err(_))) => this.back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if self.back.is_some() && self.inner.is_end_stream() {
+            self.checkin();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// An upstream answering every request on a connection with `ok`.
+    async fn upstream() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while s.read(&mut b).await.is_ok_and(|n| n == 1) {
+                        head.push(b[0]);
+                        if head.ends_with(b"\r\n\r\n") {
+                            head.clear();
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if s.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn conns(addr: std::net::SocketAddr, idle_timeout: Duration) -> Arc<Conns> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let connector = Arc::new(Connector::new(tls, Duration::from_secs(2), 8, idle_timeout));
+        let authority: Authority = addr.to_string().parse().unwrap();
+        Arc::new(Conns::new(connector, Scheme::HTTP, authority).unwrap())
+    }
+
+    fn get() -> Request<Body> {
+        let mut req = Request::new(crate::body::empty());
+        *req.uri_mut() = Uri::from_static("/");
+        req
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_timeout_are_closed() {
+        let addr = upstream().await;
+        let conns = conns(addr, Duration::from_secs(60));
+        let a = conns.send(get(), Mode::Pooled).await.unwrap();
+        let b = conns.send(get(), Mode::Pooled).await.unwrap();
+        for resp in [a, b] {
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(conns.idle_count(), 2);
+        let now = Instant::now();
+        // Not yet idle for long enough: kept.
+        conns.reap(now, Duration::from_secs(60));
+        assert_eq!(conns.idle_count(), 2);
+        // An hour later: both closed.
+        conns.reap(now + Duration::from_secs(3600), Duration::from_secs(60));
+        assert_eq!(conns.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_connection_is_never_pooled() {
+        let addr = upstream().await;
+        let conns = conns(addr, Duration::from_secs(60));
+        let resp = conns.send(get(), Mode::Upgrade).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        assert_eq!(conns.idle_count(), 0);
+        // A pooled request's connection is kept.
+        let resp = conns.send(get(), Mode::Pooled).await.unwrap();
+        let _ = resp.into_body().collect().await.unwrap();
+        assert_eq!(conns.idle_count(), 1);
+    }
+}

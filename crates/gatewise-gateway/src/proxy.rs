@@ -49,6 +49,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Identity headers the gateway sets; any copy sent by a client is removed.
 const IDENTITY_HEADERS: [HeaderName; 4] = [
@@ -445,6 +446,8 @@ impl Gateway {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let state = self.state.load_full();
         let started = tokio::time::Instant::now();
+        let mut req = req;
+        ensure_traceparent(req.headers_mut());
         let mut call = self
             .calls
             .as_ref()
@@ -683,6 +686,62 @@ impl Gateway {
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// W3C Trace Context §3.2 (`traceparent`): a valid one from the client is
+/// passed on; otherwise (absent or malformed, §3.2.2.3 restarts the trace)
+/// the gateway starts a trace, so that the call record, the upstream and
+/// the client's logs share one trace id.
+fn ensure_traceparent(h: &mut HeaderMap) {
+    if h.get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(valid_traceparent)
+    {
+        return;
+    }
+    let mut ids = [0u8; 24];
+    if aws_lc_rs::rand::fill(&mut ids).is_err() {
+        return;
+    }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut v = Vec::with_capacity(55);
+    v.extend_from_slice(b"00-");
+    for (i, b) in ids.iter().enumerate() {
+        if i == 16 {
+            v.push(b'-');
+        }
+        v.push(DIGITS[usize::from(b >> 4)]);
+        v.push(DIGITS[usize::from(b & 15)]);
+    }
+    v.extend_from_slice(b"-01");
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
+        h.insert(TRACEPARENT, value);
+    }
+}
+
+/// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`
+/// (version 00; a later version with these parts is accepted as §3.2.4 asks).
+fn valid_traceparent(v: &str) -> bool {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    match parts.as_slice() {
+        [version, trace, parent, flags, ..] => {
+            hex(version, 2)
+                && *version != "ff"
+                && (parts.len() == 4 || *version != "00")
+                && hex(trace, 32)
+                && nonzero(trace)
+                && hex(parent, 16)
+                && nonzero(parent)
+                && hex(flags, 2)
+        }
+        _ => false,
+    }
 }
 
 /// The request's host without port: from the URI (HTTP/2, absolute form)
@@ -1208,6 +1267,34 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn trace_context_is_kept_when_valid_and_started_otherwise() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = headers(&[("traceparent", good)]);
+        ensure_traceparent(&mut h);
+        assert_eq!(h["traceparent"], good);
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            let mut h = headers(&[("traceparent", bad)]);
+            ensure_traceparent(&mut h);
+            let v = h["traceparent"].to_str().unwrap().to_owned();
+            assert_ne!(v, bad);
+            assert!(valid_traceparent(&v), "{v}");
+        }
+        let mut a = HeaderMap::new();
+        let mut b = HeaderMap::new();
+        ensure_traceparent(&mut a);
+        ensure_traceparent(&mut b);
+        assert!(valid_traceparent(a["traceparent"].to_str().unwrap()));
+        assert_ne!(a["traceparent"], b["traceparent"]);
     }
 
     #[test]

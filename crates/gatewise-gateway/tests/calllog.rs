@@ -405,3 +405,49 @@ async fn records_reach_sqlite_through_the_writer_without_secrets() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_trace_id_is_shared_by_the_record_and_the_upstream() {
+    let sink = Arc::new(Collect::default());
+    let w = world(CallLogging::new(sink.clone(), false)).await;
+    let seen = |body: serde_json::Value| {
+        body["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    // No traceparent: the gateway starts a trace.
+    let body: serde_json::Value = w
+        .http
+        .get(format!("http://{}/public/x", w.gw))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let started = seen(body);
+    // A client's trace is continued.
+    let mine = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body: serde_json::Value = w
+        .http
+        .get(format!("http://{}/public/y", w.gw))
+        .header("traceparent", mine)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen(body), "4bf92f3577b34da6a3ce929d0e0e4736");
+    let records = sink.wait_for(2).await;
+    assert_eq!(records[0].trace_id.as_deref(), Some(started.as_str()));
+    assert_eq!(
+        records[1].trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_ne!(started, "4bf92f3577b34da6a3ce929d0e0e4736");
+}

@@ -700,8 +700,8 @@ fn ensure_traceparent(h: &mut HeaderMap) {
         return;
     }
     let mut ids = [0u8; 24];
-    if aws_lc_rs::rand::fill(&mut ids).is_err() {
-        return;
+    for chunk in ids.chunks_mut(8) {
+        chunk.copy_from_slice(&trace_random().to_le_bytes());
     }
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut v = Vec::with_capacity(55);
@@ -717,6 +717,30 @@ fn ensure_traceparent(h: &mut HeaderMap) {
     if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
         h.insert(TRACEPARENT, value);
     }
+}
+
+/// Random 64-bit values for trace ids: SplitMix64 per thread, seeded once
+/// from the operating system. Trace ids must be unique, not secret (W3C
+/// Trace Context §3.2.2.3); a cryptographic generator per request costs
+/// more than the rest of the header handling.
+fn trace_random() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut seed = [0u8; 8];
+            let _ = aws_lc_rs::rand::fill(&mut seed);
+            // Never 0 even if the OS gave nothing: mixed with the thread's address.
+            u64::from_le_bytes(seed) ^ (&seed as *const _ as u64) | 1
+        });
+    }
+    STATE.with(|s| {
+        let next = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 /// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`

@@ -7,10 +7,29 @@
 //! 6749 §2.3.1 (id and secret form-urlencoded before Base64) and also
 //! accepts clients that skip the encoding (requests-oauthlib) or encode more
 //! than needed (openid-client encodes `-`): both decodings are tried.
+//!
+//! `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a client
+//! registered with a JWK Set signs an assertion (RS256, ES256 or EdDSA)
+//! whose `iss` and `sub` are its `client_id`, whose `aud` is the token
+//! endpoint (or the issuer), with `exp` at most five minutes ahead and a
+//! `jti` the server accepts once ([`Registry::authenticate_at`] checks the
+//! assertion; the caller records the `jti` in the state store).
 
 use crate::faults::Fault;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
+use gatewise_core::jose::Alg;
+use gatewise_core::jose::check::{self, Policy};
+use gatewise_core::jose::keyset::KeySet;
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Algorithms accepted for client assertions.
+pub const ASSERTION_ALGS: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
+
+/// Longest an assertion may live: `exp` at most this far ahead (seconds).
+pub const ASSERTION_MAX_AHEAD: u64 = 300;
 
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +41,28 @@ pub enum AuthMethod {
     /// `none`: a public client (native or browser app), identified by
     /// `client_id` only; it must use PKCE.
     None,
+    /// `private_key_jwt` (RFC 7523 §2.2).
+    PrivateKeyJwt,
+}
+
+/// What an accepted client assertion leaves to record: its `jti` must be
+/// refused until `exp` (RFC 7523 §3, item 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// Its `exp` (Unix seconds).
+    pub exp: u64,
+}
+
+/// What a client assertion is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionPolicy {
+    /// Now (Unix seconds).
+    pub now: u64,
+    /// Accepted `aud` values: the token endpoint URL, the issuer, and the
+    /// endpoint called.
+    pub audiences: Vec<String>,
 }
 
 /// A client as configured.
@@ -53,6 +94,9 @@ pub struct ClientSpec {
     pub redirect_uris: Vec<String>,
     /// A public client: no secret, token endpoint authentication `none`.
     pub public: bool,
+    /// The client's JWK Set (JSON text) for `private_key_jwt`; such a
+    /// client has no secret.
+    pub jwks: Option<String>,
     /// Fault mode: faults served to this client's token requests only (on
     /// top of the server-wide ones). Only token endpoint faults fit here:
     /// the JWKS and discovery are fetched without client authentication.
@@ -73,6 +117,7 @@ impl ClientSpec {
             opaque_tokens: false,
             redirect_uris: Vec::new(),
             public: false,
+            jwks: None,
             faults: Vec::new(),
         }
     }
@@ -84,6 +129,7 @@ pub struct Client {
     /// The configuration, with the secret field emptied.
     pub spec: ClientSpec,
     secret_mac: Vec<u8>,
+    keys: Option<KeySet>,
 }
 
 /// All registered clients.
@@ -105,6 +151,8 @@ pub enum AuthFailure {
     Rejected,
     /// The Basic header is not base64 of `id:secret`.
     Malformed,
+    /// A client assertion was refused; the reason (no secret in it).
+    Assertion(String),
 }
 
 impl ClientSpec {
@@ -115,23 +163,48 @@ impl ClientSpec {
 }
 
 impl Registry {
-    /// Registers `specs`; secrets are hashed now and dropped.
-    pub fn new(specs: Vec<ClientSpec>) -> Registry {
+    /// Registers `specs`; secrets are hashed now and dropped, JWK Sets
+    /// parsed. A JWK Set without a usable key is an error.
+    pub fn new(specs: Vec<ClientSpec>) -> Result<Registry, crate::AuthzError> {
         let mut seed = [0u8; 32];
         let _ = aws_lc_rs::rand::fill(&mut seed);
         let key = hmac::Key::new(hmac::HMAC_SHA256, &seed);
         let clients = specs
             .into_iter()
             .map(|mut spec| {
+                let keys = match &spec.jwks {
+                    Some(doc) => {
+                        let set = KeySet::from_jwks(doc.as_bytes(), &ASSERTION_ALGS).map_err(
+                            |e| crate::AuthzError::Config(format!("client `{}`: {e}", spec.id)),
+                        )?;
+                        if set.is_empty() {
+                            return Err(crate::AuthzError::Config(format!(
+                                "client `{}`: the JWK Set has no public RS256, ES256 or EdDSA signing key{}",
+                                spec.id,
+                                if set.skipped.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" ({})", set.skipped.join("; "))
+                                }
+                            )));
+                        }
+                        Some(set)
+                    }
+                    None => None,
+                };
                 let digest = spec
                     .secret_sha256
                     .unwrap_or_else(|| gatewise_core::secret::sha256(spec.secret.as_bytes()));
                 let secret_mac = hmac::sign(&key, &digest).as_ref().to_vec();
                 spec.secret = String::new();
-                Client { spec, secret_mac }
+                Ok(Client {
+                    spec,
+                    secret_mac,
+                    keys,
+                })
             })
-            .collect();
-        Registry { key, clients }
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Registry { key, clients })
     }
 
     /// The client with this id.
@@ -141,6 +214,10 @@ impl Registry {
 
     fn check(&self, id: &str, secret: &str) -> Option<&Client> {
         let c = self.get(id)?;
+        // A client with keys authenticates with assertions only.
+        if c.keys.is_some() {
+            return None;
+        }
         // Constant-time: hmac::verify compares tags in constant time.
         let digest = gatewise_core::secret::sha256(secret.as_bytes());
         hmac::verify(&self.key, &digest, &c.secret_mac).ok()?;
@@ -148,7 +225,109 @@ impl Registry {
     }
 
     /// Authenticates the caller from the `Authorization` header value and
-    /// the form, with exactly one method.
+    /// the form, with exactly one method, `private_key_jwt` included: the
+    /// assertion's signature and claims are checked against `policy`; the
+    /// caller records the returned [`Replay`] (RFC 7523 §3, item 7).
+    pub fn authenticate_at(
+        &self,
+        authorization: Option<&str>,
+        form: &[(String, String)],
+        policy: &AssertionPolicy,
+    ) -> Result<(&Client, AuthMethod, Option<Replay>), AuthFailure> {
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let assertion = get("client_assertion");
+        let assertion_type = get("client_assertion_type");
+        if assertion.is_none() && assertion_type.is_none() {
+            return self
+                .authenticate(authorization, form)
+                .map(|(c, m)| (c, m, None));
+        }
+        // RFC 6749 §2.3: one method per request.
+        if authorization.is_some() || get("client_secret").is_some() {
+            return Err(AuthFailure::TwoMethods);
+        }
+        if assertion_type != Some(JWT_BEARER) {
+            return Err(AuthFailure::Assertion(format!(
+                "client_assertion_type must be {JWT_BEARER} (RFC 7523 §2.2)"
+            )));
+        }
+        let Some(assertion) = assertion else {
+            return Err(AuthFailure::Assertion("client_assertion is missing".into()));
+        };
+        self.check_assertion(assertion, get("client_id"), policy)
+            .map(|(c, r)| (c, AuthMethod::PrivateKeyJwt, Some(r)))
+    }
+
+    /// RFC 7523 §3 and OpenID Connect Core §9 on a client assertion.
+    fn check_assertion(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+        policy: &AssertionPolicy,
+    ) -> Result<(&Client, Replay), AuthFailure> {
+        let refuse = |m: &str| AuthFailure::Assertion(m.to_owned());
+        let jwt_policy = Policy {
+            issuer: None,
+            audiences: policy.audiences.clone(),
+            leeway: 60,
+            require_at_jwt: false,
+            require_exp: true,
+            algorithms: ASSERTION_ALGS.to_vec(),
+        };
+        let parsed = check::parse(assertion, &jwt_policy)
+            .map_err(|e| AuthFailure::Assertion(format!("client_assertion: {e}")))?;
+        let (Some(iss), Some(sub)) = (&parsed.claims.iss, &parsed.claims.sub) else {
+            return Err(refuse(
+                "the assertion needs iss and sub, both the client_id (RFC 7523 §3)",
+            ));
+        };
+        if iss != sub {
+            return Err(refuse(
+                "the assertion's iss and sub differ; both must be the client_id (RFC 7523 §3, OpenID Connect Core §9)",
+            ));
+        }
+        if client_id.is_some_and(|id| id != iss) {
+            return Err(refuse("client_id differs from the assertion's iss"));
+        }
+        let client = self.get(iss).ok_or(AuthFailure::Rejected)?;
+        let Some(keys) = &client.keys else {
+            return Err(refuse(
+                "this client is not registered for private_key_jwt (no JWK Set)",
+            ));
+        };
+        let candidates = keys.candidates(parsed.header.kid.as_deref(), parsed.header.alg);
+        if !candidates.iter().any(|k| parsed.check_signature(k).is_ok()) {
+            return Err(refuse(
+                "the assertion's signature does not verify with the client's keys",
+            ));
+        }
+        let header = parsed.header.clone();
+        let claims = parsed.claims.clone();
+        check::validate(&header, &claims, &jwt_policy, policy.now)
+            .map_err(|e| AuthFailure::Assertion(format!("client_assertion: {e}")))?;
+        let exp = claims.exp.unwrap_or(0.0);
+        if exp > (policy.now + ASSERTION_MAX_AHEAD) as f64 {
+            return Err(refuse(
+                "the assertion's exp is more than 5 minutes ahead; assertions are short-lived (RFC 7523 §3)",
+            ));
+        }
+        let Some(jti) = claims.jti.filter(|j| !j.is_empty()) else {
+            return Err(refuse(
+                "the assertion has no jti; it is needed to refuse replays (RFC 7523 §3, OpenID Connect Core §9)",
+            ));
+        };
+        Ok((
+            client,
+            Replay {
+                jti,
+                exp: exp.max(0.0) as u64,
+            },
+        ))
+    }
+
+    /// Authenticates the caller from the `Authorization` header value and
+    /// the form, with exactly one method (client secrets and `none`; see
+    /// [`Registry::authenticate_at`] for `private_key_jwt`).
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
@@ -163,6 +342,9 @@ impl Registry {
         let post = get("client_secret");
         match (basic, post) {
             (Some(_), Some(_)) => Err(AuthFailure::TwoMethods),
+            (None, None) if get("client_assertion").is_some() => Err(AuthFailure::Assertion(
+                "client assertions are not accepted here".into(),
+            )),
             (None, None) => match get("client_id").and_then(|id| self.get(id)) {
                 Some(c) if c.spec.public => Ok((c, AuthMethod::None)),
                 _ => Err(AuthFailure::Missing),
@@ -218,6 +400,7 @@ mod tests {
             &[],
             &[],
         )])
+        .unwrap()
     }
 
     fn basic(id: &str, secret: &str) -> String {
@@ -262,7 +445,8 @@ mod tests {
         let r = Registry::new(vec![ClientSpec {
             secret_sha256: Some(gatewise_core::secret::sha256(b"from-a-vault")),
             ..ClientSpec::machine("hashed", "", &[], &[])
-        }]);
+        }])
+        .unwrap();
         assert!(
             r.authenticate(Some(&basic("hashed", "from-a-vault")), &[])
                 .is_ok()

@@ -169,7 +169,7 @@ fn redirect_matches(registered: &str, given: &str) -> bool {
         && r.query() == g.query()
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - gatewise authz</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}\
@@ -452,6 +452,52 @@ pub(crate) async fn authorize_post(a: &Arc<Authz>, p: &HashMap<String, String>) 
         params.push(("state", s.as_str()));
     }
     redirect_with(&req.redirect_uri, &params)
+}
+
+/// The user with this login, if the password is right (argon2, off the
+/// async threads).
+pub(crate) async fn sign_in<'a>(a: &'a Authz, username: &str, password: &str) -> Option<&'a User> {
+    let user = a.users().iter().find(|u| u.spec.username == username);
+    let hash = user.map(|u| u.hash.clone());
+    let password = password.to_owned();
+    let ok = match hash {
+        Some(h) => tokio::task::spawn_blocking(move || password_ok(&h, &password))
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
+    user.filter(|_| ok)
+}
+
+/// A new refresh token (a family of its own) for `user`.
+pub(crate) async fn new_refresh(
+    a: &Authz,
+    client_id: &str,
+    user: &str,
+    scope: &str,
+    resource: Option<String>,
+    auth_time: u64,
+) -> Result<String, GrantError> {
+    let t = random_id() + &random_id();
+    let data = RefreshData {
+        user: user.to_owned(),
+        scope: scope.to_owned(),
+        resource,
+        auth_time,
+    };
+    a.store()
+        .put_grant(GrantRecord {
+            kind: GrantKind::Refresh,
+            hash: token_hash(&t),
+            client_id: client_id.to_owned(),
+            family: Some(random_id()),
+            exp: a.now() + a.config().refresh_token_ttl,
+            used: false,
+            data: serde_json::to_value(&data).unwrap_or_default(),
+        })
+        .await
+        .map_err(store_failed)?;
+    Ok(t)
 }
 
 /// An error of the token endpoint (RFC 6749 §5.2).

@@ -6,7 +6,10 @@
 //! Connect Discovery), the JWKS, the token endpoint with the
 //! `client_credentials` grant (RFC 6749 §4.4) issuing RFC 9068 JWT access
 //! tokens (audience from RFC 8707 `resource`) or opaque tokens,
-//! introspection (RFC 7662) and revocation (RFC 7009). Key rotation keeps
+//! introspection (RFC 7662) and revocation (RFC 7009); the authorization
+//! code grant with PKCE, refresh rotation, the device authorization grant
+//! (RFC 8628), UserInfo (OpenID Connect Core §5.3), and client
+//! authentication with secrets, `none` or `private_key_jwt` (RFC 7523). Key rotation keeps
 //! the previous keys published. State (keys, codes, refresh tokens,
 //! revocations) is in a [`store::StateStore`]: SQLite or PostgreSQL.
 //!
@@ -15,11 +18,14 @@
 //! - [`server`]: the HTTP endpoints (axum) and the OAuth error responses.
 //! - [`config`]: `authz.toml`, validated with every error's position.
 //! - [`store`]: the persistent state (SQLite, PostgreSQL).
+//! - [`device`]: the device authorization grant (RFC 8628) and its
+//!   verification page.
 //! - [`faults`]: fault mode, the broken responses served on demand
 //!   (`docs/faults.md`).
 
 pub mod clients;
 pub mod config;
+pub mod device;
 pub mod faults;
 pub mod flow;
 pub mod keys;

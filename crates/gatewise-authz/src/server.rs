@@ -8,7 +8,7 @@
 //! stored, and purging what expired.
 
 use crate::AuthzError;
-use crate::clients::{AuthFailure, AuthMethod, ClientSpec, Registry};
+use crate::clients::{AssertionPolicy, AuthFailure, AuthMethod, Client, ClientSpec, Registry};
 use crate::faults::{self, Endpoint, Fault};
 use crate::flow::{self, User, UserSpec};
 use crate::keys::{KEEP_PREVIOUS, KeyRing, Sealer, SigningKey};
@@ -42,6 +42,11 @@ pub struct AuthzConfig {
     pub code_ttl: u64,
     /// ID token lifetime in seconds.
     pub id_token_ttl: u64,
+    /// Device code lifetime in seconds (RFC 8628 §3.2 `expires_in`).
+    pub device_code_ttl: u64,
+    /// Polling interval of the device flow in seconds (RFC 8628 §3.2
+    /// `interval`; each `slow_down` adds 5).
+    pub device_interval: u64,
     /// Signing algorithm (RS256 by default; ES256 or EdDSA).
     pub alg: Alg,
     /// Rotate the signing keys this often (seconds; [`Authz::maintain`]);
@@ -109,6 +114,8 @@ impl AuthzConfig {
             refresh_token_ttl: crate::config::DEFAULT_REFRESH_TTL,
             code_ttl: crate::config::DEFAULT_CODE_TTL,
             id_token_ttl: 3600,
+            device_code_ttl: crate::config::DEFAULT_DEVICE_TTL,
+            device_interval: crate::config::DEFAULT_DEVICE_INTERVAL,
             alg: Alg::RS256,
             key_rotation: None,
             scopes: Vec::new(),
@@ -340,7 +347,7 @@ impl Authz {
         Ok(Authz {
             keys,
             id_keys,
-            registry: Registry::new(config.clients.clone()),
+            registry: Registry::new(config.clients.clone())?,
             users: flow::users(config.users.clone())?,
             config,
             clock,
@@ -517,6 +524,43 @@ impl Authz {
         self.clock.unix_now()
     }
 
+    /// Client authentication for a request to `endpoint` (its path), with
+    /// every method of [`Registry::authenticate_at`]; a client assertion's
+    /// `jti` is recorded until its `exp` and refused the second time (RFC
+    /// 7523 §3, item 7). `Err` is the response to send.
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        form: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<(&Client, AuthMethod), Response> {
+        let auth = authorization(headers);
+        let i = &self.config.issuer;
+        let policy = AssertionPolicy {
+            now: self.now(),
+            audiences: vec![format!("{i}/token"), i.clone(), format!("{i}{endpoint}")],
+        };
+        match self.registry.authenticate_at(auth, form, &policy) {
+            Ok((c, m, None)) => Ok((c, m)),
+            Ok((c, m, Some(r))) => match self
+                .store
+                .consume_jti(c.spec.id.clone(), r.jti, r.exp)
+                .await
+            {
+                Ok(true) => Ok((c, m)),
+                Ok(false) => Err(client_error(
+                    &AuthFailure::Assertion(
+                        "the assertion's jti was used before: a replay (RFC 7523 §3, item 7)"
+                            .into(),
+                    ),
+                    false,
+                )),
+                Err(e) => Err(storage_error(e)),
+            },
+            Err(f) => Err(client_error(&f, auth.is_some())),
+        }
+    }
+
     /// The axum router with every endpoint.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
@@ -525,6 +569,9 @@ impl Authz {
             .route("/jwks.json", get(jwks))
             .route("/authorize", get(authorize_get).post(authorize_post))
             .route("/token", post(token))
+            .route("/device_authorization", post(device_authorization))
+            .route("/device", get(device_get).post(device_post))
+            .route("/userinfo", get(userinfo).post(userinfo))
             .route("/introspect", post(introspect))
             .route("/revoke", post(revoke))
             .route("/login", get(login))
@@ -562,16 +609,21 @@ impl Authz {
             "jwks_uri": format!("{i}/jwks.json"),
             "introspection_endpoint": format!("{i}/introspect"),
             "revocation_endpoint": format!("{i}/revoke"),
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "device_authorization_endpoint": format!("{i}/device_authorization"),
+            "userinfo_endpoint": format!("{i}/userinfo"),
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", crate::device::GRANT_TYPE],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "revocation_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
             "scopes_supported": self.scopes(),
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "name", "email"],
             "service_documentation": "https://github.com/gatewise",
@@ -696,7 +748,7 @@ impl Authz {
 }
 
 /// An RFC 6749 §5.2 error response.
-fn oauth_error(
+pub(crate) fn oauth_error(
     status: StatusCode,
     code: &str,
     description: &str,
@@ -719,6 +771,7 @@ fn oauth_error(
 
 fn client_error(f: &AuthFailure, used_basic: bool) -> Response {
     let (status, desc) = match f {
+        AuthFailure::Assertion(why) => (StatusCode::UNAUTHORIZED, why.as_str()),
         AuthFailure::Missing => (
             StatusCode::UNAUTHORIZED,
             "client authentication is required",
@@ -747,7 +800,7 @@ fn client_error(f: &AuthFailure, used_basic: bool) -> Response {
     )
 }
 
-fn form(body: &Bytes) -> Vec<(String, String)> {
+pub(crate) fn form(body: &Bytes) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
@@ -816,10 +869,9 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
     }
     let form = form(&body);
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let auth = authorization(&headers);
-    let (client, _) = match a.registry.authenticate(auth, &form) {
+    let (client, _) = match a.authenticate(&headers, &form, "/token").await {
         Ok(c) => c,
-        Err(f) => return client_error(&f, auth.is_some()),
+        Err(r) => return r,
     };
     let spec = &client.spec;
     // Fault mode: the faults take effect once the client is known.
@@ -877,6 +929,10 @@ async fn token(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> 
             Err(e) => return grant_error(&e),
         },
         Some("refresh_token") => match flow::refresh(&a, &spec.id, &form).await {
+            Ok(g) => g,
+            Err(e) => return grant_error(&e),
+        },
+        Some(crate::device::GRANT_TYPE) => match crate::device::redeem(&a, spec, &form).await {
             Ok(g) => g,
             Err(e) => return grant_error(&e),
         },
@@ -1033,7 +1089,152 @@ async fn authorize_post(State(a): State<Arc<Authz>>, body: Bytes) -> Response {
 }
 
 /// The grant types the token endpoint knows.
-const GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+const GRANTS: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    crate::device::GRANT_TYPE,
+];
+
+/// `POST /device_authorization` (RFC 8628 §3.1).
+async fn device_authorization(
+    State(a): State<Arc<Authz>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::device::authorization(&a, &headers, &body).await
+}
+
+/// `GET /device`: the verification page (RFC 8628 §3.3).
+async fn device_get(
+    State(a): State<Arc<Authz>>,
+    axum::extract::Query(p): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    crate::device::page_get(&a, &p).await
+}
+
+/// `POST /device`: the user's decision.
+async fn device_post(State(a): State<Arc<Authz>>, body: Bytes) -> Response {
+    let p: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    crate::device::page_post(&a, &p).await
+}
+
+/// A refusal of the UserInfo endpoint (RFC 6750 §3): the challenge names
+/// the error, the body repeats it.
+fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
+    // RFC 6750 §3: error_description is printable ASCII without `"` and `\`.
+    let ascii: String = description
+        .replace('§', "section ")
+        .chars()
+        .filter(|c| matches!(c, ' ' | '!' | '#'..='[' | ']'..='~'))
+        .collect();
+    let challenge = match error {
+        Some(e) if e == "insufficient_scope" => format!(
+            "Bearer realm=\"gatewise-authz\", error=\"{e}\", error_description=\"{ascii}\", scope=\"openid\""
+        ),
+        Some(e) => {
+            format!("Bearer realm=\"gatewise-authz\", error=\"{e}\", error_description=\"{ascii}\"")
+        }
+        // RFC 6750 §3.1: no error code when the request had no credentials.
+        None => "Bearer realm=\"gatewise-authz\"".to_owned(),
+    };
+    let mut r = match error {
+        Some(e) => (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(json!({"error": e, "error_description": description})),
+        )
+            .into_response(),
+        None => (status, [(header::CACHE_CONTROL, "no-store")]).into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// `GET/POST /userinfo` (OpenID Connect Core §5.3): the claims of the
+/// token's user by its scopes (`profile`: `name` and the user's own claims;
+/// `email`: `email`), `sub` always. The access token comes as a Bearer
+/// header (RFC 6750 §2.1) or, in a POST, as the form's `access_token`
+/// (§2.2); one of them.
+async fn userinfo(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
+    let header_token = authorization(&headers)
+        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let form_token = form(&body)
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v);
+    let token = match (header_token, form_token) {
+        (Some(_), Some(_)) => {
+            // RFC 6750 §2: one method per request.
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                Some("invalid_request"),
+                "send the access token once: in the Authorization header or in the body",
+            );
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) if authorization(&headers).is_some() => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the Authorization header is not a Bearer token",
+            );
+        }
+        (None, None) => return bearer_error(StatusCode::UNAUTHORIZED, None, ""),
+    };
+    let claims = match a.active_claims(&token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is unknown, expired, revoked or not signed by this server",
+            );
+        }
+        Err(e) => return storage_error(e),
+    };
+    let scopes: Vec<&str> = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let user = a.users().iter().find(|u| u.spec.username == sub);
+    let Some(user) = user.filter(|_| scopes.contains(&"openid")) else {
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the token was not issued to a user with the openid scope (OpenID Connect Core §5.3)",
+        );
+    };
+    let mut out = serde_json::Map::new();
+    if scopes.contains(&"profile") {
+        for (k, v) in &user.spec.claims {
+            out.insert(k.clone(), v.clone());
+        }
+        if !user.spec.name.is_empty() {
+            out.insert("name".into(), json!(user.spec.name));
+        }
+    }
+    if scopes.contains(&"email") && !user.spec.email.is_empty() {
+        out.insert("email".into(), json!(user.spec.email));
+    }
+    out.insert("sub".into(), json!(sub));
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(Value::Object(out)),
+    )
+        .into_response()
+}
 
 /// A grant's error (RFC 6749 §5.2); a storage failure is a 500.
 fn grant_error(e: &flow::GrantError) -> Response {
@@ -1046,22 +1247,21 @@ fn grant_error(e: &flow::GrantError) -> Response {
 }
 
 /// A storage failure outside a grant (introspection, revocation).
-fn storage_error(e: crate::store::StoreError) -> Response {
+pub(crate) fn storage_error(e: crate::store::StoreError) -> Response {
     let e = flow::store_failed(e);
     grant_error(&e)
 }
 
 async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = form(&body);
-    let auth = authorization(&headers);
-    let client = match a.registry.authenticate(auth, &form) {
+    let client = match a.authenticate(&headers, &form, "/introspect").await {
         // RFC 7662 §2.1: the endpoint MUST require authorization (against
         // token scanning); a public client's bare `client_id` is none.
         Ok((_, AuthMethod::None)) => {
             return client_error(&AuthFailure::Missing, false);
         }
         Ok((c, _)) => c,
-        Err(f) => return client_error(&f, auth.is_some()),
+        Err(r) => return r,
     };
     let token = form
         .iter()
@@ -1086,10 +1286,9 @@ async fn introspect(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes
 
 async fn revoke(State(a): State<Arc<Authz>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = form(&body);
-    let auth = authorization(&headers);
-    let (client, _) = match a.registry.authenticate(auth, &form) {
+    let (client, _) = match a.authenticate(&headers, &form, "/revoke").await {
         Ok(c) => c,
-        Err(f) => return client_error(&f, auth.is_some()),
+        Err(r) => return r,
     };
     let token = form
         .iter()

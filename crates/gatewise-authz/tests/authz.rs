@@ -335,7 +335,46 @@ async fn rotation_keeps_the_previous_key_published(backend: &Backend) {
     assert_eq!(s.introspect(&before).await["active"], false);
 }
 
+async fn device_endpoint_responses_pass_the_doctor(backend: &Backend) {
+    let s = start(backend, Alg::RS256).await;
+    let authorize = |scope: &'static str| {
+        s.http
+            .post(format!("{}/device_authorization", s.base))
+            .form(&[("client_id", "native"), ("scope", scope)])
+            .send()
+    };
+    // The device authorization response, by the doctor's RFC 8628 judge.
+    let r = authorize("openid orders.read").await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.bytes().await.unwrap();
+    let judged = gatewise_core::diagnose::device::judge_authorization(status, &body);
+    assert!(judged.findings.is_empty(), "{:#?}", judged.findings);
+    let device_code = judged.authorization.unwrap().device_code;
+    // Its error responses, and the polling answers, by the token judge.
+    judged_ok(
+        authorize("orders.admin").await.unwrap(),
+        Expect::Token,
+        None,
+    )
+    .await;
+    for want in ["authorization_pending", "slow_down"] {
+        let r = s
+            .http
+            .post(format!("{}/token", s.base))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device_code.as_str()),
+                ("client_id", "native"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(judged_ok(r, Expect::Token, None).await["error"], want);
+    }
+}
+
 on_both_stores!(
+    device_endpoint_responses_pass_the_doctor,
     discovery_and_jwks_pass_the_doctor_at_both_well_known_paths,
     client_credentials_issues_rfc9068_tokens_that_verify,
     refusals_are_rfc6749_errors_with_the_basic_challenge,

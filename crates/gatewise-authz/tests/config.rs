@@ -37,8 +37,13 @@ fn the_example_compiles_without_warnings() {
     assert_eq!(s.clients[2].secret, ClientSecret::Public);
     assert_eq!(
         s.clients[2].grant_types,
-        ["authorization_code", "refresh_token"]
+        [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ]
     );
+    assert_eq!((s.tokens.device_code, s.tokens.device_interval), (600, 5));
     assert!(matches!(s.clients[3].secret, ClientSecret::Sha256(_)));
     assert_eq!(s.users[0].claims["groups"][0], "orders-admins");
     assert_eq!(
@@ -224,5 +229,93 @@ fn settings_become_the_server_configuration_with_secrets_resolved() {
             "clients[1].secret_env: environment variable WEB_APP_SECRET is not set",
             "users[0].password_env: environment variable ALICE_PASSWORD is not set",
         ]
+    );
+}
+
+/// A private_key_jwt client (RFC 7523): its JWK Set inline (a table or JSON
+/// text) or from a file read at start like a secret file; never with a
+/// secret as well; an inline set without a usable key is an error.
+#[test]
+fn private_key_jwt_clients_and_device_settings() {
+    const EC: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"p1","use":"sig","alg":"ES256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}"#;
+    let text = format!(
+        r#"issuer = "http://127.0.0.1:9100"
+
+[tokens]
+device_code = "5m"
+device_interval = "2s"
+
+[[clients]]
+id = "inline-json"
+jwks = '{EC}'
+
+[[clients]]
+id = "inline-table"
+[clients.jwks]
+keys = [{{ kty = "EC", crv = "P-256", x = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM" }}]
+
+[[clients]]
+id = "from-file"
+jwks_file = "partner.jwks.json"
+grant_types = ["urn:ietf:params:oauth:grant-type:device_code"]
+"#
+    );
+    let s = config::compile(&text).unwrap().settings;
+    assert_eq!((s.tokens.device_code, s.tokens.device_interval), (300, 2));
+    assert!(matches!(
+        &s.clients[0].secret,
+        ClientSecret::Jwks(config::JwksSource::Inline(doc)) if doc == EC
+    ));
+    assert!(matches!(
+        s.clients[1].secret,
+        ClientSecret::Jwks(config::JwksSource::Inline(_))
+    ));
+    let mut read = |r: &SecretRef| match r {
+        SecretRef::File(p) if p.ends_with("partner.jwks.json") => Ok(EC.to_owned()),
+        other => Err(format!("unexpected {other:?}")),
+    };
+    let ac = s.authz_config(&mut read).unwrap();
+    assert_eq!(ac.clients[2].jwks.as_deref(), Some(EC));
+    assert_eq!((ac.device_code_ttl, ac.device_interval), (300, 2));
+    // The server takes them (the keys parse).
+    let fixed = std::sync::Arc::new(gatewise_core::clock::FixedClock(1));
+    gatewise_authz::Authz::new(ac, fixed).unwrap();
+
+    let e = errors(
+        r#"[tokens]
+device_interval = "2m"
+
+[[clients]]
+id = "both"
+secret_env = "X"
+jwks_file = "k.json"
+
+[[clients]]
+id = "hmac"
+jwks = '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}'
+
+[[clients]]
+id = "broken"
+jwks = 'not json'
+"#,
+    );
+    let joined = e.join("\n");
+    assert!(
+        joined.contains("tokens.device_interval: between 1s and 60s"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "clients[0]: give one of secret_env, secret_file, secret_sha256, jwks or jwks_file"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("clients[1].jwks: no public RS256, ES256 or EdDSA signing key"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("clients[2].jwks: the JWKS is not JSON"),
+        "{joined}"
     );
 }

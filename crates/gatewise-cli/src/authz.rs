@@ -499,12 +499,17 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
         authz.keys().active().kid
     );
     say!("  token      {issuer}/token   introspect {issuer}/introspect   revoke {issuer}/revoke");
+    say!(
+        "  device     {issuer}/device_authorization   (users approve at {issuer}/device)   userinfo {issuer}/userinfo"
+    );
     say!("  state      {}\n", store::redact_url(&storage));
     for c in &clients {
         // Configured secrets come from the environment or files and are
         // never printed; dev secrets are fresh and printed to be used.
         let secret = if c.public {
             "(no secret)".to_owned()
+        } else if c.jwks.is_some() {
+            "(private_key_jwt)".to_owned()
         } else if dev || c.secret.is_empty() && c.secret_sha256.is_none() {
             c.secret.clone()
         } else {
@@ -558,6 +563,16 @@ async fn serve(args: AuthzArgs) -> anyhow::Result<u8> {
             c.id,
             secret,
             c.scopes.first().map(String::as_str).unwrap_or("")
+        );
+    }
+    if let Some(c) = clients
+        .iter()
+        .find(|c| c.public && c.allows(gatewise_authz::device::GRANT_TYPE))
+    {
+        say!(
+            "Device flow (RFC 8628): ask for a user code, approve it at verification_uri_complete, then poll:\n\n  curl -s -d client_id={id} -d scope=openid {issuer}/device_authorization\n  curl -s -d grant_type={grant} -d client_id={id} -d device_code=DEVICE_CODE {issuer}/token\n",
+            id = c.id,
+            grant = gatewise_authz::device::GRANT_TYPE,
         );
     }
     if fault_mode {

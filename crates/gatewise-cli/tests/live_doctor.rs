@@ -1559,3 +1559,141 @@ async fn a_tampered_state_is_caught_and_the_code_not_redeemed() {
         .any(|t| t["label"] == "token");
     assert!(!redeemed, "a code with a forged state must not be redeemed");
 }
+
+/// The embedded server with a one-second device polling interval (the
+/// doctor waits before every poll), on 127.0.0.1: its issuer.
+async fn authz_fast_device() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = AuthzConfig::dev(&issuer);
+    config.device_interval = 1;
+    let authz = Arc::new(Authz::new(config, Arc::new(Wall)).unwrap());
+    let router = Arc::clone(&authz).router();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    issuer
+}
+
+/// Runs `doctor token --grant device_code`; this test plays the user: it
+/// reads the user code and the verification URIs from the doctor's stderr,
+/// opens the complete URI, signs alice in at the verification form and
+/// chooses `decision`. Returns the doctor's JSON report and exit status.
+async fn device_flow(issuer: &str, decision: &str) -> (Value, i32) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatewise"))
+        .args([
+            "doctor",
+            "token",
+            "--issuer",
+            issuer,
+            "--client-id",
+            "demo-native",
+            "--auth",
+            "none",
+            "--grant",
+            "device_code",
+            "--scope",
+            "openid orders.read",
+            "--format",
+            "json",
+        ])
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some((k, v)) = line.split_once(": ")
+                && matches!(k, "User code" | "Verification URI" | "Complete URI")
+            {
+                let _ = tx.send((k.to_owned(), v.trim().to_owned()));
+            }
+        }
+    });
+    let shown = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap())
+            .collect::<std::collections::HashMap<String, String>>()
+    })
+    .await
+    .unwrap();
+    let user_code = &shown["User code"];
+    assert_eq!(shown["Verification URI"], format!("{issuer}/device"));
+    let complete = &shown["Complete URI"];
+    assert!(
+        complete.starts_with(issuer) && complete.contains(&user_code.replace('-', "")[..4]),
+        "{complete}"
+    );
+    let http = reqwest::Client::new();
+    let page = http.get(complete).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let r = http
+        .post(format!("{issuer}/device"))
+        .form(&[
+            ("user_code", user_code.as_str()),
+            ("username", "alice"),
+            ("password", "wonderland"),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    (json(&out), out.status.code().unwrap_or(-1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_code_is_polled_until_approved_and_redeemed() {
+    let issuer = authz_fast_device().await;
+    let (v, code) = device_flow(&issuer, "approve").await;
+    let found = codes(&v);
+    assert_eq!(code, 0, "{v:#}");
+    // The server's responses follow RFC 8628 and the doctor honoured the
+    // interval: no DV finding at all.
+    assert!(!found.iter().any(|c| c.starts_with("device-")), "{found:?}");
+    let labels: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["label"].as_str())
+        .collect();
+    assert!(labels.contains(&"device authorization"), "{labels:?}");
+    let last = v["transcript"].as_array().unwrap().last().unwrap();
+    assert!(
+        last["label"].as_str().unwrap().starts_with("token (poll "),
+        "{labels:?}"
+    );
+    // The tokens were judged like any grant's: both verified against the
+    // discovered keys, nothing worse than a note.
+    let verified = found
+        .iter()
+        .filter(|c| *c == "jwt-signature-verified")
+        .count();
+    assert_eq!(verified, 2, "access and ID token: {found:?}");
+    assert_eq!(v["verdict"], "ok", "{v:#}");
+    let text = v.to_string();
+    assert!(
+        text.contains("id_token"),
+        "the token response is in the transcript"
+    );
+    assert!(!text.contains("wonderland"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_device_request_is_explained() {
+    let issuer = authz_fast_device().await;
+    let (v, code) = device_flow(&issuer, "deny").await;
+    assert_eq!(code, 1, "{v:#}");
+    assert!(
+        codes(&v).contains(&"device-access-denied".to_owned()),
+        "{v:#}"
+    );
+}

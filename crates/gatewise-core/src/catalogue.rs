@@ -7,7 +7,7 @@ use crate::{explain, jose};
 
 /// Every check, grouped by module.
 pub fn checks() -> Vec<&'static Check> {
-    let groups: [&[&'static Check]; 23] = [
+    let groups: [&[&'static Check]; 24] = [
         diagnose::CHECKS,
         body::CHECKS,
         body::token_kind::CHECKS,
@@ -29,6 +29,7 @@ pub fn checks() -> Vec<&'static Check> {
         diagnose::authorize::CHECKS,
         diagnose::call::CHECKS,
         diagnose::callback::CHECKS,
+        diagnose::device::CHECKS,
         jose::jwt::CHECKS,
         explain::CHECKS,
     ];
@@ -48,7 +49,7 @@ pub fn markdown() -> String {
          for published-key hygiene, `HT-06`/`HT-07` for capture completeness, `HT-08`/`HT-09` for redirects seen live, `HT-10` for rate limiting (429), `NET-*` for \
          connections that fail (DNS, connect, proxy, timeouts) and `TLS-*` for certificates the live doctor \
          refuses, `MD-08`/`MD-09` for the two discovery forms, `JK-10`/`JK-11` for keys per algorithm and \
-         caching, `PV-*` for provider-specific rules, `AR-*` for authorization requests (`doctor authorize-url`), `GR-01` for a grant to avoid, `RT-*` for refresh-token rotation and `LV-*` for repeated or compared live exchanges, `GW-*` for the gateway's recorded refusals (\"diagnose this call\"), `EX-01` for a client message `doctor explain` does not \
+         caching, `PV-*` for provider-specific rules, `AR-*` for authorization requests (`doctor authorize-url`), `GR-01` for a grant to avoid, `RT-*` for refresh-token rotation and `LV-*` for repeated or compared live exchanges, `GW-*` for the gateway's recorded refusals (\"diagnose this call\"), `DV-*` for the device authorization grant (RFC 8628), `EX-01` for a client message `doctor explain` does not \
          recognise) and a stable \
          kebab-case code. Severity is fixed per code.\n\n\
          | rule | code | severity | spec | what it detects |\n|---|---|---|---|---|\n",

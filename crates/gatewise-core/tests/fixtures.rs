@@ -106,6 +106,8 @@ fn fixtures() {
         .filter(|c| !gatewise_core::diagnose::call::CHECKS.contains(c))
         // Authorization responses (redirect query strings): tested in diagnose::callback.
         .filter(|c| !gatewise_core::diagnose::callback::CHECKS.contains(c))
+        // Device authorization responses and polling: tested in diagnose::device.
+        .filter(|c| !gatewise_core::diagnose::device::CHECKS.contains(c))
         .map(|c| c.rule)
         .filter(|r| !rules_seen.contains(r))
         .collect();

@@ -69,7 +69,7 @@ impl Live {
 }
 
 /// One fetch with progress.
-async fn step(
+pub(crate) async fn step(
     label: &str,
     req: Request,
     opts: &Options,
@@ -96,7 +96,7 @@ async fn step(
 
 /// The final response's body as a JSON object (decoded as the core decodes
 /// it: chunked, gzip), when the status is 2xx.
-fn json_object(t: &Transcript) -> Option<Map<String, Value>> {
+pub(crate) fn json_object(t: &Transcript) -> Option<Map<String, Value>> {
     let hop = t.hops.last()?;
     let ex = hop.capture()?;
     let resp = ex.response?;
@@ -116,7 +116,7 @@ fn json_object(t: &Transcript) -> Option<Map<String, Value>> {
 /// Judges the hops of a transcript with the core: every hop with a response
 /// when `all_hops` (token and metadata endpoints must not redirect), else
 /// the final one. Titles say which hop when there are several.
-fn judge(t: &Transcript, ctx: &Context, all_hops: bool) -> Vec<Finding> {
+pub(crate) fn judge(t: &Transcript, ctx: &Context, all_hops: bool) -> Vec<Finding> {
     let mut out = t.transport_findings();
     let with_response: Vec<(usize, &crate::Exchange)> = t
         .hops
@@ -519,7 +519,9 @@ pub async fn token_via(
 /// The final response's status, headers and body decoded as the core
 /// decodes it (chunked, gzip); or the failure's finding code.
 #[allow(clippy::type_complexity)]
-fn seen_parts(t: &Transcript) -> Result<(u16, Vec<(String, String)>, Vec<u8>), &'static str> {
+pub(crate) fn seen_parts(
+    t: &Transcript,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), &'static str> {
     let Some(r) = t.response() else {
         return Err(t
             .failure
@@ -565,6 +567,17 @@ pub(crate) async fn exchange(
     progress: &dyn Progress,
 ) -> Result<Run, ProbeError> {
     let t = step(label, params.request(target.token_url), opts, progress).await?;
+    Ok(judge_token_response(t, target, params, nonce, clock))
+}
+
+/// Judges a token response already received (see [`exchange`]).
+pub(crate) fn judge_token_response(
+    t: Transcript,
+    target: &Target<'_>,
+    params: &TokenParams,
+    nonce: Option<&str>,
+    clock: &dyn Clock,
+) -> Run {
     let now = clock.unix_now();
     let issuer = target.issuer.map(str::to_string);
     let keys = || target.jwks.cloned().map_or(Keys::None, Keys::Jwks);
@@ -638,13 +651,13 @@ pub(crate) async fn exchange(
         }
     }
     let outcome = outcome(&t, &findings);
-    Ok(Run {
+    Run {
         findings,
         date,
         unreachable: t.unreachable(),
         transcript: t,
         outcome,
-    })
+    }
 }
 
 /// How an exchange ended, for grouping repeated runs.

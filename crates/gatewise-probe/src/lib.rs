@@ -17,6 +17,8 @@
 //!   library never reads the environment).
 //! - [`oauth`]: building token requests (client authentication per RFC 6749
 //!   §2.3) and the two well-known metadata URLs.
+//! - [`device`]: the device authorization grant (RFC 8628) played live:
+//!   the user code shown, the token endpoint polled as §3.5 says.
 //! - [`doctor`]: the live doctor's workflows (discovery, token), which feed
 //!   each exchange to the core and collect its findings.
 #![deny(
@@ -27,6 +29,7 @@
 )]
 
 mod der;
+pub mod device;
 pub mod doctor;
 pub mod fetch;
 pub mod interactive;

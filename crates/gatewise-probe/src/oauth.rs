@@ -29,6 +29,11 @@ pub enum Grant {
         /// The PKCE code verifier, when the request had a challenge.
         code_verifier: Option<String>,
     },
+    /// RFC 8628 §3.4: redeem a device code (polled until the user decides).
+    DeviceCode {
+        /// The device code of the device authorization response.
+        device_code: String,
+    },
     /// RFC 6749 §4.3 (removed in OAuth 2.1; RFC 9700 §2.4 forbids it).
     Password {
         /// The resource owner's user name.
@@ -46,6 +51,7 @@ impl Grant {
             Grant::RefreshToken { .. } => "refresh_token",
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::Password { .. } => "password",
+            Grant::DeviceCode { .. } => gatewise_core::diagnose::device::GRANT_TYPE,
         }
     }
 
@@ -71,6 +77,7 @@ impl Grant {
             Grant::Password { username, password } => {
                 vec![("username", username), ("password", password)]
             }
+            Grant::DeviceCode { device_code } => vec![("device_code", device_code)],
         }
     }
 }
@@ -87,6 +94,10 @@ impl std::fmt::Debug for Grant {
                 .debug_struct("Password")
                 .field("username", username)
                 .finish_non_exhaustive(),
+            Grant::DeviceCode { .. } => f
+                .debug_struct("DeviceCode")
+                .field("device_code", &"…")
+                .finish(),
             other => f.write_str(other.name()),
         }
     }
@@ -168,6 +179,18 @@ impl TokenParams {
         for (k, v) in self.grant.params() {
             form.append_pair(k, v);
         }
+        self.finish(form, token_url)
+    }
+
+    /// The device authorization request (RFC 8628 §3.1) to `url`: the
+    /// scope, resources and audience, with the client authenticated as at
+    /// the token endpoint.
+    pub fn device_authorization_request(&self, url: &Url) -> Request {
+        self.finish(url::form_urlencoded::Serializer::new(String::new()), url)
+    }
+
+    /// The common parameters and the client authentication.
+    fn finish(&self, mut form: url::form_urlencoded::Serializer<'_, String>, url: &Url) -> Request {
         if let Some(s) = &self.scope {
             form.append_pair("scope", s);
         }
@@ -199,7 +222,7 @@ impl TokenParams {
         }
         Request {
             method: "POST".into(),
-            url: token_url.clone(),
+            url: url.clone(),
             headers,
             body: form.finish().into_bytes(),
         }

@@ -57,8 +57,18 @@ pub const DEFAULT_CODE_TTL: u64 = 60;
 /// ten minutes.
 pub const MAX_CODE_TTL: u64 = 600;
 
+/// Default device code lifetime (RFC 8628 §3.2 `expires_in`): ten minutes.
+pub const DEFAULT_DEVICE_TTL: u64 = 600;
+/// Default polling interval of the device flow: 5 s (RFC 8628 §3.2).
+pub const DEFAULT_DEVICE_INTERVAL: u64 = 5;
+
 /// Grant types a client may be given.
-pub const GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+pub const GRANT_TYPES: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    crate::device::GRANT_TYPE,
+];
 
 /// Scopes of OpenID Connect that any client of the code flow may ask for.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -98,6 +108,18 @@ pub enum ClientSecret {
     Ref(SecretRef),
     /// SHA-256 of the secret (`secret_sha256`, hex or base64url).
     Sha256([u8; 32]),
+    /// `private_key_jwt` (RFC 7523 §2.2): the client's public keys.
+    Jwks(JwksSource),
+}
+
+/// Where a `private_key_jwt` client's JWK Set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// In the file (`jwks`), as JSON text.
+    Inline(String),
+    /// A file (`jwks_file`, relative to the configuration file), read at
+    /// start like a secret file.
+    File(PathBuf),
 }
 
 /// A client as configured.
@@ -170,6 +192,10 @@ pub struct Lifetimes {
     pub code: u64,
     /// ID tokens.
     pub id_token: u64,
+    /// Device codes (RFC 8628 §3.2 `expires_in`).
+    pub device_code: u64,
+    /// The device flow's polling interval (RFC 8628 §3.2 `interval`).
+    pub device_interval: u64,
 }
 
 /// A validated `authz.toml`.
@@ -237,6 +263,16 @@ impl Settings {
             match &c.secret {
                 ClientSecret::Public => spec.public = true,
                 ClientSecret::Sha256(d) => spec.secret_sha256 = Some(*d),
+                ClientSecret::Jwks(JwksSource::Inline(doc)) => spec.jwks = Some(doc.clone()),
+                ClientSecret::Jwks(JwksSource::File(path)) => {
+                    match read(&SecretRef::File(path.clone())) {
+                        Ok(doc) => spec.jwks = Some(doc),
+                        Err(m) => errors.push(ResolveError {
+                            path: format!("clients[{i}].jwks_file"),
+                            message: m,
+                        }),
+                    }
+                }
                 ClientSecret::Ref(r) => match read(r) {
                     Ok(s) if !s.is_empty() => spec.secret = s,
                     Ok(_) => errors.push(ResolveError {
@@ -287,6 +323,8 @@ impl Settings {
             refresh_token_ttl: self.tokens.refresh,
             code_ttl: self.tokens.code,
             id_token_ttl: self.tokens.id_token,
+            device_code_ttl: self.tokens.device_code,
+            device_interval: self.tokens.device_interval,
             alg: self.keys.alg,
             key_rotation: self.keys.rotation_interval,
             scopes: self.scopes.clone(),
@@ -616,6 +654,27 @@ impl Cx<'_> {
             raw.and_then(|t| t.id_token.as_ref()),
             access,
         );
+        let device_code = self.duration(
+            &p.key("device_code"),
+            raw.and_then(|t| t.device_code.as_ref()),
+            DEFAULT_DEVICE_TTL,
+        );
+        let device_interval = self.duration(
+            &p.key("device_interval"),
+            raw.and_then(|t| t.device_interval.as_ref()),
+            DEFAULT_DEVICE_INTERVAL,
+        );
+        if !(1..=60).contains(&device_interval) {
+            self.error(
+                &p.key("device_interval"),
+                "between 1s and 60s: clients wait this long between polls (RFC 8628 §3.2)",
+            );
+        } else if device_code <= device_interval {
+            self.error(
+                &p.key("device_code"),
+                "device codes must outlive the polling interval (RFC 8628 §3.2)",
+            );
+        }
         if code > MAX_CODE_TTL {
             self.error(
                 &p.key("code"),
@@ -633,6 +692,8 @@ impl Cx<'_> {
             refresh,
             code,
             id_token,
+            device_code,
+            device_interval,
         }
     }
 
@@ -715,25 +776,27 @@ impl Cx<'_> {
             }
             d.unwrap_or([0; 32])
         });
-        let given = refs.len() + usize::from(sha.is_some());
+        let jwks = self.client_jwks(p, raw);
+        let given = refs.len() + usize::from(sha.is_some()) + usize::from(jwks.is_some());
         let secret = if public {
             if given > 0 {
-                self.error(&p.key("public"), "a public client has no secret: remove secret_env, secret_file and secret_sha256, or set public = false");
+                self.error(&p.key("public"), "a public client has no secret: remove secret_env, secret_file, secret_sha256, jwks and jwks_file, or set public = false");
             }
             ClientSecret::Public
         } else {
             if given == 0 && raw.secret.is_none() {
-                self.error(p, "a confidential client needs one of secret_env, secret_file or secret_sha256 (or public = true)");
+                self.error(p, "a confidential client needs one of secret_env, secret_file, secret_sha256, jwks or jwks_file (or public = true)");
             } else if given > 1 {
                 self.error(
                     p,
-                    "give one of secret_env, secret_file or secret_sha256, not several",
+                    "give one of secret_env, secret_file, secret_sha256, jwks or jwks_file, not several (one authentication method per client)",
                 );
             }
-            match (refs.into_iter().next(), sha) {
-                (Some(r), _) => ClientSecret::Ref(r),
-                (None, Some(d)) => ClientSecret::Sha256(d),
-                (None, None) => ClientSecret::Public,
+            match (refs.into_iter().next(), sha, jwks) {
+                (Some(r), _, _) => ClientSecret::Ref(r),
+                (None, Some(d), _) => ClientSecret::Sha256(d),
+                (None, None, Some(j)) => ClientSecret::Jwks(j),
+                (None, None, None) => ClientSecret::Public,
             }
         };
         let redirect_uris = raw.redirect_uris.clone().unwrap_or_default();
@@ -830,6 +893,51 @@ impl Cx<'_> {
             opaque_tokens: matches!(raw.token_format, Some(RawTokenFormat::Opaque)),
             faults,
         }
+    }
+
+    /// `jwks` (a table, or JSON text) or `jwks_file`, checked: an inline
+    /// set must hold a public RS256, ES256 or EdDSA signing key.
+    fn client_jwks(&mut self, p: &Path, raw: &RawClient) -> Option<JwksSource> {
+        if raw.jwks.is_some() && raw.jwks_file.is_some() {
+            self.error(p, "give jwks or jwks_file, not both");
+        }
+        if let Some(f) = &raw.jwks_file {
+            if f.is_empty() {
+                self.error(&p.key("jwks_file"), "must not be empty");
+            }
+            return Some(JwksSource::File(PathBuf::from(f)));
+        }
+        let v = raw.jwks.as_ref()?;
+        let jp = p.key("jwks");
+        let doc = match v {
+            toml::Value::String(text) => text.clone(),
+            other => match toml_to_json(other) {
+                Some(j) => j.to_string(),
+                None => {
+                    self.error(&jp, "a JWK Set is a table with `keys`, or its JSON text");
+                    return None;
+                }
+            },
+        };
+        match gatewise_core::jose::keyset::KeySet::from_jwks(
+            doc.as_bytes(),
+            &crate::clients::ASSERTION_ALGS,
+        ) {
+            Ok(set) if set.is_empty() => self.error(
+                &jp,
+                format!(
+                    "no public RS256, ES256 or EdDSA signing key{}",
+                    if set.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", set.skipped.join("; "))
+                    }
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => self.error(&jp, e.to_string()),
+        }
+        Some(JwksSource::Inline(doc))
     }
 
     fn user(&mut self, p: &Path, raw: &RawUser) -> UserSettings {

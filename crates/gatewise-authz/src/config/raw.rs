@@ -28,6 +28,8 @@ pub(crate) struct RawTokens {
     pub(crate) refresh: Option<String>,
     pub(crate) code: Option<String>,
     pub(crate) id_token: Option<String>,
+    pub(crate) device_code: Option<String>,
+    pub(crate) device_interval: Option<String>,
 }
 
 /// `[keys]`.
@@ -52,6 +54,9 @@ pub(crate) struct RawClient {
     pub(crate) secret_env: Option<String>,
     pub(crate) secret_file: Option<String>,
     pub(crate) secret_sha256: Option<String>,
+    /// The client's JWK Set for `private_key_jwt`: a table or JSON text.
+    pub(crate) jwks: Option<toml::Value>,
+    pub(crate) jwks_file: Option<String>,
     pub(crate) public: Option<bool>,
     pub(crate) redirect_uris: Option<Vec<String>>,
     pub(crate) grant_types: Option<Vec<String>>,

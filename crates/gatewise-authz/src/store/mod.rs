@@ -10,7 +10,8 @@
 //! What is kept: signing keys (so a restart keeps the `kid`s published and
 //! the tokens signed before it valid), authorization codes, refresh tokens
 //! with their families (rotation and reuse detection), opaque access
-//! tokens, revoked refresh-token families, revoked JWT `jti`s, and the
+//! tokens, device authorizations (RFC 8628), revoked refresh-token
+//! families, revoked JWT `jti`s, and the
 //! `jti`s of client assertions already seen (RFC 7523 §3, item 7: replay).
 //! Clients and users come from the configuration file, not from here.
 //!
@@ -182,6 +183,65 @@ pub struct GrantRecord {
     pub data: Value,
 }
 
+/// Where a device authorization stands (RFC 8628 §3.3, §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// The user has not decided yet: polls get `authorization_pending`.
+    Pending,
+    /// The user approved: the next poll gets the tokens.
+    Approved,
+    /// The user denied: polls get `access_denied`.
+    Denied,
+    /// The tokens were issued: the device code is spent.
+    Redeemed,
+}
+
+impl DeviceStatus {
+    /// The name stored in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Redeemed => "redeemed",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(s: &str) -> Option<DeviceStatus> {
+        match s {
+            "pending" => Some(DeviceStatus::Pending),
+            "approved" => Some(DeviceStatus::Approved),
+            "denied" => Some(DeviceStatus::Denied),
+            "redeemed" => Some(DeviceStatus::Redeemed),
+            _ => None,
+        }
+    }
+}
+
+/// A device authorization (RFC 8628 §3.2): found by the SHA-256 of its
+/// device code (polls) or of its normalised user code (the verification
+/// page); neither code is stored in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRecord {
+    /// SHA-256 of the device code.
+    pub hash: [u8; 32],
+    /// SHA-256 of the user code, normalised (upper case, no separator).
+    pub user_code: [u8; 32],
+    /// The client that asked.
+    pub client_id: String,
+    /// Expiry (Unix seconds).
+    pub exp: u64,
+    /// The polling interval in seconds (raised by `slow_down`, RFC 8628 §3.5).
+    pub interval: u64,
+    /// When the client last polled (Unix seconds), if it did.
+    pub last_poll: Option<u64>,
+    /// Where it stands.
+    pub status: DeviceStatus,
+    /// The rest (scope, resource; after approval the user and `auth_time`), as JSON.
+    pub data: Value,
+}
+
 /// The authorization server's persistent state. See the module docs.
 pub trait StateStore: Send + Sync + fmt::Debug {
     /// The store, for messages: `sqlite:PATH`, `sqlite::memory:` or
@@ -239,6 +299,33 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// `exp`: `true` the first time, `false` when it was seen already
     /// (a replay, to refuse).
     fn consume_jti(&self, client_id: String, jti: String, exp: u64) -> StoreFuture<'_, bool>;
+
+    /// Stores a device authorization (RFC 8628 §3.2).
+    fn put_device(&self, device: DeviceRecord) -> StoreFuture<'_, ()>;
+
+    /// The device authorization with this device code hash.
+    fn device(&self, hash: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>>;
+
+    /// The device authorization with this user code hash.
+    fn device_by_user_code(&self, user_code: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>>;
+
+    /// Records a poll at `now` and the interval from now on (RFC 8628 §3.5).
+    fn device_polled(&self, hash: [u8; 32], now: u64, interval: u64) -> StoreFuture<'_, ()>;
+
+    /// Records the user's decision (`Approved` or `Denied`, with `data`) if
+    /// the authorization is still pending and not expired at `now`: `true`
+    /// when this call decided it. A compare-and-swap, like [`StateStore::mark_used`].
+    fn decide_device(
+        &self,
+        user_code: [u8; 32],
+        status: DeviceStatus,
+        data: Value,
+        now: u64,
+    ) -> StoreFuture<'_, bool>;
+
+    /// Marks an approved authorization redeemed: `true` when this call did
+    /// it (two polls racing get one set of tokens).
+    fn redeem_device(&self, hash: [u8; 32]) -> StoreFuture<'_, bool>;
 
     /// Deletes what expired before `now` (used codes are kept an hour past
     /// expiry, so a replay is still recognised). Returns the rows deleted.

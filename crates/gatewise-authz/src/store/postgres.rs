@@ -17,8 +17,8 @@
 //! name the server as `user@host:port/database`, never the password.
 
 use super::{
-    GrantKind, GrantRecord, KEEP_EXPIRED, Ring, StateStore, StoreError, StoreFuture, StoredKey,
-    redact_url,
+    DeviceRecord, DeviceStatus, GrantKind, GrantRecord, KEEP_EXPIRED, Ring, StateStore, StoreError,
+    StoreFuture, StoredKey, redact_url,
 };
 use gatewise_core::jose::Alg;
 use sqlx::Row as _;
@@ -28,7 +28,9 @@ use std::time::Duration;
 
 /// The schema, one migration per version (`gatewise_authz_schema`).
 /// Never edit a released migration; append one.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE gatewise_authz_keys (
+pub const MIGRATIONS: &[&str] = &[
+    // 1: keys, grants, revoked families, jtis.
+    "CREATE TABLE gatewise_authz_keys (
         seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         kid text NOT NULL UNIQUE,
         ring text NOT NULL,
@@ -58,7 +60,20 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE gatewise_authz_keys (
         jti text NOT NULL,
         exp bigint NOT NULL,
         PRIMARY KEY (kind, jti)
-    );"];
+    );",
+    // 2: device authorizations (RFC 8628).
+    "CREATE TABLE gatewise_authz_device (
+        hash bytea PRIMARY KEY,
+        user_code bytea NOT NULL UNIQUE,
+        client_id text NOT NULL,
+        exp bigint NOT NULL,
+        poll_interval bigint NOT NULL,
+        last_poll bigint,
+        status text NOT NULL,
+        data jsonb NOT NULL
+    );
+    CREATE INDEX gatewise_authz_device_exp ON gatewise_authz_device (exp);",
+];
 
 /// Advisory lock of the migrations ("gwauthzm").
 const MIGRATION_LOCK: i64 = 0x6777_6175_7468_7a6d;
@@ -298,6 +313,52 @@ impl PostgresStateStore {
         }))
     }
 
+    async fn read_device(
+        &self,
+        by_user_code: bool,
+        key: [u8; 32],
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        let sql = if by_user_code {
+            "SELECT hash, user_code, client_id, exp, poll_interval, last_poll, status, data::text
+             FROM gatewise_authz_device WHERE user_code = $1"
+        } else {
+            "SELECT hash, user_code, client_id, exp, poll_interval, last_poll, status, data::text
+             FROM gatewise_authz_device WHERE hash = $1"
+        };
+        let row = sqlx::query(sql)
+            .bind(key.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("reading a device authorization"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| StoreError::Corrupt {
+            target: self.target.clone(),
+            what: "device authorization",
+            message,
+        };
+        let get = |e: sqlx::Error| corrupt(e.to_string());
+        let hash: Vec<u8> = r.try_get(0).map_err(get)?;
+        let user_code: Vec<u8> = r.try_get(1).map_err(get)?;
+        let last_poll: Option<i64> = r.try_get(5).map_err(get)?;
+        let status: String = r.try_get(6).map_err(get)?;
+        let data: String = r.try_get(7).map_err(get)?;
+        Ok(Some(DeviceRecord {
+            hash: hash.try_into().map_err(|_| corrupt("hash length".into()))?,
+            user_code: user_code
+                .try_into()
+                .map_err(|_| corrupt("user code hash length".into()))?,
+            client_id: r.try_get(2).map_err(get)?,
+            exp: to_u64(r.try_get(3).map_err(get)?),
+            interval: to_u64(r.try_get(4).map_err(get)?),
+            last_poll: last_poll.map(to_u64),
+            status: DeviceStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("status `{status}`")))?,
+            data: serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?,
+        }))
+    }
+
     async fn exec(
         &self,
         doing: &'static str,
@@ -449,6 +510,83 @@ impl StateStore for PostgresStateStore {
         })
     }
 
+    fn put_device(&self, d: DeviceRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let q = sqlx::query(
+                "INSERT INTO gatewise_authz_device
+                 (hash, user_code, client_id, exp, poll_interval, last_poll, status, data)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
+                 ON CONFLICT (hash) DO UPDATE SET user_code = excluded.user_code,
+                    client_id = excluded.client_id, exp = excluded.exp,
+                    poll_interval = excluded.poll_interval, last_poll = excluded.last_poll,
+                    status = excluded.status, data = excluded.data",
+            )
+            .bind(d.hash.to_vec())
+            .bind(d.user_code.to_vec())
+            .bind(d.client_id)
+            .bind(to_i64(d.exp))
+            .bind(to_i64(d.interval))
+            .bind(d.last_poll.map(to_i64))
+            .bind(d.status.name())
+            .bind(d.data.to_string());
+            self.exec("storing a device authorization", q)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn device(&self, hash: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>> {
+        Box::pin(self.read_device(false, hash))
+    }
+
+    fn device_by_user_code(&self, user_code: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>> {
+        Box::pin(self.read_device(true, user_code))
+    }
+
+    fn device_polled(&self, hash: [u8; 32], now: u64, interval: u64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let q = sqlx::query(
+                "UPDATE gatewise_authz_device SET last_poll = $2, poll_interval = $3
+                 WHERE hash = $1",
+            )
+            .bind(hash.to_vec())
+            .bind(to_i64(now))
+            .bind(to_i64(interval));
+            self.exec("recording a device poll", q).await.map(|_| ())
+        })
+    }
+
+    fn decide_device(
+        &self,
+        user_code: [u8; 32],
+        status: DeviceStatus,
+        data: serde_json::Value,
+        now: u64,
+    ) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let q = sqlx::query(
+                "UPDATE gatewise_authz_device SET status = $2, data = $3::jsonb
+                 WHERE user_code = $1 AND status = 'pending' AND exp > $4",
+            )
+            .bind(user_code.to_vec())
+            .bind(status.name())
+            .bind(data.to_string())
+            .bind(to_i64(now));
+            Ok(self.exec("recording a device decision", q).await? == 1)
+        })
+    }
+
+    fn redeem_device(&self, hash: [u8; 32]) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let q = sqlx::query(
+                "UPDATE gatewise_authz_device SET status = 'redeemed'
+                 WHERE hash = $1 AND status = 'approved'",
+            )
+            .bind(hash.to_vec());
+            Ok(self.exec("redeeming a device authorization", q).await? == 1)
+        })
+    }
+
     fn purge(&self, now: u64) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let now = to_i64(now);
@@ -470,6 +608,14 @@ impl StateStore for PostgresStateStore {
                 .exec(
                     "deleting expired jtis",
                     sqlx::query("DELETE FROM gatewise_authz_jti WHERE exp <= $1").bind(now),
+                )
+                .await?;
+            n += self
+                .exec(
+                    "deleting expired device authorizations",
+                    sqlx::query("DELETE FROM gatewise_authz_device WHERE exp + $2 <= $1")
+                        .bind(now)
+                        .bind(to_i64(KEEP_EXPIRED)),
                 )
                 .await?;
             Ok(n)

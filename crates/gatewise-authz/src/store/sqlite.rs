@@ -7,7 +7,8 @@
 //! inline (see the module docs of [`crate::store`]).
 
 use super::{
-    GrantKind, GrantRecord, KEEP_EXPIRED, Ring, StateStore, StoreError, StoreFuture, StoredKey,
+    DeviceRecord, DeviceStatus, GrantKind, GrantRecord, KEEP_EXPIRED, Ring, StateStore, StoreError,
+    StoreFuture, StoredKey,
 };
 use gatewise_core::jose::Alg;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -49,6 +50,18 @@ pub const MIGRATIONS: &[&str] = &[
         exp INTEGER NOT NULL,
         PRIMARY KEY (kind, jti)
     ) WITHOUT ROWID;",
+    // 2: device authorizations (RFC 8628).
+    "CREATE TABLE gatewise_authz_device (
+        hash BLOB PRIMARY KEY,
+        user_code BLOB NOT NULL UNIQUE,
+        client_id TEXT NOT NULL,
+        exp INTEGER NOT NULL,
+        poll_interval INTEGER NOT NULL,
+        last_poll INTEGER,
+        status TEXT NOT NULL,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX gatewise_authz_device_exp ON gatewise_authz_device (exp);",
 ];
 
 /// The SQLite state store.
@@ -268,6 +281,69 @@ impl SqliteStateStore {
 
 type Row = (String, Option<String>, i64, bool, String);
 
+/// The columns of a device authorization, as read.
+type DeviceRow = (
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+);
+
+const DEVICE_COLUMNS: &str =
+    "hash, user_code, client_id, exp, poll_interval, last_poll, status, data";
+
+impl SqliteStateStore {
+    fn read_device(
+        &self,
+        column: &'static str,
+        key: [u8; 32],
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM gatewise_authz_device WHERE {column} = ?1");
+        let row: Option<DeviceRow> = self.with("reading a device authorization", |c| {
+            c.query_row(&sql, [&key[..]], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()
+        })?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            target: self.target.clone(),
+            what: "device authorization",
+            message,
+        };
+        row.map(
+            |(hash, user_code, client_id, exp, interval, last_poll, status, data)| {
+                Ok(DeviceRecord {
+                    hash: hash.try_into().map_err(|_| corrupt("hash length".into()))?,
+                    user_code: user_code
+                        .try_into()
+                        .map_err(|_| corrupt("user code hash length".into()))?,
+                    client_id,
+                    exp: to_u64(exp),
+                    interval: to_u64(interval),
+                    last_poll: last_poll.map(to_u64),
+                    status: DeviceStatus::parse(&status)
+                        .ok_or_else(|| corrupt(format!("status `{status}`")))?,
+                    data: serde_json::from_str(&data).map_err(|e| corrupt(e.to_string()))?,
+                })
+            },
+        )
+        .transpose()
+    }
+}
+
 impl StateStore for SqliteStateStore {
     fn describe(&self) -> String {
         self.target.clone()
@@ -422,6 +498,73 @@ impl StateStore for SqliteStateStore {
         }))
     }
 
+    fn put_device(&self, d: DeviceRecord) -> StoreFuture<'_, ()> {
+        Self::ready(self.with("storing a device authorization", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO gatewise_authz_device
+                 (hash, user_code, client_id, exp, poll_interval, last_poll, status, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &d.hash[..],
+                    &d.user_code[..],
+                    d.client_id,
+                    to_i64(d.exp),
+                    to_i64(d.interval),
+                    d.last_poll.map(to_i64),
+                    d.status.name(),
+                    d.data.to_string()
+                ],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn device(&self, hash: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>> {
+        Self::ready(self.read_device("hash", hash))
+    }
+
+    fn device_by_user_code(&self, user_code: [u8; 32]) -> StoreFuture<'_, Option<DeviceRecord>> {
+        Self::ready(self.read_device("user_code", user_code))
+    }
+
+    fn device_polled(&self, hash: [u8; 32], now: u64, interval: u64) -> StoreFuture<'_, ()> {
+        Self::ready(self.with("recording a device poll", |c| {
+            c.execute(
+                "UPDATE gatewise_authz_device SET last_poll = ?2, poll_interval = ?3 WHERE hash = ?1",
+                params![&hash[..], to_i64(now), to_i64(interval)],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn decide_device(
+        &self,
+        user_code: [u8; 32],
+        status: DeviceStatus,
+        data: serde_json::Value,
+        now: u64,
+    ) -> StoreFuture<'_, bool> {
+        Self::ready(self.with("recording a device decision", |c| {
+            let n = c.execute(
+                "UPDATE gatewise_authz_device SET status = ?2, data = ?3
+                 WHERE user_code = ?1 AND status = 'pending' AND exp > ?4",
+                params![&user_code[..], status.name(), data.to_string(), to_i64(now)],
+            )?;
+            Ok(n == 1)
+        }))
+    }
+
+    fn redeem_device(&self, hash: [u8; 32]) -> StoreFuture<'_, bool> {
+        Self::ready(self.with("redeeming a device authorization", |c| {
+            let n = c.execute(
+                "UPDATE gatewise_authz_device SET status = 'redeemed'
+                 WHERE hash = ?1 AND status = 'approved'",
+                [&hash[..]],
+            )?;
+            Ok(n == 1)
+        }))
+    }
+
     fn purge(&self, now: u64) -> StoreFuture<'_, u64> {
         Self::ready(self.with("deleting expired state", |c| {
             let now = to_i64(now);
@@ -431,6 +574,10 @@ impl StateStore for SqliteStateStore {
             )?;
             n += c.execute("DELETE FROM gatewise_authz_families WHERE exp <= ?1", [now])?;
             n += c.execute("DELETE FROM gatewise_authz_jti WHERE exp <= ?1", [now])?;
+            n += c.execute(
+                "DELETE FROM gatewise_authz_device WHERE exp + ?2 <= ?1",
+                params![now, to_i64(KEEP_EXPIRED)],
+            )?;
             Ok(n as u64)
         }))
     }

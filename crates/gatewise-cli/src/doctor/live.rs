@@ -72,6 +72,10 @@ enum GrantArg {
     /// RFC 6749 §4.3 (removed in OAuth 2.1, forbidden by RFC 9700 §2.4;
     /// the doctor runs it and says so): --username and --password-env.
     Password,
+    /// RFC 8628: the device flow (needs --issuer); the user code is shown
+    /// on stderr, the token endpoint polled as `interval` and `slow_down` say.
+    #[value(name = "device_code")]
+    DeviceCode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -390,6 +394,8 @@ fn grant(a: &TokenArgs) -> anyhow::Result<Grant> {
         misplaced(a.username.is_some(), "--username", "password")?;
     }
     Ok(match a.grant {
+        // Replaced by the device code the device authorization brings.
+        GrantArg::DeviceCode => Grant::ClientCredentials,
         GrantArg::ClientCredentials => Grant::ClientCredentials,
         GrantArg::RefreshToken => Grant::RefreshToken {
             refresh_token: refresh.context(
@@ -493,6 +499,50 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let opts = options(&a.net.conn)?;
+    if a.grant == GrantArg::DeviceCode {
+        let Some(issuer) = a.issuer.clone() else {
+            bail!(
+                "--grant device_code needs --issuer URL (to find the device authorization endpoint)"
+            );
+        };
+        if a.via.is_some() || a.repeat > 1 {
+            bail!(
+                "--via and --repeat do not apply to --grant device_code: a device code is single-use"
+            );
+        }
+        let show = |p: &gatewise_probe::device::Prompt| {
+            let mut text = format!(
+                "To approve, open {uri} and enter the user code.\n\nUser code: {code}\nVerification URI: {uri}\n",
+                uri = p.verification_uri,
+                code = p.user_code
+            );
+            if let Some(c) = &p.verification_uri_complete {
+                text.push_str(&format!("Complete URI: {c}\n"));
+            }
+            text.push_str(&format!(
+                "\n(polling every {} s; the code expires in {} s)\n",
+                p.interval, p.expires_in
+            ));
+            let _ = write!(std::io::stderr(), "{text}");
+        };
+        let live = runtime()?.block_on(async {
+            let spinner = Spinner::start();
+            let clock = crate::clock::SystemClock;
+            let r = gatewise_probe::device::device_code(
+                &issuer,
+                &params,
+                gatewise_probe::device::Pacing::default(),
+                &opts,
+                &clock,
+                &spinner,
+                &show,
+            )
+            .await;
+            spinner.stop();
+            r
+        })?;
+        return finish(&subject, &live, a.net.format, &a.net.conn, Vec::new());
+    }
     if interactive(&a) {
         let loopback = gatewise_probe::interactive::Loopback {
             port: a.redirect_port,

@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod body;
 pub mod call;
 pub mod callback;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod introspection;

@@ -14,88 +14,27 @@ use gatewise_core::jose::{b64url_decode, b64url_encode};
 use gatewise_gateway::{Clock, Gateway, server};
 use gatewise_test_support::servers;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const API: &str = "https://api.gatewise.test";
-const OTHER_API: &str = "https://other.gatewise.test";
+use gatewise_test_support::oidc_provider::{API, OTHER_API};
 /// The introspection client's secret in `server.mjs`: RFC 6749 §2.3.1 says
 /// it is form-urlencoded before Base64, and these characters show whether it was.
 const INTROSPECTOR_SECRET: &str = "intro:spect+/=%secret";
 
 // ------------------------------------------------------------ preflight
 
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/oidc-provider")
-}
-
-/// Whether the interop tests are to be skipped (`GATEWISE_SKIP_INTEROP=1`).
-// Reading the environment is banned by clippy.toml outside the CLI's env
-// module; this one opt-out switch of a test is the exception.
-#[allow(clippy::disallowed_methods)]
-fn skip_requested() -> bool {
-    std::env::var("GATEWISE_SKIP_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Writes past libtest's output capture, so the line shows in every run.
-fn loud(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// `true` when the tests can run; `false` (after a loud line) when skipped;
-/// panics with what to do when Node.js or the provider is missing.
-fn preflight(test: &str) -> bool {
-    if skip_requested() {
-        loud(&format!(
-            "\n*** SKIPPED {test}: GATEWISE_SKIP_INTEROP=1, the oidc-provider interop test did not run ***\n"
-        ));
-        return false;
-    }
-    let dir = interop_dir();
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "`node --version` failed ({}): the oidc-provider interop tests need Node.js 18 or newer. \
-             Install it (Debian: `apt-get install nodejs npm`), then run \
-             `npm ci --prefix interop/oidc-provider`; or set GATEWISE_SKIP_INTEROP=1 to skip these tests",
-            out.status
-        ),
-        Err(e) => panic!(
-            "cannot run `node` ({e}): the oidc-provider interop tests need Node.js 18 or newer. \
-             Install it (Debian: `apt-get install nodejs npm`), then run \
-             `npm ci --prefix interop/oidc-provider`; or set GATEWISE_SKIP_INTEROP=1 to skip these tests"
-        ),
-    }
-    assert!(
-        dir.join("node_modules/oidc-provider/package.json")
-            .is_file(),
-        "{} has no node_modules/oidc-provider: run `npm ci --prefix interop/oidc-provider` \
-         (or set GATEWISE_SKIP_INTEROP=1 to skip these tests)",
-        dir.display()
-    );
-    true
-}
+use gatewise_test_support::oidc_provider::{OidcProvider, preflight};
 
 // ------------------------------------------------------------ the IdP
 
-/// One `node server.mjs` process; killed when dropped (also on panic).
+/// The provider (killed when dropped, also on panic) and a client for it.
 struct Idp {
-    child: Child,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
+    provider: OidcProvider,
     http: reqwest::Client,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The confidential clients of `server.mjs` that get access tokens.
@@ -109,76 +48,18 @@ enum Client {
 
 impl Idp {
     async fn start() -> Idp {
-        let dir = interop_dir();
-        let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
-            .args(["--port", "0", "--exit-with-stdin"])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning node interop/oidc-provider/server.mjs");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let sink = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<u16>();
-        {
-            let pipe = child.stdout.take().unwrap();
-            std::thread::spawn(move || {
-                let mut ready_tx = Some(ready_tx);
-                // Read every line, so the child never blocks on a full pipe.
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(port) = line
-                        .strip_prefix("READY ")
-                        .and_then(|p| p.trim().parse().ok())
-                        && let Some(tx) = ready_tx.take()
-                    {
-                        let _ = tx.send(port);
-                    }
-                }
-            });
-        }
-        let mut idp = Idp {
-            child,
-            port: 0,
-            stderr,
+        Idp {
+            provider: OidcProvider::start().await,
             http: reqwest::Client::new(),
-        };
-        match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
-            Ok(Ok(port)) => idp.port = port,
-            Ok(Err(_)) => panic!(
-                "server.mjs exited before printing READY; its stderr:\n{}",
-                idp.stderr()
-            ),
-            Err(_) => panic!(
-                "server.mjs printed no READY line within 30 s; its stderr:\n{}",
-                idp.stderr()
-            ),
         }
-        idp
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.provider.stderr()
     }
 
     fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.provider.issuer()
     }
 
     fn url(&self, path: &str) -> String {

@@ -3,5 +3,6 @@
 //! for tests ([`pg`]). Dev-dependency only.
 
 pub mod mint;
+pub mod oidc_provider;
 pub mod pg;
 pub mod servers;

@@ -490,6 +490,8 @@ declare -A SC_NAME=(
   [D]="gatewise jwt, $N_ROTATION rotating tokens"
   [E]="gatewise jwt, every token new"
   [F]="gatewise jwt, unknown-kid flood"
+  [G]="gatewise, /plain, call log on (SQLite)"
+  [H]="gatewise jwt, $N_ROTATION rotating tokens, call log on (SQLite)"
 )
 
 # wrk_args SCENARIO SKIP -> WRK_ARGS (url and token options)

@@ -31,6 +31,8 @@ pub mod flow;
 pub mod keys;
 pub mod server;
 pub mod store;
+pub mod throttle;
+
 
 pub use server::{Authz, AuthzConfig};
 

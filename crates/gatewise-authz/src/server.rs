@@ -153,6 +153,8 @@ pub struct Authz {
     sealer: Option<Sealer>,
     /// Fault mode is on: the `Gatewise-Fault` header is honoured.
     fault_mode: bool,
+    /// Failed client authentication per client.
+    throttle: crate::throttle::AuthThrottle,
 }
 
 impl std::fmt::Debug for Authz {
@@ -354,6 +356,7 @@ impl Authz {
             store,
             sealer,
             fault_mode,
+            throttle: crate::throttle::AuthThrottle::default(),
         })
     }
 
@@ -535,6 +538,32 @@ impl Authz {
         endpoint: &str,
     ) -> Result<(&Client, AuthMethod), Response> {
         let auth = authorization(headers);
+        // A registered client that failed too often is refused before its
+        // credentials are checked.
+        let claimed = crate::throttle::claimed_client(auth, form)
+            .filter(|id| self.registry.get(id).is_some());
+        if let Some(id) = &claimed
+            && let Some(wait) = self.throttle.blocked(id, self.now())
+        {
+            let mut resp = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_client",
+                &format!(
+                    "too many failed client authentications for this client; retry in {wait} s"
+                ),
+                false,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Err(resp);
+        }
+        let failed = |f: &AuthFailure| {
+            if let Some(id) = &claimed
+                && matches!(f, AuthFailure::Rejected | AuthFailure::Assertion(_))
+            {
+                self.throttle.failed(id, self.now());
+            }
+        };
         let i = &self.config.issuer;
         let policy = AssertionPolicy {
             now: self.now(),
@@ -557,7 +586,10 @@ impl Authz {
                 )),
                 Err(e) => Err(storage_error(e)),
             },
-            Err(f) => Err(client_error(&f, auth.is_some())),
+            Err(f) => {
+                failed(&f);
+                Err(client_error(&f, auth.is_some()))
+            }
         }
     }
 

@@ -33,7 +33,6 @@ pub mod server;
 pub mod store;
 pub mod throttle;
 
-
 pub use server::{Authz, AuthzConfig};
 
 /// Errors of the authorization server's setup.

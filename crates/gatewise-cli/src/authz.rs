@@ -254,20 +254,7 @@ pub(crate) fn run(args: AuthzArgs) -> anyhow::Result<u8> {
         }
         _ => {}
     }
-    // One core (a container limit, or taskset): a current-thread runtime, as
-    // for `gatewise serve`; the work-stealing scheduler's wake-ups cost more
-    // than they give there.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let rt = if cores == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
+    let rt = crate::runtime::for_this_machine()?;
     match &args.command {
         Some(AuthzCommand::Keys(KeysCommand::Rotate { config, no_overlap })) => {
             rt.block_on(rotate(config, !no_overlap))

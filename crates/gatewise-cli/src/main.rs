@@ -19,6 +19,7 @@ mod demo;
 mod doctor;
 mod input;
 mod render;
+mod runtime;
 mod serve;
 
 use clap::{Parser, Subcommand};

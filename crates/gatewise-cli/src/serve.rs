@@ -300,20 +300,7 @@ pub(crate) fn run(args: Serve) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(report) => bail!("{report}"),
     };
-    // One core (a container limit, or taskset): a current-thread runtime
-    // saves the work-stealing scheduler's cross-thread wake-ups, which cost
-    // more than they give on a single core.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let rt = if cores == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
+    let rt = crate::runtime::for_this_machine()?;
     rt.block_on(serve(args.config, cfg, logging))?;
     Ok(0)
 }

@@ -266,40 +266,28 @@ pub(crate) fn run(args: AuthzArgs) -> anyhow::Result<u8> {
 /// Reads and compiles a configuration file; the report (every error with
 /// `file:line:column: path: message`, and the warnings) on failure.
 fn load(path: &Path, deny_warnings: bool) -> anyhow::Result<Result<Settings, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let name = path.display().to_string();
-    match authz_config::compile(&text) {
-        Ok(compiled) => {
-            let mut out = String::new();
-            for w in &compiled.warnings {
-                out.push_str(&format!("warning: {}\n", w.display_with(&name)));
-            }
-            if deny_warnings && !compiled.warnings.is_empty() {
-                out.push_str("warnings are errors here (--deny-warnings)");
-                return Ok(Err(out));
-            }
-            if !out.is_empty() {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprint!("{out}");
-                }
-            }
-            Ok(Ok(compiled.settings))
-        }
-        Err(errors) => {
-            let mut out = String::new();
-            for e in &errors {
-                out.push_str(&format!("error: {}\n", e.display_with(&name)));
-            }
-            out.push_str(&format!(
-                "{} error{} in {name}",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            ));
-            Ok(Err(out))
-        }
-    }
+    crate::config_file::load(
+        path,
+        deny_warnings,
+        Some("warnings are errors here (--deny-warnings)"),
+        "",
+        |text, name| {
+            authz_config::compile(text)
+                .map(|c| {
+                    let w = c
+                        .warnings
+                        .iter()
+                        .map(|w| w.display_with(name).to_string())
+                        .collect();
+                    (c.settings, w)
+                })
+                .map_err(|es| {
+                    es.iter()
+                        .map(|e| e.display_with(name).to_string())
+                        .collect()
+                })
+        },
+    )
 }
 
 fn validate(file: &Path, deny_warnings: bool) -> anyhow::Result<u8> {

@@ -15,6 +15,7 @@ mod authz;
 mod browser;
 mod calls;
 mod clock;
+mod config_file;
 mod demo;
 mod doctor;
 mod input;

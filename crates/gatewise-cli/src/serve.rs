@@ -52,39 +52,28 @@ impl gatewise_gateway::SecretSource for ProcessEnv {
 
 /// Reads and compiles `path`; every error is printed with file, line and path.
 fn load(path: &Path, deny_warnings: bool) -> anyhow::Result<Result<Config, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    let name = path.display().to_string();
-    match gatewise_config::compile(&text) {
-        Ok(compiled) => {
-            let mut out = String::new();
-            for w in &compiled.warnings {
-                out.push_str(&format!("warning: {}\n", w.display_with(&name)));
-            }
-            if deny_warnings && !compiled.warnings.is_empty() {
-                return Ok(Err(out));
-            }
-            if !out.is_empty() {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprint!("{out}");
-                }
-            }
-            Ok(Ok(compiled.config))
-        }
-        Err(errors) => {
-            let mut out = String::new();
-            for e in &errors {
-                out.push_str(&format!("error: {}\n", e.display_with(&name)));
-            }
-            out.push_str(&format!(
-                "{} error{} in {name}; nothing was started",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            ));
-            Ok(Err(out))
-        }
-    }
+    crate::config_file::load(
+        path,
+        deny_warnings,
+        None,
+        "; nothing was started",
+        |text, name| {
+            gatewise_config::compile(text)
+                .map(|c| {
+                    let w = c
+                        .warnings
+                        .iter()
+                        .map(|w| w.display_with(name).to_string())
+                        .collect();
+                    (c.config, w)
+                })
+                .map_err(|es| {
+                    es.iter()
+                        .map(|e| e.display_with(name).to_string())
+                        .collect()
+                })
+        },
+    )
 }
 
 pub(crate) fn config(cmd: ConfigCommand) -> anyhow::Result<u8> {

@@ -31,6 +31,35 @@ async fn status(http: &reqwest::Client, url: &str) -> u16 {
     }
 }
 
+/// The requests a stopped gateway served, from its last log line.
+fn served(log: &str) -> u64 {
+    log.split("gatewise stopped; requests=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in the log:\n{log}"))
+}
+
+/// Polls the admin API (5 s at most: the writer commits every 100 ms)
+/// until a call matching `query` is readable; returns that page.
+async fn first_call(http: &reqwest::Client, admin: &str, query: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        let page: serde_json::Value = http
+            .get(format!("http://{admin}/api/v1/calls?{query}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no call with {query} showed in the admin API");
+}
+
 /// Polls until `url` answers `want` or `secs` pass.
 async fn wait_for(http: &reqwest::Client, url: &str, want: u16, secs: u64) -> bool {
     for _ in 0..secs * 10 {
@@ -148,26 +177,8 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
         404
     );
     // The writer commits every 100 ms: the refused call is readable soon.
-    let mut found = false;
-    for _ in 0..50 {
-        let page: serde_json::Value = http
-            .get(format!(
-                "http://{admin}/api/v1/calls?reason=route-not-found"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["calls"].as_array().is_some_and(|c| !c.is_empty()) {
-            assert_eq!(page["calls"][0]["status"], 404, "{page}");
-            found = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(found, "the 404 never showed in the admin API");
+    let page = first_call(&http, &admin, "reason=route-not-found").await;
+    assert_eq!(page["calls"][0]["status"], 404, "{page}");
 
     // SIGTERM: a clean stop with exit 0.
     let pid = child.id().to_string();
@@ -214,12 +225,7 @@ async fn serve_reloads_on_file_change_and_stops_on_sigterm() {
     assert!(log.contains("route-not-found"), "{log}");
     assert!(log.contains("gatewise stopped; requests="), "{log}");
     // Every request served has its record, exactly, in the default SQLite file.
-    let served: u64 = log
-        .split("gatewise stopped; requests=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in the log:\n{log}"));
+    let served = served(&log);
     assert!(served >= 4, "{log}");
     assert!(log.contains("call log flushed"), "{log}");
     use gatewise_store::CallLog as _;
@@ -402,23 +408,7 @@ async fn serve_records_calls_in_postgresql_when_configured() {
     }
     assert_eq!(status(&http, &format!("{base}/nowhere")).await, 404);
     // The admin API reads PostgreSQL: the refusal shows up there.
-    let mut seen = false;
-    for _ in 0..50 {
-        let page: serde_json::Value = http
-            .get(format!("http://{admin}/api/v1/calls?status=404"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["calls"].as_array().is_some_and(|c| !c.is_empty()) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(seen, "the 404 never showed in the admin API");
+    first_call(&http, &admin, "status=404").await;
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -435,12 +425,7 @@ async fn serve_records_calls_in_postgresql_when_configured() {
     assert!(log.contains("recording calls in PostgreSQL"), "{log}");
     // Not a word of the URL (it holds the password) in the log.
     assert!(!log.contains(&db.url), "{log}");
-    let served: i64 = log
-        .split("gatewise stopped; requests=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in the log:\n{log}"));
+    let served = served(&log) as i64;
     let url = db.url.clone();
     let rows: i64 = tokio::task::spawn_blocking(move || {
         gatewise_test_support::pg::scalar(&url, "SELECT count(*) FROM gatewise_calls")

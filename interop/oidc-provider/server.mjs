@@ -1,6 +1,7 @@
 // A real, certified OpenID Provider (panva/oidc-provider) on 127.0.0.1 for
 // gatewise's end-to-end interop tests
-// (crates/gatewise-gateway/tests/interop_oidc_provider.rs).
+// (crates/gatewise-gateway/tests/interop_oidc_provider.rs for the gateway,
+// crates/gatewise-cli/tests/doctor_oidc_provider.rs for `gatewise doctor`).
 //
 //   node server.mjs [--port N] [--access-token-ttl SECONDS] [--exit-with-stdin]
 //
@@ -14,6 +15,17 @@
 //     gateway-test-es256    / gateway-test-es256-secret  client_secret_post, ES256 JWT access tokens
 //     gateway-introspector  / INTROSPECTOR_SECRET (below; holds characters
 //                             that RFC 6749 §2.3.1 form-encoding must escape)
+// - clients for the doctor's other grants (crates/gatewise-cli/tests/doctor_oidc_provider.rs):
+//     doctor-native   public (auth none), native app: authorization_code with PKCE
+//                     and refresh_token; redirect URI http://127.0.0.1/callback on any
+//                     port (loopback, RFC 8252 §7.3); a refresh token with every code
+//                     (issueRefreshToken below), rotated on use (public client).
+//     doctor-device   public (auth none): the device authorization grant (RFC 8628).
+//     doctor-pkjwt    private_key_jwt (RFC 7523): an RSA and an EC P-256 key made at
+//                     start-up; `GET /_test/client-keys` (loopback only) hands their
+//                     private halves to the test as PKCS#8 PEM and private JWK.
+//   Sign-in and consent are oidc-provider's devInteractions pages (any login
+//   and password), the device verification page is the built-in one at /device.
 // - resource indicators (RFC 8707): `resource=https://api.gatewise.test`
 //   yields an RFC 9068 JWT access token (typ at+jwt) for that audience with
 //   scopes out of `orders.read orders.write`; `https://other.gatewise.test`
@@ -74,6 +86,28 @@ function newSigningKeys() {
   ];
 }
 
+/** The doctor-pkjwt client's keys: private (PEM and JWK) and public JWK. */
+function newClientKeys() {
+  const out = {};
+  for (const [name, kind, opts, alg] of [
+    ['rsa', 'rsa', { modulusLength: 2048 }, 'RS256'],
+    ['ec', 'ec', { namedCurve: 'P-256' }, 'ES256'],
+  ]) {
+    const { privateKey, publicKey } = generateKeyPairSync(kind, opts);
+    const kid = `pkjwt-${name}-${randomBytes(4).toString('hex')}`;
+    out[name] = {
+      kid,
+      alg,
+      pem: privateKey.export({ format: 'pem', type: 'pkcs8' }),
+      jwk: { ...privateKey.export({ format: 'jwk' }), kid, alg },
+      public: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' },
+    };
+  }
+  return out;
+}
+
+const clientKeys = newClientKeys();
+
 // ------------------------------------------------------------ provider
 
 const resourceServers = {
@@ -108,6 +142,30 @@ function configuration(keys) {
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: 'doctor-native',
+        application_type: 'native',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        // Native + loopback: oidc-provider accepts any port (RFC 8252 §7.3).
+        redirect_uris: ['http://127.0.0.1/callback'],
+        token_endpoint_auth_method: 'none',
+      },
+      {
+        client_id: 'doctor-device',
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'none',
+      },
+      {
+        client_id: 'doctor-pkjwt',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [clientKeys.rsa.public, clientKeys.ec.public] },
+      },
     ],
     jwks: { keys },
     // Listed here so that they survive on tokens requested without a
@@ -115,8 +173,13 @@ function configuration(keys) {
     scopes: ['openid', 'offline_access', 'orders.read', 'orders.write'],
     cookies: { keys: [randomBytes(32).toString('hex')] },
     ttl: { ClientCredentials: accessTokenTTL },
+    // A refresh token with every code of a client allowed the grant (the
+    // default wants offline_access with prompt=consent).
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
     features: {
-      devInteractions: { enabled: false },
+      // The sign-in and consent pages the doctor's tests fill in over HTTP.
+      devInteractions: { enabled: true },
+      deviceFlow: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
@@ -181,6 +244,10 @@ const server = http.createServer((req, res) => {
     }
     if (path === '/_test/rotate' && req.method === 'POST') {
       return json(res, 200, rotate(issuerOf(server)));
+    }
+    if (path === '/_test/client-keys' && req.method === 'GET') {
+      const hand = ({ kid, alg, pem, jwk }) => ({ kid, alg, pem, jwk });
+      return json(res, 200, { rsa: hand(clientKeys.rsa), ec: hand(clientKeys.ec) });
     }
     if (path === '/_test/keys' && req.method === 'GET') {
       return json(res, 200, { signing_kids: current.keys.slice(0, 2).map((k) => k.kid) });

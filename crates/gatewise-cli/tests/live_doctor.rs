@@ -1697,3 +1697,362 @@ async fn a_denied_device_request_is_explained() {
         "{v:#}"
     );
 }
+
+/// An authorization server whose metadata we control: both well-known
+/// forms, a JWK Set (RFC 7517 App. A.1's EC key and a test RSA key), and a token endpoint
+/// that answers `token_status` with `token_body`. `methods` is
+/// `token_endpoint_auth_methods_supported` (absent when `None`).
+async fn metadata_server(methods: Option<Value>, token_status: u16, token_body: Value) -> String {
+    use axum::routing::{get, post};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let mut meta = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "code_challenge_methods_supported": ["S256"],
+    });
+    if let Some(m) = methods {
+        meta["token_endpoint_auth_methods_supported"] = m;
+    }
+    let rsa: Value = serde_json::from_str(include_str!(
+        "../../gatewise-probe/tests/fixtures/rsa-private.jwk.json"
+    ))
+    .unwrap();
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "1", "use": "sig", "alg": "ES256",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+    }, {
+        "kty": "RSA", "kid": "2", "use": "sig", "alg": "RS256", "n": rsa["n"], "e": rsa["e"]
+    }]});
+    let json_response = |status: u16, v: Value| {
+        (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            [
+                ("content-type", "application/json"),
+                ("cache-control", "no-store"),
+            ],
+            v.to_string(),
+        )
+    };
+    let m1 = meta.clone();
+    let m2 = meta.clone();
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { json_response(200, m1) }),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { json_response(200, m2) }),
+        )
+        .route(
+            "/jwks",
+            get(move || async move {
+                (
+                    [
+                        ("content-type", "application/jwk-set+json"),
+                        ("cache-control", "public, max-age=300"),
+                    ],
+                    jwks.to_string(),
+                )
+            }),
+        )
+        .route(
+            "/token",
+            post(move || async move {
+                let mut r = json_response(token_status, token_body);
+                if token_status == 401 {
+                    return (
+                        r.0,
+                        [
+                            ("content-type", "application/json"),
+                            ("www-authenticate", "Basic realm=\"token\""),
+                        ],
+                        std::mem::take(&mut r.2),
+                    );
+                }
+                r
+            }),
+        );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    issuer
+}
+
+fn finding<'a>(v: &'a Value, code: &str) -> &'a Value {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {:?}", codes(v)))
+}
+
+/// CA-03 (RFC 8414 §2): the method used is compared with the metadata's
+/// token_endpoint_auth_methods_supported, absent meaning client_secret_basic.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auth_method_the_metadata_does_not_list_is_named() {
+    let ok = serde_json::json!({
+        "access_token": "opaque-access-token-0123456789",
+        "token_type": "Bearer",
+        "expires_in": 3600
+    });
+    let run = |issuer: String, auth: &'static str| async move {
+        let out = gatewise(
+            &[
+                "doctor",
+                "token",
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "svc",
+                "--client-secret-env",
+                "GW_TEST_SECRET",
+                "--auth",
+                auth,
+                "--format",
+                "json",
+            ],
+            &[("GW_TEST_SECRET", "s3cr3t")],
+        )
+        .await;
+        (out.status.code(), json(&out))
+    };
+
+    // Basic, but only client_secret_post is listed: a warning, exit 0.
+    let issuer = metadata_server(
+        Some(serde_json::json!(["client_secret_post", "private_key_jwt"])),
+        200,
+        ok.clone(),
+    )
+    .await;
+    let (code, v) = run(issuer.clone(), "client_secret_basic").await;
+    let f = finding(&v, "client-auth-method-not-advertised");
+    assert_eq!(
+        (f["rule"].as_str(), f["severity"].as_str()),
+        (Some("CA-03"), Some("warn")),
+        "{f:#}"
+    );
+    assert_eq!(f["spec"], "RFC 8414 §2");
+    assert_eq!(
+        f["evidence"],
+        "used: client_secret_basic; token_endpoint_auth_methods_supported: [client_secret_post, private_key_jwt]"
+    );
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--auth client_secret_post"),
+        "{f:#}"
+    );
+    assert!(f["cause"].as_str().unwrap().len() > 20);
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(0), Some("warn")),
+        "{v:#}"
+    );
+
+    // The listed method: no CA-03 finding.
+    let (code, v) = run(issuer, "client_secret_post").await;
+    assert!(
+        !codes(&v)
+            .iter()
+            .any(|c| c.starts_with("client-auth-method")),
+        "{v:#}"
+    );
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(0), Some("ok")),
+        "{v:#}"
+    );
+
+    // Member absent: client_secret_basic only (RFC 8414 §2 default).
+    let issuer = metadata_server(None, 200, ok).await;
+    let (_, v) = run(issuer.clone(), "client_secret_post").await;
+    let f = finding(&v, "client-auth-method-not-advertised");
+    assert!(
+        f["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("absent, so only client_secret_basic"),
+        "{f:#}"
+    );
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--auth client_secret_basic"),
+        "{f:#}"
+    );
+    let (_, v) = run(issuer, "client_secret_basic").await;
+    assert!(
+        !codes(&v).contains(&"client-auth-method-not-advertised".to_string()),
+        "{v:#}"
+    );
+}
+
+/// invalid_client with an advertised method while others are advertised
+/// too: the CA-03 hint says the client may be registered for another.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_client_hints_at_the_other_advertised_methods() {
+    let issuer = metadata_server(
+        Some(serde_json::json!(["client_secret_basic", "client_secret_post"])),
+        401,
+        serde_json::json!({"error": "invalid_client", "error_description": "client authentication failed"}),
+    )
+    .await;
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_SECRET", "s3cr3t")],
+    )
+    .await;
+    let v = json(&out);
+    let f = finding(&v, "client-auth-method-others-advertised");
+    assert_eq!(
+        (f["rule"].as_str(), f["severity"].as_str()),
+        (Some("CA-03"), Some("info"))
+    );
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("also accepts client_secret_post"),
+        "{f:#}"
+    );
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--auth client_secret_post"),
+        "{f:#}"
+    );
+    assert!(!codes(&v).contains(&"client-auth-method-not-advertised".to_string()));
+    assert!(
+        codes(&v).contains(&"error-request-refused".to_string()),
+        "{v:#}"
+    );
+    assert_eq!(
+        (out.status.code(), v["verdict"].as_str()),
+        (Some(0), Some("warn")),
+        "{v:#}"
+    );
+}
+
+/// `--auth private_key_jwt` against the project's own server (RFC 7523
+/// there too): a private RSA JWK file, the public half registered; the
+/// server checks aud (token endpoint or issuer), exp (at most 5 min) and
+/// jti replay, so two runs also show a fresh jti each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn private_key_jwt_against_the_embedded_server() {
+    let key_file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../gatewise-probe/tests/fixtures/rsa-private.jwk.json");
+    let private: Value =
+        serde_json::from_str(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
+    let public = serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": private["kid"], "alg": "RS256", "use": "sig",
+        "n": private["n"], "e": private["e"]
+    }]});
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = AuthzConfig::dev(&issuer);
+    config.clients.push(gatewise_authz::clients::ClientSpec {
+        secret: String::new(),
+        jwks: Some(public.to_string()),
+        ..gatewise_authz::clients::ClientSpec::machine(
+            "key-client",
+            "",
+            &["orders.read"],
+            &["https://api.example.test"],
+        )
+    });
+    let authz = Arc::new(Authz::new(config, Arc::new(Wall)).unwrap());
+    let router = Arc::clone(&authz).router();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    for _ in 0..2 {
+        let out = gatewise(
+            &[
+                "doctor",
+                "token",
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "key-client",
+                "--auth",
+                "private_key_jwt",
+                "--client-key-file",
+                key_file.to_str().unwrap(),
+                "--scope",
+                "orders.read",
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+        let v = json(&out);
+        assert_eq!(
+            (out.status.code(), v["verdict"].as_str()),
+            (Some(0), Some("ok")),
+            "{v:#}"
+        );
+        assert!(
+            codes(&v).contains(&"jwt-signature-verified".to_string()),
+            "{v:#}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("eyJ"),
+            "an unmasked JWT in the output"
+        );
+    }
+
+    // A bad key file: exit 2, one line naming the file and the problem.
+    let dir = temp_dir("bad-key");
+    std::fs::create_dir_all(&dir).unwrap();
+    let public_only = dir.join("public.jwk.json");
+    std::fs::write(&public_only, public["keys"][0].to_string()).unwrap();
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "key-client",
+            "--auth",
+            "private_key_jwt",
+            "--client-key-file",
+            public_only.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("public.jwk.json") && err.contains("public key (no \"d\")"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

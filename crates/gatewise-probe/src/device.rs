@@ -96,10 +96,11 @@ pub async fn device_code(
         .unwrap_or(issuer)
         .to_owned();
 
+    doctor::auth_method_findings(&mut live, params);
     // RFC 8628 §3.1, §3.2.
     let t = doctor::step(
         "device authorization",
-        params.device_authorization_request(&endpoint),
+        params.device_authorization_request(&endpoint, &token_url, clock.unix_now())?,
         opts,
         progress,
     )
@@ -146,10 +147,13 @@ pub async fn device_code(
         },
         ..params.clone()
     };
+    let jwks = live.jwks.clone();
     let target = Target {
         token_url: &token_url,
+        token_endpoint: &token_url,
         issuer: Some(&expected_issuer),
-        jwks: live.jwks.as_ref(),
+        jwks: jwks.as_ref(),
+        metadata: Some(&meta),
     };
     let mut interval = auth.interval;
     let mut waited: u64 = 0;
@@ -178,7 +182,7 @@ pub async fn device_code(
         polls += 1;
         let t = doctor::step(
             &format!("token (poll {polls})"),
-            params.request(&token_url),
+            params.request(&token_url, clock.unix_now())?,
             opts,
             progress,
         )

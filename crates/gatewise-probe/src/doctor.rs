@@ -323,10 +323,15 @@ pub async fn token_repeated(
     if let Grant::Password { username, .. } = &params.grant {
         live.findings.push(live::password_grant(username));
     }
+    auth_method_findings(&mut live, params);
+    let metadata = live.metadata.clone();
+    let jwks = live.jwks.clone();
     let target = Target {
         token_url: &token_url,
+        token_endpoint: &token_url,
         issuer: issuer.as_deref(),
-        jwks: live.jwks.as_ref(),
+        jwks: jwks.as_ref(),
+        metadata: metadata.as_ref(),
     };
     let n = repeat.max(1);
     let mut runs = Vec::with_capacity(n);
@@ -443,11 +448,16 @@ pub async fn token_via(
     if let Grant::Password { username, .. } = &params.grant {
         live.findings.push(live::password_grant(username));
     }
+    auth_method_findings(&mut live, params);
+    let metadata = live.metadata.clone();
+    let jwks = live.jwks.clone();
     let through = via_url(&token_url, via);
     let direct_target = Target {
         token_url: &token_url,
+        token_endpoint: &token_url,
         issuer: issuer.as_deref(),
-        jwks: live.jwks.as_ref(),
+        jwks: jwks.as_ref(),
+        metadata: metadata.as_ref(),
     };
     let via_target = Target {
         token_url: &through,
@@ -540,9 +550,14 @@ pub(crate) fn seen_parts(
 /// Where the token request goes and what its tokens are checked against.
 #[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
+    /// Where the request is sent (the token endpoint, or it through `--via`).
     pub(crate) token_url: &'a Url,
+    /// The token endpoint itself: a client assertion's `aud` (RFC 7523 §3).
+    pub(crate) token_endpoint: &'a Url,
     pub(crate) issuer: Option<&'a str>,
     pub(crate) jwks: Option<&'a Value>,
+    /// The server's metadata, when discovery found it (CA-03).
+    pub(crate) metadata: Option<&'a Map<String, Value>>,
 }
 
 /// One token request and what the core found in it.
@@ -566,7 +581,8 @@ pub(crate) async fn exchange(
     clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> Result<Run, ProbeError> {
-    let t = step(label, params.request(target.token_url), opts, progress).await?;
+    let req = params.request_via(target.token_url, target.token_endpoint, clock.unix_now())?;
+    let t = step(label, req, opts, progress).await?;
     Ok(judge_token_response(t, target, params, nonce, clock))
 }
 
@@ -601,6 +617,14 @@ pub(crate) fn judge_token_response(
             refresh_token,
             body.get("refresh_token").and_then(Value::as_str),
             params.auth == ClientAuth::None,
+        ));
+    }
+    if let Some(metadata) = target.metadata
+        && invalid_client(&t)
+    {
+        findings.extend(live::auth_method_others_advertised(
+            params.auth.name(),
+            metadata,
         ));
     }
     if let Some(id_token) = body
@@ -657,6 +681,29 @@ pub(crate) fn judge_token_response(
         unreachable: t.unreachable(),
         transcript: t,
         outcome,
+    }
+}
+
+/// True when the final response is an RFC 6749 §5.2 `invalid_client` error.
+fn invalid_client(t: &Transcript) -> bool {
+    let Ok((status, _, body)) = seen_parts(t) else {
+        return false;
+    };
+    if (200..300).contains(&status) {
+        return false;
+    }
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+        .is_some_and(|e| e == "invalid_client")
+}
+
+/// CA-03 (RFC 8414 §2): the method `params` authenticates with, against
+/// the metadata's `token_endpoint_auth_methods_supported`.
+pub(crate) fn auth_method_findings(out: &mut Live, params: &TokenParams) {
+    if let Some(m) = &out.metadata {
+        out.findings
+            .extend(live::auth_method_not_advertised(params.auth.name(), m));
     }
 }
 

@@ -98,6 +98,7 @@ pub async fn authorization_code(
         .and_then(Value::as_str)
         .unwrap_or(issuer)
         .to_owned();
+    doctor::auth_method_findings(&mut live, params);
     let iss_promised = meta
         .get("authorization_response_iss_parameter_supported")
         .and_then(Value::as_bool)
@@ -196,10 +197,13 @@ pub async fn authorization_code(
         },
         ..params.clone()
     };
+    let jwks = live.jwks.clone();
     let target = Target {
         token_url: &token_url,
+        token_endpoint: &token_url,
         issuer: Some(&expected_issuer),
-        jwks: live.jwks.as_ref(),
+        jwks: jwks.as_ref(),
+        metadata: Some(&meta),
     };
     let run = doctor::exchange(
         "token",

@@ -17,6 +17,8 @@
 //!   library never reads the environment).
 //! - [`oauth`]: building token requests (client authentication per RFC 6749
 //!   §2.3) and the two well-known metadata URLs.
+//! - [`client_key`]: `private_key_jwt` (RFC 7523): the client's private
+//!   key read from PEM or JWK, and a fresh client assertion per request.
 //! - [`device`]: the device authorization grant (RFC 8628) played live:
 //!   the user code shown, the token endpoint polled as §3.5 says.
 //! - [`doctor`]: the live doctor's workflows (discovery, token), which feed
@@ -28,6 +30,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod client_key;
 mod der;
 pub mod device;
 pub mod doctor;
@@ -69,4 +72,12 @@ pub enum ProbeError {
     /// A local resource the run needs (the loopback listener, randomness).
     #[error("{0}")]
     Setup(String),
+    /// The client's private key (`private_key_jwt`) cannot be used.
+    #[error("{file}: {reason}")]
+    ClientKey {
+        /// The file it was read from.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -1,11 +1,14 @@
 //! Building the OAuth requests the live doctor sends: the token request
 //! for each grant (client_credentials, refresh_token, authorization_code,
-//! password) with client authentication (RFC 6749 §2.3) and the two well-known
+//! password) with client authentication (RFC 6749 §2.3; `private_key_jwt`,
+//! RFC 7523 §2.2) and the two well-known
 //! metadata URLs of an issuer (RFC 8414 §3.1, OpenID Connect Discovery §4).
 
 use crate::ProbeError;
+use crate::client_key::{self, ClientKey};
 use crate::fetch::Request;
 use base64::Engine as _;
+use std::sync::Arc;
 use url::Url;
 
 /// The grant the token request uses, with the values it sends. Secret
@@ -104,7 +107,7 @@ impl std::fmt::Debug for Grant {
 }
 
 /// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
     Basic,
@@ -112,15 +115,20 @@ pub enum ClientAuth {
     Post,
     /// A public client: only `client_id` in the body.
     None,
+    /// A JWT client assertion signed with the client's private key, sent as
+    /// `client_assertion_type` and `client_assertion` (RFC 7523 §2.2,
+    /// OpenID Connect Core §9); a fresh one for every request.
+    PrivateKeyJwt(Arc<ClientKey>),
 }
 
 impl ClientAuth {
     /// The RFC 8414 / RFC 7591 method name.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             ClientAuth::Basic => "client_secret_basic",
             ClientAuth::Post => "client_secret_post",
             ClientAuth::None => "none",
+            ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
         }
     }
 }
@@ -132,7 +140,8 @@ pub struct TokenParams {
     pub grant: Grant,
     /// The client id.
     pub client_id: String,
-    /// The client secret (needed for `Basic` and `Post`).
+    /// The client secret (needed for `Basic` and `Post`; the private key
+    /// of `private_key_jwt` is in [`ClientAuth::PrivateKeyJwt`]).
     pub client_secret: Option<String>,
     /// The authentication method.
     pub auth: ClientAuth,
@@ -172,25 +181,55 @@ pub fn basic_authorization(client_id: &str, secret: &str) -> String {
 }
 
 impl TokenParams {
-    /// The token request to `token_url`.
-    pub fn request(&self, token_url: &Url) -> Request {
+    /// The token request to `token_url`. `now` (Unix seconds) dates a
+    /// `private_key_jwt` assertion; it fails only when that cannot be signed.
+    pub fn request(&self, token_url: &Url, now: u64) -> Result<Request, ProbeError> {
+        self.request_via(token_url, token_url, now)
+    }
+
+    /// The token request sent to `url` for the token endpoint
+    /// `token_endpoint` (they differ when it goes through a gateway,
+    /// `--via`): a client assertion's `aud` is always the token endpoint.
+    pub fn request_via(
+        &self,
+        url: &Url,
+        token_endpoint: &Url,
+        now: u64,
+    ) -> Result<Request, ProbeError> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", self.grant.name());
         for (k, v) in self.grant.params() {
             form.append_pair(k, v);
         }
-        self.finish(form, token_url)
+        self.finish(form, url, token_endpoint, now)
     }
 
     /// The device authorization request (RFC 8628 §3.1) to `url`: the
     /// scope, resources and audience, with the client authenticated as at
-    /// the token endpoint.
-    pub fn device_authorization_request(&self, url: &Url) -> Request {
-        self.finish(url::form_urlencoded::Serializer::new(String::new()), url)
+    /// the token endpoint `token_endpoint` (RFC 8628 §3.1 refers to RFC 6749
+    /// §2.3; a client assertion's `aud` is the token endpoint, RFC 7523 §3).
+    pub fn device_authorization_request(
+        &self,
+        url: &Url,
+        token_endpoint: &Url,
+        now: u64,
+    ) -> Result<Request, ProbeError> {
+        self.finish(
+            url::form_urlencoded::Serializer::new(String::new()),
+            url,
+            token_endpoint,
+            now,
+        )
     }
 
     /// The common parameters and the client authentication.
-    fn finish(&self, mut form: url::form_urlencoded::Serializer<'_, String>, url: &Url) -> Request {
+    fn finish(
+        &self,
+        mut form: url::form_urlencoded::Serializer<'_, String>,
+        url: &Url,
+        token_endpoint: &Url,
+        now: u64,
+    ) -> Result<Request, ProbeError> {
         if let Some(s) = &self.scope {
             form.append_pair("scope", s);
         }
@@ -207,7 +246,7 @@ impl TokenParams {
             ),
             ("Accept".to_string(), "application/json".to_string()),
         ];
-        match self.auth {
+        match &self.auth {
             ClientAuth::Basic => headers.push((
                 "Authorization".into(),
                 basic_authorization(&self.client_id, self.client_secret.as_deref().unwrap_or("")),
@@ -219,13 +258,22 @@ impl TokenParams {
             ClientAuth::None => {
                 form.append_pair("client_id", &self.client_id);
             }
+            ClientAuth::PrivateKeyJwt(key) => {
+                // RFC 7523 §2.2 and OpenID Connect Core §9: client_id is
+                // optional next to the assertion; sending it helps servers
+                // that look the client up before reading the JWT.
+                let assertion = key.assertion(&self.client_id, token_endpoint.as_str(), now)?;
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_assertion_type", client_key::JWT_BEARER);
+                form.append_pair("client_assertion", &assertion);
+            }
         }
-        Request {
+        Ok(Request {
             method: "POST".into(),
             url: url.clone(),
             headers,
             body: form.finish().into_bytes(),
-        }
+        })
     }
 }
 
@@ -300,7 +348,9 @@ mod tests {
             resources: vec!["https://api.test".into(), "https://b.test".into()],
             audience: None,
         };
-        let r = p.request(&Url::parse("https://as.test/token").unwrap());
+        let r = p
+            .request(&Url::parse("https://as.test/token").unwrap(), 0)
+            .unwrap();
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
             "grant_type=client_credentials&scope=a+b&resource=https%3A%2F%2Fapi.test&resource=https%3A%2F%2Fb.test&client_id=svc&client_secret=pw"
@@ -325,14 +375,14 @@ mod tests {
         };
         let url = Url::parse("https://as.test/token").unwrap();
         assert_eq!(
-            String::from_utf8(p.request(&url).body).unwrap(),
+            String::from_utf8(p.request(&url, 0).unwrap().body).unwrap(),
             "grant_type=authorization_code&code=c0de&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&code_verifier=v&client_id=web"
         );
         p.grant = Grant::RefreshToken {
             refresh_token: "rt".into(),
         };
         assert_eq!(
-            String::from_utf8(p.request(&url).body).unwrap(),
+            String::from_utf8(p.request(&url, 0).unwrap().body).unwrap(),
             "grant_type=refresh_token&refresh_token=rt&client_id=web"
         );
         p.grant = Grant::Password {
@@ -341,8 +391,64 @@ mod tests {
         };
         assert!(!format!("{p:?}").contains("pw\""), "{p:?}");
         assert_eq!(
-            String::from_utf8(p.request(&url).body).unwrap(),
+            String::from_utf8(p.request(&url, 0).unwrap().body).unwrap(),
             "grant_type=password&username=alice&password=pw&client_id=web"
         );
+    }
+
+    #[test]
+    fn private_key_jwt_sends_a_fresh_assertion_for_the_token_endpoint() {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let doc = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(doc.as_ref())
+        );
+        let key = ClientKey::parse("k.pem", pem.as_bytes(), Some("kid-1"), None).unwrap();
+        let p = TokenParams {
+            grant: Grant::ClientCredentials,
+            client_id: "svc".into(),
+            client_secret: None,
+            auth: ClientAuth::PrivateKeyJwt(Arc::new(key)),
+            scope: None,
+            resources: vec![],
+            audience: None,
+        };
+        assert_eq!(p.auth.name(), "private_key_jwt");
+        let token = Url::parse("https://as.test/token").unwrap();
+        let gateway = Url::parse("http://gw.test/token").unwrap();
+        let r = p.request_via(&gateway, &token, 1_700_000_000).unwrap();
+        assert_eq!(r.url, gateway);
+        assert!(!r.headers.iter().any(|(n, _)| n == "Authorization"));
+        let form: Vec<(String, String)> =
+            url::form_urlencoded::parse(&r.body).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("client_id").as_deref(), Some("svc"));
+        assert_eq!(
+            get("client_assertion_type").as_deref(),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        );
+        let assertion = get("client_assertion").unwrap();
+        let claims = gatewise_core::jose::jwt::decode(&assertion).unwrap().claims;
+        assert_eq!(
+            claims["aud"], "https://as.test/token",
+            "aud is the token endpoint, not the gateway"
+        );
+        assert_eq!(claims["exp"], 1_700_000_060);
+        // The core's CA-06 checks find nothing wrong with it.
+        let mut found = Vec::new();
+        gatewise_core::diagnose::assertion::judge(&form, Some(1_700_000_001), &mut found);
+        assert!(found.is_empty(), "{found:?}");
+        // Masked in transcripts; Debug shows no key material.
+        let masked = crate::mask::text(std::str::from_utf8(&r.body).unwrap());
+        assert!(!masked.contains(&assertion), "{masked}");
+        assert!(!format!("{p:?}").contains("BEGIN"));
+        // A new jti for the next request.
+        let again = p.request(&token, 1_700_000_000).unwrap();
+        assert_ne!(again.body, r.body);
     }
 }

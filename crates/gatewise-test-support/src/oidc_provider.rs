@@ -1,6 +1,8 @@
 //! npm `oidc-provider` (panva, OpenID Certified), run by
 //! `interop/oidc-provider/server.mjs` on 127.0.0.1: a real identity
-//! provider for the gateway's and the doctor's interop tests.
+//! provider for the gateway's and the doctor's interop tests (its clients,
+//! the development sign-in pages and `GET /_test/client-keys` are described
+//! at the top of `server.mjs`).
 //!
 //! Needs `node` (18+) and `npm ci --prefix interop/oidc-provider`; the
 //! tests fail with that advice when they are missing, unless

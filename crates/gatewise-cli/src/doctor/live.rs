@@ -88,6 +88,10 @@ enum AuthArg {
     ClientSecretPost,
     /// A public client: client_id in the body, no secret.
     None,
+    /// A JWT client assertion signed with the client's private key
+    /// (RFC 7523 §2.2, OpenID Connect Core §9): --client-key-file.
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
 }
 
 #[derive(Debug, Args)]
@@ -175,9 +179,29 @@ pub(crate) struct TokenArgs {
     /// The `audience` parameter some servers want (Auth0, Okta).
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
-    /// How the client authenticates.
+    /// How the client authenticates. When discovery found the server's
+    /// metadata, a method its token_endpoint_auth_methods_supported does not
+    /// list is reported (CA-03, RFC 8414 §2).
     #[arg(long, value_enum, default_value = "client_secret_basic")]
     auth: AuthArg,
+    /// --auth private_key_jwt: the client's private key, a PEM file (PKCS#8
+    /// RSA, EC P-256/P-384 or Ed25519; also RSA PRIVATE KEY, EC PRIVATE KEY)
+    /// or a private JWK (or a JWK Set holding it). A fresh assertion is
+    /// signed for every request: iss = sub = the client id, aud = the token
+    /// endpoint URL, a random jti, exp 60 s ahead (RFC 7523 §3).
+    #[arg(long, value_name = "FILE")]
+    client_key_file: Option<String>,
+    /// --auth private_key_jwt: the kid to put in the assertion's header
+    /// (default: the JWK's kid; none for a PEM key). Also picks the key
+    /// out of a JWK Set.
+    #[arg(long, value_name = "KID", requires = "client_key_file")]
+    client_key_id: Option<String>,
+    /// --auth private_key_jwt: the signing algorithm (default: the JWK's
+    /// alg, else RS256 for RSA, ES256 for P-256, ES384 for P-384, EdDSA for
+    /// Ed25519).
+    #[arg(long, value_name = "ALG", requires = "client_key_file",
+          value_parser = clap::builder::PossibleValuesParser::new(gatewise_probe::client_key::ALGORITHMS))]
+    client_assertion_alg: Option<String>,
     /// Send the token request N times and group the distinct outcomes (one
     /// bad instance behind a load balancer shows as 1 of 4 failing). Codes
     /// and refresh tokens are single-use or rotated: repeat those grants
@@ -460,9 +484,35 @@ pub(crate) fn token(a: TokenArgs) -> anyhow::Result<u8> {
         AuthArg::ClientSecretBasic => ClientAuth::Basic,
         AuthArg::ClientSecretPost => ClientAuth::Post,
         AuthArg::None => ClientAuth::None,
+        AuthArg::PrivateKeyJwt => {
+            let Some(path) = &a.client_key_file else {
+                bail!(
+                    "--auth private_key_jwt needs the client's private key: --client-key-file FILE (PEM or JWK)"
+                );
+            };
+            let bytes = input::read_capped(path, 1024 * 1024)
+                .with_context(|| format!("--client-key-file {path}"))?;
+            let key = gatewise_probe::client_key::ClientKey::parse(
+                path,
+                &bytes,
+                a.client_key_id.as_deref(),
+                a.client_assertion_alg.as_deref(),
+            )
+            .context("--client-key-file")?;
+            ClientAuth::PrivateKeyJwt(std::sync::Arc::new(key))
+        }
     };
-    match (auth, &secret) {
+    if a.client_key_file.is_some() && !matches!(auth, ClientAuth::PrivateKeyJwt(_)) {
+        bail!(
+            "--client-key-file is for --auth private_key_jwt (this run uses --auth {})",
+            auth.name()
+        );
+    }
+    match (&auth, &secret) {
         (ClientAuth::None, Some(_)) => warn("--auth none: the client secret is not sent"),
+        (ClientAuth::PrivateKeyJwt(_), Some(_)) => {
+            warn("--auth private_key_jwt: the client secret is not sent")
+        }
         (ClientAuth::Basic | ClientAuth::Post, None) => bail!(
             "--auth {} needs the client secret: --client-secret-env VAR or --client-secret-file FILE",
             auth.name()

@@ -3,7 +3,9 @@
 //! §2.4), what a refresh did to the refresh token (rotation, RFC 9700
 //! §4.14.2), a `kid` that only a second fetch of the JWK Set knows (key
 //! rotation, OpenID Connect Core §10.1.1), outcomes that differ when the same
-//! exchange is repeated, and a response an intermediary changed (`--via`).
+//! exchange is repeated, a response an intermediary changed (`--via`), and
+//! the client authentication method used against the one the server's
+//! metadata lists (CA-03, RFC 8414 §2).
 //!
 //! Pure like the rest of the core: `gatewise-probe` makes the exchanges and
 //! hands the values in; this module compares them and words the findings.
@@ -12,7 +14,7 @@ use super::body::check;
 use crate::finding::{Check, Finding, Severity};
 use crate::media::{self, Shape};
 use crate::secret;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 check!(
     PASSWORD_GRANT,
@@ -104,6 +106,23 @@ check!(
     "Directly and through the intermediary, the responses agree (status, body shape, the headers clients rely on)."
 );
 
+check!(
+    AUTH_METHOD_NOT_ADVERTISED,
+    "CA-03",
+    "client-auth-method-not-advertised",
+    Warn,
+    "RFC 8414 §2",
+    "The client authenticates with a method the server's token_endpoint_auth_methods_supported does not list (absent: only client_secret_basic)."
+);
+check!(
+    AUTH_METHOD_OTHERS_ADVERTISED,
+    "CA-03",
+    "client-auth-method-others-advertised",
+    Info,
+    "RFC 8414 §2; RFC 7591 §2",
+    "The token endpoint answered invalid_client and its metadata lists other authentication methods: the client may be registered for another one."
+);
+
 /// Checks defined in this module.
 pub const CHECKS: &[&Check] = &[
     &VIA_RESPONSE_DIFFERS,
@@ -117,6 +136,8 @@ pub const CHECKS: &[&Check] = &[
     &KID_NEVER_PUBLISHED,
     &REPEAT_DIFFERS,
     &REPEAT_SAME,
+    &AUTH_METHOD_NOT_ADVERTISED,
+    &AUTH_METHOD_OTHERS_ADVERTISED,
 ];
 
 /// GR-01: the doctor was asked to run the password grant (RFC 9700 §2.4).
@@ -531,6 +552,139 @@ pub fn via_diff(direct: Seen<'_>, via: Seen<'_>) -> Vec<Finding> {
     out
 }
 
+/// The default of `token_endpoint_auth_methods_supported` (RFC 8414 §2).
+const DEFAULT_AUTH_METHODS: &[&str] = &["client_secret_basic"];
+
+/// The methods the metadata advertises (the default when the member is
+/// absent); `None` when the member is not an array of strings (the
+/// metadata judge names that) or there is no metadata to go by.
+fn advertised_methods(metadata: &Map<String, Value>) -> Option<(Vec<String>, bool)> {
+    match metadata.get("token_endpoint_auth_methods_supported") {
+        None => Some((
+            DEFAULT_AUTH_METHODS.iter().map(|s| s.to_string()).collect(),
+            true,
+        )),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| (v, false)),
+        Some(_) => None,
+    }
+}
+
+fn methods_evidence(used: &str, advertised: &[String], defaulted: bool) -> String {
+    if defaulted {
+        format!(
+            "used: {used}; token_endpoint_auth_methods_supported: absent, so only client_secret_basic (RFC 8414 §2)"
+        )
+    } else {
+        format!(
+            "used: {used}; token_endpoint_auth_methods_supported: [{}]",
+            advertised.join(", ")
+        )
+    }
+}
+
+/// The authentication methods the live doctor can use, in the order it
+/// suggests them.
+const DOCTOR_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
+/// The advertised method closest to `used`: one with the same kind of
+/// credential (a secret, a key, none) first, then any the doctor can use.
+fn suggestion<'a>(used: &str, advertised: &'a [String]) -> Option<&'a str> {
+    let family = |m: &str| match m {
+        "client_secret_basic" | "client_secret_post" | "client_secret_jwt" => 0,
+        "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth" => 1,
+        "none" => 2,
+        _ => 3,
+    };
+    let usable: Vec<&'a str> = DOCTOR_METHODS
+        .iter()
+        .filter_map(|m| advertised.iter().find(|a| a.as_str() == *m))
+        .map(String::as_str)
+        .filter(|m| *m != used)
+        .collect();
+    usable
+        .iter()
+        .find(|m| family(m) == family(used))
+        .or(usable.first())
+        .copied()
+}
+
+/// CA-03 (RFC 8414 §2): the client authenticated with `used` (an RFC 8414
+/// method name: `client_secret_basic`, `private_key_jwt`, ...) and the
+/// server's `metadata` does not list it in
+/// `token_endpoint_auth_methods_supported` (absent: `client_secret_basic`
+/// only). `None` when it is listed, or the member is unusable.
+pub fn auth_method_not_advertised(used: &str, metadata: &Map<String, Value>) -> Option<Finding> {
+    let (advertised, defaulted) = advertised_methods(metadata)?;
+    if advertised.iter().any(|m| m == used) {
+        return None;
+    }
+    let fix = match suggestion(used, &advertised) {
+        Some(m) => format!(
+            "use a method the server lists: {m} (with the doctor: --auth {m}), and register the client for it; or, if the server does accept {used}, add it to token_endpoint_auth_methods_supported"
+        ),
+        None => format!(
+            "use a method the server lists ({}) and register the client for it; or, if the server does accept {used}, add it to token_endpoint_auth_methods_supported",
+            advertised.join(", ")
+        ),
+    };
+    Some(
+        Finding::new(
+            &AUTH_METHOD_NOT_ADVERTISED,
+            format!("the client authenticates with {used}, which the server's metadata does not list"),
+        )
+        .evidence(methods_evidence(used, &advertised, defaulted))
+        .cause("the client library (or its configuration) picks an authentication method the server does not support, or the metadata is incomplete; servers refuse it with invalid_client, or a 400 that says a client_secret is missing")
+        .fix(fix),
+    )
+}
+
+/// CA-03 as a hint when the token endpoint answered `invalid_client`:
+/// `used` is advertised, and the metadata lists other methods, so the
+/// client may be registered for one of those (a server keeps one
+/// `token_endpoint_auth_method` per client, RFC 7591 §2). `None` when `used`
+/// is not advertised ([`auth_method_not_advertised`] says that) or it is the
+/// only method listed.
+pub fn auth_method_others_advertised(used: &str, metadata: &Map<String, Value>) -> Option<Finding> {
+    let (advertised, defaulted) = advertised_methods(metadata)?;
+    if !advertised.iter().any(|m| m == used) {
+        return None;
+    }
+    let others: Vec<&str> = advertised
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m != used)
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let try_next = suggestion(used, &advertised)
+        .map(|m| format!(" (with the doctor: --auth {m})"))
+        .unwrap_or_default();
+    Some(
+        Finding::new(
+            &AUTH_METHOD_OTHERS_ADVERTISED,
+            format!(
+                "invalid_client with {used}: the server also accepts {}; the client may be registered for another method",
+                others.join(", ")
+            ),
+        )
+        .evidence(methods_evidence(used, &advertised, defaulted))
+        .cause("a server registers one token_endpoint_auth_method per client (RFC 7591 §2) and answers invalid_client to any other, just as it does to a wrong secret or key")
+        .fix(format!(
+            "look up the method in the client's registration and use that one{try_next}; if it is {used}, check the credentials (secret, key, client_id) instead"
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,5 +827,89 @@ mod tests {
         assert_eq!(f.code, "repeat-outcomes-same");
         let e = Outcome::response(400, br#"{"error":"invalid_client"}"#, &[]);
         assert_eq!(e.label, "HTTP 400 with a JSON error (invalid_client)");
+    }
+}
+
+#[cfg(test)]
+mod auth_method_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn absent_member_means_basic_only() {
+        let m = meta(json!({"issuer": "https://as.test"}));
+        assert!(auth_method_not_advertised("client_secret_basic", &m).is_none());
+        let f = auth_method_not_advertised("client_secret_post", &m).unwrap();
+        assert_eq!(
+            (f.rule, f.code),
+            ("CA-03", "client-auth-method-not-advertised")
+        );
+        assert_eq!(f.severity, Severity::Warn);
+        assert!(
+            f.evidence.contains("absent, so only client_secret_basic"),
+            "{}",
+            f.evidence
+        );
+        assert!(f.fix.contains("--auth client_secret_basic"), "{}", f.fix);
+    }
+
+    #[test]
+    fn a_listed_method_passes_and_an_unlisted_one_gets_the_nearest_fix() {
+        let m = meta(
+            json!({"token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"]}),
+        );
+        assert!(auth_method_not_advertised("client_secret_post", &m).is_none());
+        assert!(auth_method_not_advertised("private_key_jwt", &m).is_none());
+        let f = auth_method_not_advertised("client_secret_basic", &m).unwrap();
+        assert_eq!(
+            f.evidence,
+            "used: client_secret_basic; token_endpoint_auth_methods_supported: [client_secret_post, private_key_jwt]"
+        );
+        assert!(f.fix.starts_with("use a method the server lists: client_secret_post (with the doctor: --auth client_secret_post)"), "{}", f.fix);
+        let f = auth_method_not_advertised("none", &m).unwrap();
+        assert!(f.fix.contains("--auth client_secret_post"), "{}", f.fix);
+        // Only methods the doctor cannot use: listed, no flag suggested.
+        let m = meta(json!({"token_endpoint_auth_methods_supported": ["tls_client_auth"]}));
+        let f = auth_method_not_advertised("private_key_jwt", &m).unwrap();
+        assert!(
+            f.fix
+                .starts_with("use a method the server lists (tls_client_auth)"),
+            "{}",
+            f.fix
+        );
+        // Not an array of strings: the metadata judge's business.
+        let m = meta(json!({"token_endpoint_auth_methods_supported": "client_secret_basic"}));
+        assert!(auth_method_not_advertised("client_secret_post", &m).is_none());
+    }
+
+    #[test]
+    fn invalid_client_hint_names_the_other_methods() {
+        let m = meta(
+            json!({"token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"]}),
+        );
+        let f = auth_method_others_advertised("client_secret_basic", &m).unwrap();
+        assert_eq!(
+            (f.rule, f.code, f.severity),
+            (
+                "CA-03",
+                "client-auth-method-others-advertised",
+                Severity::Info
+            )
+        );
+        assert!(
+            f.title
+                .contains("also accepts client_secret_post, private_key_jwt"),
+            "{}",
+            f.title
+        );
+        assert!(f.fix.contains("--auth client_secret_post"), "{}", f.fix);
+        // Not advertised: the warning covers it. Only one method: nothing else to try.
+        assert!(auth_method_others_advertised("none", &m).is_none());
+        let only = meta(json!({}));
+        assert!(auth_method_others_advertised("client_secret_basic", &only).is_none());
     }
 }

@@ -288,62 +288,154 @@ impl From<&Finding> for FindingRef {
     }
 }
 
-/// Header pairs whose secrets are masked. The only way to build one is
-/// [`mask_headers`] (or reading back a stored record).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MaskedHeaders(Vec<(String, String)>);
+/// Header pairs whose secrets are masked. The only ways to build one are
+/// [`mask_headers`] and [`mask_request_headers`] (and reading back a stored
+/// record, [`MaskedHeaders::from_stored`]).
+///
+/// Names and values live back to back in one string (two allocations per
+/// header set, not two per header: every logged request builds two of
+/// these). Serialized as a list of `[name, value]` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MaskedHeaders {
+    /// Names and values, back to back.
+    text: String,
+    /// Per pair: where its name ends and where its value ends in `text`.
+    ends: Vec<(usize, usize)>,
+}
 
 impl MaskedHeaders {
+    fn with_capacity(pairs: usize, bytes: usize) -> Self {
+        MaskedHeaders {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(pairs),
+        }
+    }
+
+    /// Appends a pair whose value the caller writes into `text` through
+    /// `value` (already masked).
+    fn push_with(&mut self, name: &str, value: impl FnOnce(&mut String)) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        value(&mut self.text);
+        self.ends.push((name_end, self.text.len()));
+    }
+
     /// The pairs, in the order given.
-    pub fn as_slice(&self) -> &[(String, String)] {
-        &self.0
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(n, v)| {
+            let name = self.text.get(start..n).unwrap_or_default();
+            let value = self.text.get(n..v).unwrap_or_default();
+            start = v;
+            (name, value)
+        })
+    }
+
+    /// The value of the first header with this name (ASCII case ignored).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// True when there are no headers.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
     /// The number of pairs.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
 
     /// The pairs, by value.
     pub fn into_vec(self) -> Vec<(String, String)> {
-        self.0
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// Pairs read back from a store that wrote a [`MaskedHeaders`]: they
+    /// are masked already (masking again would hash the masks).
+    pub fn from_stored<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut h = MaskedHeaders::default();
+        for (n, v) in pairs {
+            h.push_with(n.as_ref(), |t| t.push_str(v.as_ref()));
+        }
+        h
     }
 }
 
-/// Words that make a header name secret when it contains one of them
-/// (case-insensitive): `X-Api-Key`, `X-Client-Secret`, `X-Access-Token`, ...
-const SECRET_NAME_PARTS: &[&str] = &["token", "secret", "key", "password"];
+impl Serialize for MaskedHeaders {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for MaskedHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<(String, String)>::deserialize(deserializer).map(MaskedHeaders::from_stored)
+    }
+}
 
 /// True when a header of this name carries a secret: `Authorization`,
 /// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, or a name containing
-/// `token`, `secret`, `key` or `password`.
+/// `token`, `secret`, `key` or `password` (case-insensitive): `X-Api-Key`,
+/// `X-Client-Secret`, `X-Access-Token`, ...
+///
+/// Every header of every logged request comes through here: one pass over
+/// the name, a comparison only where one of the words could start.
 pub fn is_secret_header(name: &str) -> bool {
-    [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-    ]
-    .iter()
-    .any(|s| name.eq_ignore_ascii_case(s))
-        || SECRET_NAME_PARTS
-            .iter()
-            .any(|w| contains_ignore_case(name, w))
-}
-
-/// `haystack` contains `needle` (ASCII lower case), ignoring case, without
-/// allocating (every request's headers go through this).
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    // The everyday names, as hyper and HTTP/2 give them (lower case): no
+    // scan needed.
+    if matches!(
+        name,
+        "host"
+            | "user-agent"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "transfer-encoding"
+            | "connection"
+            | "date"
+            | "server"
+            | "vary"
+            | "etag"
+            | "cache-control"
+            | "last-modified"
+            | "location"
+            | "x-request-id"
+            | "x-forwarded-for"
+            | "traceparent"
+            | "tracestate"
+    ) {
+        return false;
+    }
+    let b = name.as_bytes();
+    if b.eq_ignore_ascii_case(b"authorization")
+        || b.eq_ignore_ascii_case(b"proxy-authorization")
+        || b.eq_ignore_ascii_case(b"cookie")
+        || b.eq_ignore_ascii_case(b"set-cookie")
+    {
+        return true;
+    }
+    (0..b.len()).any(|i| {
+        let rest = b.get(i..).unwrap_or_default();
+        let word: &[u8] = match rest.first().map(u8::to_ascii_lowercase) {
+            Some(b't') => b"token",
+            Some(b's') => b"secret",
+            Some(b'k') => b"key",
+            Some(b'p') => b"password",
+            _ => return false,
+        };
+        rest.get(..word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    })
 }
 
 /// A header value as the call log keeps it: the scheme of an
@@ -352,6 +444,13 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// `«length, sha256 prefix»` ([`secret::mask`]). Other headers pass as they
 /// are.
 pub fn mask_header_value(name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_masked_value(&mut out, name, value);
+    out
+}
+
+/// [`mask_header_value`], appended to `out`.
+fn push_masked_value(out: &mut String, name: &str, value: &str) {
     // Header names from HTTP/2 and from hyper are lower case already.
     let lower;
     let n = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -361,30 +460,40 @@ pub fn mask_header_value(name: &str, value: &str) -> String {
         name
     };
     match n {
-        "authorization" | "proxy-authorization" => secret::mask_authorization(value),
-        "cookie" => value
-            .split(';')
-            .map(|c| mask_cookie_pair(c.trim()))
-            .collect::<Vec<_>>()
-            .join("; "),
+        "authorization" | "proxy-authorization" => {
+            out.push_str(&secret::mask_authorization(value));
+        }
+        "cookie" => {
+            for (i, c) in value.split(';').enumerate() {
+                if i > 0 {
+                    out.push_str("; ");
+                }
+                push_masked_cookie_pair(out, c.trim());
+            }
+        }
         "set-cookie" => {
             let mut parts = value.split(';');
-            let first = parts.next().map(|c| mask_cookie_pair(c.trim()));
-            first
-                .into_iter()
-                .chain(parts.map(|a| a.trim().to_owned()))
-                .collect::<Vec<_>>()
-                .join("; ")
+            if let Some(c) = parts.next() {
+                push_masked_cookie_pair(out, c.trim());
+            }
+            for a in parts {
+                out.push_str("; ");
+                out.push_str(a.trim());
+            }
         }
-        _ if is_secret_header(n) => secret::mask(value),
-        _ => value.to_owned(),
+        _ if is_secret_header(n) => out.push_str(&secret::mask(value)),
+        _ => out.push_str(value),
     }
 }
 
-fn mask_cookie_pair(pair: &str) -> String {
+fn push_masked_cookie_pair(out: &mut String, pair: &str) {
     match pair.split_once('=') {
-        Some((name, value)) => format!("{}={}", name.trim(), secret::mask(value.trim())),
-        None => secret::mask(pair),
+        Some((name, value)) => {
+            out.push_str(name.trim());
+            out.push('=');
+            out.push_str(&secret::mask(value.trim()));
+        }
+        None => out.push_str(&secret::mask(pair)),
     }
 }
 
@@ -396,15 +505,7 @@ where
     N: AsRef<str>,
     V: AsRef<str>,
 {
-    MaskedHeaders(
-        headers
-            .into_iter()
-            .map(|(n, v)| {
-                let (n, v) = (n.as_ref(), v.as_ref());
-                (n.to_owned(), mask_header_value(n, v))
-            })
-            .collect(),
-    )
+    mask_request_headers(headers).0
 }
 
 /// [`mask_headers`] for a request, also returning the fingerprint of a
@@ -417,27 +518,27 @@ where
     N: AsRef<str>,
     V: AsRef<str>,
 {
+    let headers = headers.into_iter();
+    let pairs = headers.size_hint().0;
+    // Room for typical names and values; the string grows if needed.
+    let mut out = MaskedHeaders::with_capacity(pairs, pairs * 48);
     let mut bearer = None;
-    let pairs = headers
-        .into_iter()
-        .map(|(n, v)| {
-            let (n, v) = (n.as_ref(), v.as_ref());
-            let masked = if n.eq_ignore_ascii_case("authorization") {
-                let (masked, fp) = secret::mask_authorization_with_fingerprint(v);
-                if bearer.is_none()
-                    && v.split_once(' ')
-                        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-                {
-                    bearer = Some(fp);
-                }
-                masked
-            } else {
-                mask_header_value(n, v)
-            };
-            (n.to_owned(), masked)
-        })
-        .collect();
-    (MaskedHeaders(pairs), bearer)
+    for (n, v) in headers {
+        let (n, v) = (n.as_ref(), v.as_ref());
+        if n.eq_ignore_ascii_case("authorization") {
+            let (masked, fp) = secret::mask_authorization_with_fingerprint(v);
+            if bearer.is_none()
+                && v.split_once(' ')
+                    .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            {
+                bearer = Some(fp);
+            }
+            out.push_with(n, |t| t.push_str(&masked));
+        } else {
+            out.push_with(n, |t| push_masked_value(t, n, v));
+        }
+    }
+    (out, bearer)
 }
 
 /// The token's fingerprint for a record: the first 8 hex digits of its
@@ -481,7 +582,7 @@ mod tests {
             ("accept", "application/json".to_owned()),
         ]);
         assert_eq!(fp.as_deref(), Some(token_fingerprint(token).as_str()));
-        let v = h.as_slice();
+        let v = h.into_vec();
         assert_eq!(
             v[0].1,
             format!(
@@ -608,10 +709,9 @@ mod tests {
         assert!(!text.contains(secret), "{text}");
         assert!(!text.contains("dXNlcjpwYXNz"), "{text}");
         let get = |name: &str| {
-            h.as_slice()
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
+            h.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_owned())
                 .unwrap()
         };
         assert!(get("Authorization").starts_with("Bearer «"));

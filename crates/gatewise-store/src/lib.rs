@@ -38,6 +38,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod calllog;
+mod codec;
 pub mod error;
 pub mod postgres;
 mod spool;

@@ -2,28 +2,36 @@
 //! wait, and gets every one of them into the store.
 //!
 //! ```text
-//! RecordSender::send ──try_send──► main channel (bounded) ──► writer thread ──batch──► CallLog
-//!        │ full                                                 │  ▲        store fails / behind
-//!        └──try_send──► overflow channel (bounded) ──► spool ◄──┘  └── replay, oldest first
+//! RecordSender::send ─try_send─► main channel ─► writer thread ──hand-off (1 batch)──► indexer thread ─► CallLog
+//!        │ full                                   │   ▲ batch back        sealed segments ─►│ replay, oldest first
+//!        └─try_send─► overflow channel ─► spool ◄─┘   └──── (store failed) ◄───────────────┘
 //! ```
 //!
-//! Channels are `crossbeam-channel` bounded queues: `try_send` never
-//! blocks, and the writer waits on both queues and its shutdown signal at
-//! once (`select!`), which `std::sync::mpsc` cannot do.
+//! Two threads. The **writer thread** stamps each record with its
+//! [`RecordKey`] (a random writer id, a sequence number) and batches up to
+//! `batch_size` records or `batch_wait`. A batch goes to the indexer when
+//! the indexer is free and the store works; otherwise it is appended to the
+//! spool, a compact binary log on disk ([`crate::codec`]), which costs a
+//! small fraction of a database insert. The **indexer thread** owns the
+//! store: it stores handed-over batches, replays sealed spool segments
+//! (oldest first, a chunk acknowledged only once stored) and runs
+//! retention. A record whose key is already stored is skipped, so nothing
+//! is lost and nothing doubles.
 //!
-//! The writer thread stamps each record with its [`RecordKey`] (a random
-//! writer id, a sequence number), batches up to `batch_size` records or
-//! `batch_wait`, and appends the batch to the store in one transaction.
-//! When that fails, or when the main channel is three quarters full (the
-//! store is too slow), the batch goes to the spool instead; records that
-//! found the main channel full come through the overflow channel and go to
-//! the spool directly. While the store works and the channel is not busy,
-//! the spool is replayed in chunks, oldest first; a chunk is acknowledged
-//! only after it is stored, and a record whose key is already stored is
-//! skipped, so nothing is lost and nothing doubles. A record is dropped
-//! only when the spool is at its size limit (or both channels are full, or
-//! after shutdown), and drops are logged with `tracing::error!` at most once
-//! a minute.
+//! The indexer runs at background CPU priority (`nice` 19, when
+//! `background_indexer`): on a machine with idle CPU that changes nothing
+//! (records are queryable within `batch_wait`), but when traffic saturates
+//! the CPU the gateway keeps it, records go to the spool, and the store
+//! catches up when the load drops. The call log then costs the request path
+//! little more than an append to a file (issue 6's budget is 10% of the
+//! gateway's throughput; a database insert with its indexes costs more than
+//! that on its own).
+//!
+//! Channels are `crossbeam-channel` bounded queues: `try_send` never
+//! blocks, and each thread waits on several queues at once (`select!`). A
+//! record is dropped only when the spool is at its size limit (or both
+//! channels are full, or after shutdown), and drops are logged with
+//! `tracing::error!` at most once a minute.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
@@ -32,13 +40,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded, select, unbounded};
 use gatewise_core::calllog::CallRecord;
 use gatewise_core::clock::Clock;
 
 use crate::StoreError;
 use crate::calllog::{CallLog, KeyedRecord, RecordKey, Retention};
-use crate::spool::Spool;
+use crate::spool::{self, Segment, SpoolReader, SpoolWriter};
 use crate::time::{Throttle, now};
 
 /// How the writer batches, spools and cleans up.
@@ -67,6 +75,13 @@ pub struct WriterConfig {
     pub retention_every: Duration,
     /// Wall-clock time, for retention by age.
     pub clock: Arc<dyn Clock>,
+    /// Run the indexer (the thread that writes to the store) at background
+    /// CPU priority (`nice` 19), so that under CPU saturation records wait
+    /// in the spool instead of taking CPU from the gateway.
+    pub background_indexer: bool,
+    /// Longest a spool segment stays open while it has records; sealed, its
+    /// records can be replayed into the store.
+    pub seal_after: Duration,
 }
 
 impl std::fmt::Debug for WriterConfig {
@@ -82,14 +97,17 @@ impl std::fmt::Debug for WriterConfig {
             .field("retry_every", &self.retry_every)
             .field("retention", &self.retention)
             .field("retention_every", &self.retention_every)
+            .field("background_indexer", &self.background_indexer)
+            .field("seal_after", &self.seal_after)
             .finish_non_exhaustive()
     }
 }
 
 impl WriterConfig {
     /// Defaults: batches of 1,000 or 100 ms; 65,536 records in the
-    /// channel and as many in overflow; a 1 GiB spool in 64 MiB segments;
-    /// retry after 1 s; retention (none set) every 60 s.
+    /// channel and as many in overflow; a 1 GiB spool in 64 MiB segments,
+    /// sealed after 200 ms; retry after 1 s; retention (none set) every
+    /// 60 s; the indexer at background priority.
     pub fn new(spool_dir: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> Self {
         WriterConfig {
             batch_size: 1_000,
@@ -103,6 +121,8 @@ impl WriterConfig {
             retention: Retention::default(),
             retention_every: Duration::from_secs(60),
             clock,
+            background_indexer: true,
+            seal_after: Duration::from_millis(200),
         }
     }
 }
@@ -116,7 +136,7 @@ impl WriterConfig {
 pub struct Counters {
     /// Records accepted by [`RecordSender::send`].
     pub queued: u64,
-    /// Records stored directly from the channel.
+    /// Records stored straight from the writer (not through the spool).
     pub written: u64,
     /// Records written to the spool.
     pub spooled: u64,
@@ -135,7 +155,14 @@ pub struct Counters {
     pub backlog: u64,
 }
 
-#[derive(Debug, Default)]
+impl Counters {
+    /// Records stored, straight or from the spool.
+    pub fn stored(&self) -> u64 {
+        self.written + self.replayed
+    }
+}
+
+#[derive(Debug)]
 struct Shared {
     queued: AtomicU64,
     written: AtomicU64,
@@ -144,7 +171,11 @@ struct Shared {
     duplicates: AtomicU64,
     dropped: AtomicU64,
     store_errors: AtomicU64,
-    spool_bytes: AtomicU64,
+    /// The spool's own byte count (both halves update it).
+    spool_bytes: Arc<AtomicU64>,
+    /// The indexer's view of the store: false after a failure, until a
+    /// store call works again. The writer spools while it is false.
+    store_ok: AtomicBool,
     stopped: AtomicBool,
     warned_stopped: AtomicBool,
 }
@@ -230,8 +261,9 @@ impl RecordSender {
     }
 }
 
-/// Owns the writer thread: counters, and [`WriterHandle::shutdown`].
-/// Dropping the handle shuts the writer down too (and waits for it).
+/// Owns the writer and indexer threads: counters, and
+/// [`WriterHandle::shutdown`]. Dropping the handle shuts them down too (and
+/// waits for them).
 #[derive(Debug)]
 pub struct WriterHandle {
     stop: Sender<()>,
@@ -283,6 +315,9 @@ impl Drop for WriterHandle {
     }
 }
 
+/// Batches waiting for the indexer before the writer spools instead.
+const HANDOFF_BATCHES: usize = 4;
+
 /// Starts writers.
 #[derive(Debug)]
 pub struct Writer {
@@ -290,39 +325,71 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread with this store (which it owns from now
-    /// on) and opens the spool, replaying whatever an earlier run left
-    /// there. Returns the request path's sender and the handle.
+    /// Starts the writer and indexer threads with this store (which the
+    /// indexer owns from now on) and opens the spool, replaying whatever an
+    /// earlier run left there. Returns the request path's sender and the
+    /// handle.
     pub fn start(
         store: impl CallLog + 'static,
         config: WriterConfig,
     ) -> Result<(RecordSender, WriterHandle), StoreError> {
-        let spool = Spool::open(
+        let (spool_w, spool_r) = spool::open(
             &config.spool_dir,
             config.spool_max_bytes,
             config.spool_segment_bytes,
         )?;
-        let shared = Arc::new(Shared::default());
-        shared.spool_bytes.store(spool.bytes(), Relaxed);
+        let shared = Arc::new(Shared {
+            queued: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            spool_bytes: spool_w.total(),
+            store_ok: AtomicBool::new(true),
+            stopped: AtomicBool::new(false),
+            warned_stopped: AtomicBool::new(false),
+        });
         let capacity = config.channel_capacity.max(1);
         let (main_tx, main_rx) = bounded(capacity);
         let (over_tx, over_rx) = bounded(config.overflow_capacity.max(1));
         let (stop_tx, stop_rx) = bounded(1);
+        // A few batches in hand-off (a short burst need not touch the
+        // spool); past them the writer spools.
+        let (hand_tx, hand_rx) = bounded(HANDOFF_BATCHES);
+        let (seg_tx, seg_rx) = unbounded();
+        let (back_tx, back_rx) = unbounded();
         let t = now();
-        let worker = Worker {
+        let indexer = Indexer {
             store: Box::new(store),
-            spool,
-            main: main_rx.clone(),
-            overflow: over_rx.clone(),
-            stop: stop_rx,
+            spool: spool_r,
+            handoff: hand_rx,
+            segments: seg_rx,
+            back: back_tx,
             shared: Arc::clone(&shared),
-            writer_id: random_writer_id(),
-            seq: 0,
-            high_water: (capacity * 3 / 4).max(1),
-            low_water: capacity / 4,
             store_ok: true,
             retry_at: t,
             next_retention: t + config.retention_every,
+            error_log: Throttle::new(Duration::from_secs(60)),
+            config: config.clone(),
+        };
+        let indexer = std::thread::Builder::new()
+            .name("calllog-indexer".into())
+            .spawn(move || indexer.run())
+            .map_err(|e| StoreError::io("starting the call-log indexer thread", e))?;
+        let worker = Worker {
+            spool: spool_w,
+            main: main_rx.clone(),
+            overflow: over_rx.clone(),
+            stop: stop_rx,
+            handoff: Some(hand_tx),
+            segments: Some(seg_tx),
+            back: back_rx,
+            indexer: Some(indexer),
+            shared: Arc::clone(&shared),
+            writer_id: random_writer_id(),
+            seq: 0,
             drop_log: Throttle::new(Duration::from_secs(60)),
             dropped_logged: 0,
             error_log: Throttle::new(Duration::from_secs(60)),
@@ -357,20 +424,50 @@ fn random_writer_id() -> i64 {
     (h.finish() >> 1) as i64
 }
 
+/// Puts the calling thread in the background: Linux's `SCHED_IDLE`
+/// policy (it runs only when no normal thread wants the CPU, and a normal
+/// thread that wakes up takes the CPU from it at once), else `nice` 19
+/// (the nice value is per thread on Linux). Measured on the gateway
+/// benchmark, `nice` 19 alone let the indexer take a third of the CPU from
+/// a saturated gateway. Failure only means the indexer competes with the
+/// gateway at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let idle = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        );
+        if let Err(e) = idle {
+            tracing::debug!("call-log indexer: SCHED_IDLE refused ({e:?}); nice 19 instead");
+            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+            {
+                tracing::debug!("call-log indexer keeps normal priority: {e}");
+            }
+        }
+    }
+}
+
+/// The writer thread: batches, hands over or spools.
 struct Worker {
-    store: Box<dyn CallLog>,
-    spool: Spool,
+    spool: SpoolWriter,
     main: Receiver<Box<CallRecord>>,
     overflow: Receiver<Box<CallRecord>>,
     stop: Receiver<()>,
+    /// To the indexer; dropped at shutdown (the indexer then finishes).
+    handoff: Option<Sender<Vec<KeyedRecord>>>,
+    segments: Option<Sender<Segment>>,
+    /// Batches the indexer could not store.
+    back: Receiver<Vec<KeyedRecord>>,
+    indexer: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     writer_id: i64,
     seq: i64,
-    high_water: usize,
-    low_water: usize,
-    store_ok: bool,
-    retry_at: Instant,
-    next_retention: Instant,
     drop_log: Throttle,
     dropped_logged: u64,
     error_log: Throttle,
@@ -389,7 +486,10 @@ impl Worker {
                 self.finish(&mut batch);
                 return;
             }
-            self.maintain(false);
+            if self.spool.active_older_than(self.config.seal_after, now()) {
+                self.seal();
+            }
+            self.log_drops();
         }
     }
 
@@ -404,56 +504,45 @@ impl Worker {
         }
     }
 
-    /// Waits for records and fills `batch`; overflowed records go to the
-    /// spool on the way. True when the writer should stop.
+    /// Waits for records and fills `batch`; overflowed records and batches
+    /// the indexer gave back go to the spool on the way. True when the
+    /// writer should stop.
+    ///
+    /// The writer never sleeps on the main channel: it wakes every `tick`
+    /// and drains it. Blocked on the channel, every `send` on the request
+    /// path would wake it (a futex call and a context switch per request:
+    /// measured, that was most of the call log's cost); polling costs one
+    /// wake-up per tick, and a record waits at most a tick.
     fn collect(&mut self, batch: &mut Vec<KeyedRecord>) -> bool {
         let size = self.config.batch_size.max(1);
         let tick = self
             .config
             .batch_wait
+            .min(self.config.seal_after)
             .clamp(Duration::from_millis(5), Duration::from_secs(1));
-        let mut deadline: Option<Instant> = None;
+        let until = now() + tick;
         loop {
             self.spill_overflow();
+            self.spool_returned();
             while batch.len() < size {
                 match self.main.try_recv() {
                     Ok(r) => {
                         let k = self.keyed(r);
                         batch.push(k);
                     }
-                    Err(_) => break,
+                    Err(TryRecvError::Empty) => break,
+                    // Every sender is gone: nothing more can come.
+                    Err(TryRecvError::Disconnected) => return true,
                 }
-            }
-            if batch.len() >= size {
-                return false;
             }
             let t = now();
-            let until = match deadline {
-                Some(d) => d,
-                None if batch.is_empty() => t + tick,
-                None => {
-                    let d = t + self.config.batch_wait;
-                    deadline = Some(d);
-                    d
-                }
-            };
-            if t >= until {
+            if batch.len() >= size || t >= until {
                 return false;
             }
             select! {
-                recv(self.main) -> r => match r {
-                    Ok(r) => {
-                        let k = self.keyed(r);
-                        batch.push(k);
-                        if deadline.is_none() {
-                            deadline = Some(now() + self.config.batch_wait);
-                        }
-                    }
-                    // Every sender is gone: nothing more can come.
-                    Err(_) => return true,
-                },
                 recv(self.overflow) -> r => {
                     if let Ok(r) = r {
+                        // With the rest of the overflow, in one append.
                         let k = self.keyed(r);
                         let mut spill = vec![k];
                         while spill.len() < size {
@@ -468,18 +557,18 @@ impl Worker {
                         self.spool(&spill);
                     }
                 },
-                recv(self.stop) -> _ => return true,
-                default(until - t) => {
-                    if batch.is_empty() {
-                        return false;
+                recv(self.back) -> b => {
+                    if let Ok(b) = b {
+                        self.spool(&b);
                     }
                 },
+                recv(self.stop) -> _ => return true,
+                default(until - t) => {},
             }
         }
     }
 
-    /// Records that found the main channel full go to the spool: the store
-    /// is behind.
+    /// Records that found the main channel full go to the spool.
     fn spill_overflow(&mut self) {
         if self.overflow.is_empty() {
             return;
@@ -499,35 +588,40 @@ impl Worker {
         }
     }
 
-    /// Stores a batch, or spools it when the store is failing or behind.
-    fn flush(&mut self, batch: &mut Vec<KeyedRecord>) {
-        let behind = self.main.len() >= self.high_water;
-        let t = now();
-        if !behind && (self.store_ok || t >= self.retry_at) {
-            match self.store.append(batch) {
-                Ok(n) => {
-                    self.recovered();
-                    self.shared.written.fetch_add(n as u64, Relaxed);
-                    let dup = batch.len().saturating_sub(n) as u64;
-                    if dup > 0 {
-                        self.shared.duplicates.fetch_add(dup, Relaxed);
-                    }
-                }
-                Err(e) => {
-                    self.failed(&e);
-                    self.spool(batch);
-                }
-            }
-        } else {
-            self.spool(batch);
+    /// Batches the indexer could not store go to the spool.
+    fn spool_returned(&mut self) {
+        while let Ok(b) = self.back.try_recv() {
+            self.spool(&b);
         }
+    }
+
+    /// Hands a batch to the indexer when it is free and the store works;
+    /// spools it otherwise.
+    fn flush(&mut self, batch: &mut Vec<KeyedRecord>) {
+        if self.shared.store_ok.load(Relaxed)
+            && let Some(handoff) = &self.handoff
+        {
+            let full = std::mem::replace(batch, Vec::with_capacity(self.config.batch_size.max(1)));
+            match handoff.try_send(full) {
+                Ok(()) => return,
+                Err(e) => *batch = e.into_inner(),
+            }
+        }
+        self.spool(batch);
         batch.clear();
     }
 
     fn spool(&mut self, batch: &[KeyedRecord]) {
-        match self.spool.append(batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let appended = self.spool.append(batch, now());
+        match appended {
             Ok(a) => {
                 self.shared.spooled.fetch_add(a.spooled, Relaxed);
+                if let Some(seg) = a.sealed {
+                    self.send_segment(seg);
+                }
                 if a.dropped > 0 {
                     self.shared.dropped.fetch_add(a.dropped, Relaxed);
                     self.log_drops();
@@ -538,26 +632,27 @@ impl Worker {
                 if self.error_log.ready(now()) {
                     tracing::error!("call-log spool unwritable, records dropped: {e}");
                 }
+                // What the failed segment held before is still on disk.
+                if let Some(seg) = self.spool.seal() {
+                    self.send_segment(seg);
+                }
                 self.log_drops();
             }
         }
-        self.shared.spool_bytes.store(self.spool.bytes(), Relaxed);
     }
 
-    fn failed(&mut self, e: &StoreError) {
-        self.shared.store_errors.fetch_add(1, Relaxed);
-        if self.store_ok || self.error_log.ready(now()) {
-            tracing::warn!("call-log store failed, spooling records: {e}");
+    fn seal(&mut self) {
+        if let Some(seg) = self.spool.seal() {
+            self.send_segment(seg);
         }
-        self.store_ok = false;
-        self.retry_at = now() + self.config.retry_every;
     }
 
-    fn recovered(&mut self) {
-        if !self.store_ok {
-            tracing::info!("call-log store works again; replaying the spool");
+    fn send_segment(&mut self, seg: Segment) {
+        // Without an indexer (shutdown), the segment stays on disk for the
+        // next start.
+        if let Some(tx) = &self.segments {
+            let _ = tx.send(seg);
         }
-        self.store_ok = true;
     }
 
     /// Says loudly, at most once a minute, that records were lost.
@@ -576,87 +671,10 @@ impl Worker {
         }
     }
 
-    /// Replay, retention and the drop report, between batches. With
-    /// `all`, replays until the spool is empty or the store fails.
-    fn maintain(&mut self, all: bool) {
-        let t = now();
-        if !self.spool.is_empty() && (self.store_ok || t >= self.retry_at) {
-            // A bounded amount per round, so new records are not kept
-            // waiting; more next round while the channel is quiet.
-            let mut rounds = if all { usize::MAX } else { 8 };
-            while rounds > 0
-                && !self.spool.is_empty()
-                && (all || self.main.len() <= self.low_water)
-                && self.replay_chunk()
-            {
-                rounds -= 1;
-            }
-        }
-        if t >= self.next_retention {
-            self.next_retention = t + self.config.retention_every;
-            if !self.config.retention.is_unlimited() && self.store_ok {
-                let now_ms = self.config.clock.unix_now().saturating_mul(1000);
-                match self.store.retain(&self.config.retention, now_ms) {
-                    Ok(r) if r.total() > 0 => tracing::info!(
-                        by_age = r.by_age,
-                        by_rows = r.by_rows,
-                        by_size = r.by_size,
-                        "call-log retention deleted old calls"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => self.failed(&e),
-                }
-            }
-        }
-        self.log_drops();
-    }
-
-    /// Stores one chunk of the spool. False when nothing more can be done
-    /// now (store failed, spool unreadable).
-    fn replay_chunk(&mut self) -> bool {
-        let chunk = match self.spool.read_chunk(self.config.batch_size.max(1)) {
-            Ok(c) => c,
-            Err(e) => {
-                if self.error_log.ready(now()) {
-                    tracing::error!("call-log spool unreadable: {e}");
-                }
-                return false;
-            }
-        };
-        if chunk.corrupt > 0 {
-            tracing::warn!(
-                lines = chunk.corrupt,
-                "unreadable call-log spool lines skipped (torn by a crash?)"
-            );
-            self.shared.dropped.fetch_add(chunk.corrupt, Relaxed);
-        }
-        if chunk.records.is_empty() {
-            self.spool.ack();
-            self.shared.spool_bytes.store(self.spool.bytes(), Relaxed);
-            return true;
-        }
-        match self.store.append(&chunk.records) {
-            Ok(n) => {
-                self.recovered();
-                self.spool.ack();
-                self.shared.replayed.fetch_add(n as u64, Relaxed);
-                let dup = chunk.records.len().saturating_sub(n) as u64;
-                if dup > 0 {
-                    self.shared.duplicates.fetch_add(dup, Relaxed);
-                }
-                self.shared.spool_bytes.store(self.spool.bytes(), Relaxed);
-                true
-            }
-            Err(e) => {
-                self.spool.nack();
-                self.failed(&e);
-                false
-            }
-        }
-    }
-
-    /// Shutdown: everything still in the channels is stored (or spooled),
-    /// then the spool is replayed if the store works.
+    /// Shutdown: everything still in the channels is handed over or
+    /// spooled, the active segment sealed; then the indexer stores what it
+    /// was given and replays the spool if the store works, and what it
+    /// gives back stays spooled for the next start.
     fn finish(&mut self, batch: &mut Vec<KeyedRecord>) {
         self.spill_overflow();
         let size = self.config.batch_size.max(1);
@@ -676,9 +694,24 @@ impl Worker {
             self.flush(batch);
         }
         self.spill_overflow();
-        // One more try even if the store failed a moment ago.
-        self.retry_at = now();
-        self.maintain(true);
+        self.spool_returned();
+        self.seal();
+        // The indexer finishes once its inputs are closed.
+        self.handoff = None;
+        self.segments = None;
+        let mut returned = false;
+        while let Ok(b) = self.back.recv() {
+            self.spool(&b);
+            returned = true;
+        }
+        if returned {
+            self.spool.seal();
+        }
+        if let Some(indexer) = self.indexer.take()
+            && indexer.join().is_err()
+        {
+            tracing::error!("call-log indexer panicked");
+        }
         self.log_drops();
         let c = self.shared.snapshot(0);
         tracing::info!(
@@ -690,5 +723,180 @@ impl Worker {
             spool_bytes = c.spool_bytes,
             "call-log writer stopped"
         );
+    }
+}
+
+/// The indexer thread: owns the store.
+struct Indexer {
+    store: Box<dyn CallLog>,
+    spool: SpoolReader,
+    handoff: Receiver<Vec<KeyedRecord>>,
+    segments: Receiver<Segment>,
+    back: Sender<Vec<KeyedRecord>>,
+    shared: Arc<Shared>,
+    store_ok: bool,
+    retry_at: Instant,
+    next_retention: Instant,
+    error_log: Throttle,
+    config: WriterConfig,
+}
+
+impl Indexer {
+    fn run(mut self) {
+        if self.config.background_indexer {
+            lower_priority();
+        }
+        let tick = self
+            .config
+            .batch_wait
+            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+        loop {
+            select! {
+                recv(self.handoff) -> b => match b {
+                    Ok(b) => self.store_batch(b),
+                    Err(_) => break,
+                },
+                recv(self.segments) -> s => {
+                    if let Ok(s) = s {
+                        self.spool.push(s);
+                    }
+                },
+                default(tick) => {},
+            }
+            self.maintain(false);
+        }
+        self.finish();
+    }
+
+    /// Stores a handed-over batch; gives it back to be spooled when the
+    /// store fails.
+    fn store_batch(&mut self, batch: Vec<KeyedRecord>) {
+        match self.store.append(&batch) {
+            Ok(n) => {
+                self.recovered();
+                self.shared.written.fetch_add(n as u64, Relaxed);
+                let dup = batch.len().saturating_sub(n) as u64;
+                if dup > 0 {
+                    self.shared.duplicates.fetch_add(dup, Relaxed);
+                }
+            }
+            Err(e) => {
+                self.failed(&e);
+                if let Err(b) = self.back.send(batch) {
+                    // The writer is gone (it never leaves before the
+                    // indexer; this is a last resort).
+                    self.shared.dropped.fetch_add(b.0.len() as u64, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &StoreError) {
+        self.shared.store_errors.fetch_add(1, Relaxed);
+        if self.store_ok || self.error_log.ready(now()) {
+            tracing::warn!("call-log store failed, spooling records: {e}");
+        }
+        self.store_ok = false;
+        self.shared.store_ok.store(false, Relaxed);
+        self.retry_at = now() + self.config.retry_every;
+    }
+
+    fn recovered(&mut self) {
+        if !self.store_ok {
+            tracing::info!("call-log store works again; replaying the spool");
+        }
+        self.store_ok = true;
+        self.shared.store_ok.store(true, Relaxed);
+    }
+
+    /// Takes the sealed segments the writer announced.
+    fn take_segments(&mut self) {
+        while let Ok(s) = self.segments.try_recv() {
+            self.spool.push(s);
+        }
+    }
+
+    /// Replay and retention, between batches: replay only while no new
+    /// batch waits. With `all`, replays until the spool is empty or the
+    /// store fails.
+    fn maintain(&mut self, all: bool) {
+        self.take_segments();
+        let t = now();
+        if !self.spool.is_empty() && (self.store_ok || t >= self.retry_at) {
+            while !self.spool.is_empty() && (all || self.handoff.is_empty()) && self.replay_chunk()
+            {
+                self.take_segments();
+            }
+        }
+        if t >= self.next_retention {
+            self.next_retention = t + self.config.retention_every;
+            if !self.config.retention.is_unlimited() && self.store_ok {
+                let now_ms = self.config.clock.unix_now().saturating_mul(1000);
+                match self.store.retain(&self.config.retention, now_ms) {
+                    Ok(r) if r.total() > 0 => tracing::info!(
+                        by_age = r.by_age,
+                        by_rows = r.by_rows,
+                        by_size = r.by_size,
+                        "call-log retention deleted old calls"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => self.failed(&e),
+                }
+            }
+        }
+    }
+
+    /// Stores one chunk of the spool. False when nothing more can be done
+    /// now (store failed, spool unreadable).
+    fn replay_chunk(&mut self) -> bool {
+        let chunk = match self.spool.read_chunk(self.config.batch_size.max(1)) {
+            Ok(c) => c,
+            Err(e) => {
+                if self.error_log.ready(now()) {
+                    tracing::error!("call-log spool unreadable: {e}");
+                }
+                return false;
+            }
+        };
+        if chunk.corrupt > 0 {
+            tracing::warn!(
+                records = chunk.corrupt,
+                "unreadable call-log spool records skipped (torn by a crash?)"
+            );
+            self.shared.dropped.fetch_add(chunk.corrupt, Relaxed);
+        }
+        if chunk.records.is_empty() {
+            self.spool.ack();
+            return true;
+        }
+        match self.store.append(&chunk.records) {
+            Ok(n) => {
+                self.recovered();
+                self.spool.ack();
+                self.shared.replayed.fetch_add(n as u64, Relaxed);
+                let dup = chunk.records.len().saturating_sub(n) as u64;
+                if dup > 0 {
+                    self.shared.duplicates.fetch_add(dup, Relaxed);
+                }
+                true
+            }
+            Err(e) => {
+                self.spool.nack();
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    /// Shutdown: what was handed over is stored (or given back), then the
+    /// spool is replayed if the store works.
+    fn finish(&mut self) {
+        while let Ok(b) = self.handoff.try_recv() {
+            self.store_batch(b);
+        }
+        self.take_segments();
+        // One more try even if the store failed a moment ago.
+        self.retry_at = now();
+        self.maintain(true);
     }
 }

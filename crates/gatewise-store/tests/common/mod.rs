@@ -312,7 +312,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(30),
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(2));
@@ -325,6 +325,11 @@ pub fn config(spool: &Path) -> WriterConfig {
     c.batch_size = 100;
     c.batch_wait = Duration::from_millis(5);
     c.retry_every = Duration::from_millis(10);
+    // Tests share two cores with other tests: an indexer at background
+    // priority could wait long enough to trip a timeout.
+    // `the_indexer_runs_at_background_priority` covers the default.
+    c.background_indexer = false;
+    c.seal_after = Duration::from_millis(20);
     c
 }
 

@@ -16,7 +16,7 @@
     '24h': 'hour',
     '7d': 'hour',
   };
-  const CALL_FILTERS = ['from', 'status', 'route', 'reason', 'client_id', 'sub', 'request_id'];
+  const CALL_FILTERS = ['from', 'status', 'route', 'reason', 'client_id', 'sub', 'finding', 'request_id'];
 
   const ui = {
     range: '1h',
@@ -306,6 +306,7 @@
     chartInto('#chart-latency', latencyChart(buckets, stats, bucket),
       legend([['p50', 'p50'], ['p95', 'p95'], ['p99', 'p99']]));
     chartInto('#chart-reasons', reasonsChart(stats.top_reasons || []));
+    chartInto('#chart-clients', clientsChart(stats.top_clients_by_errors || []));
     section.setAttribute('aria-busy', 'false');
     section.dataset.loadedRange = ui.range;
   }
@@ -484,26 +485,57 @@
     return f.svg;
   }
 
-  function reasonsChart(reasons) {
-    if (reasons.length === 0) return emptyChart('No refusals or failures in this range.');
+  /**
+   * Horizontal bars, one per item, most first; each bar links to the calls
+   * it counts. `item` gives `{ label, count, query, data, title }`.
+   */
+  function barList(kind, ariaLabel, items, item) {
     const rowH = 24;
     const labelW = 210;
     const width = CHART.width;
-    const height = reasons.length * rowH + 8;
-    const max = Math.max(...reasons.map((r) => r.calls));
+    const height = items.length * rowH + 8;
+    const rows = items.map(item);
+    const max = Math.max(...rows.map((r) => r.count));
     const barMax = width - labelW - 60;
-    const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-kind': 'reasons', 'aria-label': 'errors by reason code' });
-    reasons.forEach((r, i) => {
+    const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-kind': kind, 'aria-label': ariaLabel });
+    rows.forEach((r, i) => {
       const y = 4 + i * rowH;
-      const w = Math.max((r.calls / max) * barMax, 2);
-      const link = s('a', { href: `#/calls?${new URLSearchParams({ reason: r.reason, from: ui.range })}`, 'data-reason': r.reason },
-        s('title', { text: `${r.reason}: ${formatCount(r.calls)} calls — show them` }),
-        s('text', { class: 'reason-label', x: labelW - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', text: truncate(r.reason, 30) }),
+      const w = Math.max((r.count / max) * barMax, 2);
+      const link = s('a', { href: `#/calls?${new URLSearchParams(r.query)}`, ...r.data },
+        s('title', { text: r.title }),
+        s('text', { class: 'reason-label', x: labelW - 8, y: y + rowH / 2 + 4, 'text-anchor': 'end', text: truncate(r.label, 30) }),
         s('rect', { class: 'bar error', x: labelW, y: y + 4, width: w, height: rowH - 8, rx: 2 }),
-        s('text', { class: 'reason-count', x: labelW + w + 6, y: y + rowH / 2 + 4, text: formatCount(r.calls) }));
+        s('text', { class: 'reason-count', x: labelW + w + 6, y: y + rowH / 2 + 4, text: formatCount(r.count) }));
       svg.append(link);
     });
     return svg;
+  }
+
+  function reasonsChart(reasons) {
+    if (reasons.length === 0) return emptyChart('No refusals or failures in this range.');
+    return barList('reasons', 'errors by reason code', reasons, (r) => ({
+      label: r.reason,
+      count: r.calls,
+      query: { reason: r.reason, from: ui.range },
+      data: { 'data-reason': r.reason },
+      title: `${r.reason}: ${formatCount(r.calls)} calls — show them`,
+    }));
+  }
+
+  /** The clients (`client_id`) with the most 4xx and 5xx answers in the range. */
+  function clientsChart(clients) {
+    if (clients.length === 0) return emptyChart('No client had errors in this range.');
+    return barList('clients', 'top clients by errors', clients, (c) => {
+      const query = { client_id: c.client_id, status: 'error', from: ui.range };
+      if (ui.overviewRoute) query.route = ui.overviewRoute;
+      return {
+        label: c.client_id,
+        count: c.errors,
+        query,
+        data: { 'data-client': c.client_id },
+        title: `${c.client_id}: ${formatCount(c.errors)} errors — show them`,
+      };
+    });
   }
 
   const truncate = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
@@ -627,7 +659,7 @@
       h('h3', { text: 'Diagnosis' }), h('div', { id: 'diagnosis' }, h('p', { class: 'muted', text: 'Loading…' })),
       h('h3', { text: 'Principal' }), principal(call),
       h('h3', { text: 'Request and timings' }), timings(call),
-      h('h3', { text: 'Findings recorded' }), findingsList(call.findings || [], 'The exchange inspector found nothing.'),
+      h('h3', { text: 'Findings recorded' }), findingsList(call.findings || [], 'The exchange inspector found nothing.', true),
       h('h3', { text: 'Request headers' }), headersTable(call.request_headers),
       h('h3', { text: 'Response headers' }), headersTable(call.response_headers));
     $('#detail').hidden = false;
@@ -686,8 +718,11 @@
     ]);
   }
 
-  /** Findings as a list: severity, rule and code, and the words the doctor gives. */
-  function findingsList(findings, none) {
+  /**
+   * Findings as a list: severity, rule and code, and the words the doctor
+   * gives. With `linkRules`, each rule id links to the calls with that finding.
+   */
+  function findingsList(findings, none, linkRules = false) {
     if (findings.length === 0) return h('p', { class: 'muted', text: none });
     return h('div', { class: 'findings' }, findings.map((f) => {
       const lines = [
@@ -696,7 +731,11 @@
       return h('div', { class: 'finding', 'data-code': f.code || '' },
         h('div', { class: 'finding-head' },
           h('span', { class: `severity ${f.severity || ''}`, text: f.severity || 'info' }),
-          h('span', { class: 'mono', text: [f.rule, f.code].filter(Boolean).join(' ') }),
+          linkRules && f.rule
+            ? h('span', { class: 'mono' },
+              h('a', { href: `#/calls?${new URLSearchParams({ finding: f.rule })}`, 'data-finding': f.rule, title: `Calls with ${f.rule}`, text: f.rule }),
+              f.code ? ` ${f.code}` : '')
+            : h('span', { class: 'mono', text: [f.rule, f.code].filter(Boolean).join(' ') }),
           f.title ? h('span', { class: 'finding-title', text: f.title }) : null),
         lines.length ? facts(lines.map(([label, text, cls]) => [label, cls ? h('span', { class: cls, text }) : text])) : null);
     }));
@@ -755,6 +794,8 @@
       cards.push(configCard(gw));
       for (const issuer of gw.issuers || []) cards.push(issuerCard(issuer));
       cards.push(upstreamsCard(gw.upstreams || []));
+      cards.push(rateLimitsCard(gw.rate_limits || []));
+      cards.push(cachesCard(gw.caches || []));
     }
     if (state && state.call_log) cards.push(callLogCard(state.call_log));
     out.replaceChildren(h('div', { class: 'state-grid' }, cards));
@@ -812,6 +853,49 @@
         ? h('table', null, h('thead', null, h('tr', null, h('th', { text: 'Pool' }), h('th', { text: 'Target' }),
           h('th', { text: 'Health' }), h('th', { class: 'num', text: 'In flight' }))), h('tbody', null, rows))
         : h('p', { class: 'muted', text: 'No upstreams configured.' }));
+  }
+
+  /** A table: `columns` as `[heading, numeric]`, rows of cells (text or nodes). */
+  function table(columns, rows) {
+    return h('table', null,
+      h('thead', null, h('tr', null, columns.map(([label, num]) => h('th', { class: num ? 'num' : null, text: label })))),
+      h('tbody', null, rows));
+  }
+
+  function formatPeriod(ms) {
+    if (ms % 3_600_000 === 0) return ms === 3_600_000 ? 'hour' : `${ms / 3_600_000} h`;
+    if (ms % 60_000 === 0) return ms === 60_000 ? 'minute' : `${ms / 60_000} min`;
+    if (ms % 1000 === 0) return ms === 1000 ? 'second' : `${ms / 1000} s`;
+    return `${ms} ms`;
+  }
+
+  function rateLimitsCard(limits) {
+    const rows = limits.map((l) => h('tr', { 'data-rate-limit': l.route },
+      h('td', { text: l.route }),
+      h('td', { class: 'policy', text: `${formatCount(l.requests)} per ${formatPeriod(l.per_ms)}, burst ${formatCount(l.burst)}, per ${l.key}` }),
+      h('td', { class: 'num allowed', text: formatCount(l.allowed) }),
+      h('td', { class: l.limited > 0 ? 'num limited error-text' : 'num limited', text: formatCount(l.limited) }),
+      h('td', { class: 'num keys', text: formatCount(l.keys) })));
+    return h('div', { class: 'card state-card wide', id: 'rate-limits-card' }, h('h2', { text: 'Rate limits' }),
+      rows.length
+        ? table([['Route'], ['Policy'], ['Allowed', true], ['Limited (429)', true], ['Keys tracked', true]], rows)
+        : h('p', { class: 'muted', text: 'No route has a rate limit.' }),
+      h('p', { class: 'muted small', text: 'Counted since the route\'s limiter was built: at start or the last reload.' }));
+  }
+
+  function cachesCard(caches) {
+    const rows = caches.map((c) => {
+      const lookups = (c.hits || 0) + (c.misses || 0);
+      const name = c.cache === 'verified_tokens' ? 'Verified tokens (JWT signatures)' : `Introspection: ${c.name}`;
+      return h('tr', { 'data-cache': c.cache === 'verified_tokens' ? c.cache : `${c.cache}:${c.name}` },
+        h('td', { text: name }),
+        h('td', { class: 'num entries', text: `${formatCount(c.entries)} / ${formatCount(c.capacity)}` }),
+        h('td', { class: 'num hits', text: formatCount(c.hits) }),
+        h('td', { class: 'num misses', text: formatCount(c.misses) }),
+        h('td', { class: 'num hit-rate', text: lookups ? formatPercent(c.hits / lookups) : '–' }));
+    });
+    return h('div', { class: 'card state-card wide', id: 'caches-card' }, h('h2', { text: 'Caches' }),
+      table([['Cache'], ['Entries / capacity', true], ['Hits', true], ['Misses', true], ['Hit rate', true]], rows));
   }
 
   function callLogCard(c) {

@@ -8,7 +8,7 @@
 //! | `GET /api/v1/calls/{request_id}` | one call with its whole trace |
 //! | `GET /api/v1/calls/{request_id}/diagnosis` | the doctor's findings about that call |
 //! | `GET /api/v1/stats` | per-minute or per-hour calls, errors, percentiles, reasons |
-//! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters |
+//! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters, rate limits and caches |
 //! | `GET /api/v1/openapi.json` | the OpenAPI document of this API |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
 //! | `GET`/`PUT /api/v1/logging` | the log filter in force; change it without a restart |
@@ -150,6 +150,8 @@ pub struct CallsParams {
     pub method: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
+    /// Rule id of an inspector finding the call has (`TR-04`).
+    pub finding: Option<String>,
     /// Page size (default 50, at most 1000).
     pub limit: Option<u32>,
     /// Continue after this cursor (`next` of the previous page).
@@ -246,6 +248,7 @@ impl CallsParams {
             issuer: self.issuer.clone(),
             request_id: self.request_id.clone(),
             method: self.method.as_ref().map(|m| m.to_ascii_uppercase()),
+            finding: self.finding.as_ref().map(|f| f.trim().to_ascii_uppercase()),
             limit,
             after,
         })
@@ -400,11 +403,37 @@ async fn stats(
     })))
 }
 
+/// The gateway's status, with its rate limits (per route: policy,
+/// allowed, limited, keys) and caches (verified tokens, each
+/// introspector's results: entries, capacity, hits, misses).
+async fn gateway_state(g: &gatewise_gateway::Gateway) -> Value {
+    let mut v = serde_json::to_value(g.status()).unwrap_or(Value::Null);
+    let (rate_limits, caches) = limits_and_caches(g).await;
+    if let Value::Object(m) = &mut v {
+        m.insert("rate_limits".into(), json!(rate_limits));
+        m.insert("caches".into(), json!(caches));
+    }
+    v
+}
+
+/// The rate limits and the caches (verified tokens first).
+async fn limits_and_caches(
+    g: &gatewise_gateway::Gateway,
+) -> (
+    Vec<gatewise_gateway::ratelimit::RouteRateLimit>,
+    Vec<gatewise_gateway::metrics::CacheStats>,
+) {
+    let state = g.state();
+    let mut caches = vec![g.token_cache()];
+    caches.extend(state.introspection_caches().await);
+    (state.rate_limits(), caches)
+}
+
 async fn state(State(admin): State<Admin>) -> Json<Value> {
-    let gateway = admin
-        .gateway
-        .as_ref()
-        .map(|g| serde_json::to_value(g.status()).unwrap_or(Value::Null));
+    let gateway = match &admin.gateway {
+        Some(g) => Some(gateway_state(g).await),
+        None => None,
+    };
     let call_log = admin.writer.as_ref().map(|w| {
         let c = w();
         json!({
@@ -416,6 +445,7 @@ async fn state(State(admin): State<Admin>) -> Json<Value> {
             "store_errors": c.store_errors,
             "spool_bytes": c.spool_bytes,
             "backlog": c.backlog,
+            "deferring": c.deferring,
         })
     });
     Json(json!({
@@ -432,6 +462,8 @@ async fn metrics(State(admin): State<Admin>) -> Result<Response, AdminError> {
     let failed = |e: std::fmt::Error| AdminError::Internal(format!("encoding metrics: {e}"));
     if let Some(g) = &admin.gateway {
         g.encode_metrics(&mut out).map_err(failed)?;
+        let (rate_limits, caches) = limits_and_caches(g).await;
+        gatewise_gateway::metrics::encode_stats(&rate_limits, &caches, &mut out).map_err(failed)?;
     }
     if let Some(w) = &admin.writer {
         crate::metrics::encode_writer(&w(), &mut out).map_err(failed)?;

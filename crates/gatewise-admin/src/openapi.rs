@@ -26,6 +26,22 @@ pub fn document() -> Value {
                 "Problem": {"type": "object", "properties": {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                     "detail": {"type": "string"}, "code": {"type": "string", "description": "stable error code: bad-request, not-found, unauthorized, call-log-disabled, store-error, internal"}}},
+                "RateLimit": {"type": "object", "description": "A route's rate limit: its policy and what its limiter decided since it was built (start or the last reload)", "required": ["route", "key", "requests", "per_ms", "burst", "allowed", "limited", "keys"], "properties": {
+                    "route": {"type": "string"},
+                    "key": {"type": "string", "description": "what the limit is counted per: client_id, sub, client_ip or header:<name>"},
+                    "requests": {"type": "integer", "description": "sustained requests per period"},
+                    "per_ms": {"type": "integer", "description": "the period, ms"},
+                    "burst": {"type": "integer", "description": "requests allowed at once"},
+                    "allowed": {"type": "integer", "description": "requests allowed"},
+                    "limited": {"type": "integer", "description": "requests refused with 429"},
+                    "keys": {"type": "integer", "description": "keys (clients, subjects, addresses, header values) tracked now"}}},
+                "Cache": {"type": "object", "description": "A cache of the gateway: the verified-token cache (JWT signature checks, shared by every route) or an introspector's result cache", "required": ["cache", "name", "entries", "capacity", "hits", "misses"], "properties": {
+                    "cache": {"type": "string", "enum": ["verified_tokens", "introspection"]},
+                    "name": {"type": "string", "description": "the introspector's name; empty for verified_tokens"},
+                    "entries": {"type": "integer", "description": "entries held now"},
+                    "capacity": {"type": "integer", "description": "most entries it holds"},
+                    "hits": {"type": "integer", "description": "lookups answered from the cache"},
+                    "misses": {"type": "integer", "description": "lookups that were not: a signature check or an introspection call followed"}}},
                 "TraceStep": {"type": "object", "required": ["step", "outcome", "micros"], "properties": {
                     "step": {"type": "string", "description": "route, body_limit, jwt, introspection, scope, rate_limit, upstream, inspect, client_closed, response_body"},
                     "outcome": {"type": "string", "enum": ["ok", "refused", "error", "skipped"]},
@@ -68,6 +84,7 @@ pub fn document() -> Value {
                     param("issuer", "issuer name"),
                     param("method", "HTTP method"),
                     param("request_id", "request id"),
+                    param("finding", "rule id of an inspector finding the call has, e.g. TR-04"),
                     {"name": "limit", "in": "query", "required": false, "description": "page size, default 50, at most 1000", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}},
                     param("after", "cursor: `next` of the previous page")
                 ],
@@ -101,16 +118,28 @@ pub fn document() -> Value {
                 ],
                 "responses": {"200": {"description": "buckets without calls are left out"}, "400": problem, "401": problem, "503": problem}}},
             "/api/v1/state": {"get": {
-                "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, the call log's writer",
+                "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, rate limits and caches, the call log's writer",
                 "security": secured,
-                "responses": {"200": {"description": "state"}, "401": problem}}},
+                "responses": {"200": {"description": "state", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "version": {"type": "string"},
+                    "gateway": {"type": ["object", "null"], "description": "null when no gateway is attached", "properties": {
+                        "config_version": {"type": "integer"}, "last_reload": {"type": ["object", "null"]},
+                        "routes": {"type": "array", "items": {"type": "string"}},
+                        "upstreams": {"type": "array", "items": {"type": "object"}},
+                        "issuers": {"type": "array", "items": {"type": "object"}},
+                        "counters": {"type": "object"},
+                        "inspector_findings": {"type": "array"}, "inspector_repairs": {"type": "array"},
+                        "rate_limits": {"type": "array", "description": "the routes with a rate limit, in configuration order", "items": {"$ref": "#/components/schemas/RateLimit"}},
+                        "caches": {"type": "array", "description": "the verified-token cache, then each introspector's", "items": {"$ref": "#/components/schemas/Cache"}}}},
+                    "call_log": {"type": ["object", "null"], "description": "the call log's writer: queued, written, spooled, replayed, dropped, store_errors, spool_bytes, backlog, deferring (the indexer waits for busy CPUs; records wait in the spool)"}}}}}},
+                    "401": problem}}},
             "/api/v1/logging": {
                 "get": {"summary": "The log filter in force", "security": secured,
                         "responses": {"200": {"description": "{\"filter\": \"info\"}"}, "401": problem, "404": problem}},
                 "put": {"summary": "Change the log filter without a restart (tracing EnvFilter directives)", "security": secured,
                         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["filter"], "properties": {"filter": {"type": "string", "examples": ["gatewise_gateway=debug,info"]}}}}}},
                         "responses": {"200": {"description": "the filter now in force"}, "400": problem, "401": problem, "404": problem}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; call-log queue, spool and drops; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; rate-limit decisions by route; cache lookups (hit, miss) and entries; call-log queue, spool and drops; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": secured, "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
     })
@@ -159,6 +188,7 @@ mod tests {
             "issuer",
             "method",
             "request_id",
+            "finding",
             "limit",
             "after",
         ];
@@ -166,6 +196,57 @@ mod tests {
         assert_eq!(
             declared("/api/v1/stats"),
             ["from", "until", "bucket", "route"]
+        );
+    }
+
+    /// The property names of a component schema, sorted.
+    fn properties(doc: &Value, schema: &str) -> Vec<String> {
+        let mut names: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut names: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_state_schemas_match_what_the_gateway_serializes() {
+        use gatewise_gateway::metrics::CacheStats;
+        use gatewise_gateway::ratelimit::{LimiterStats, RouteRateLimit};
+        let doc = document();
+        let limit = RouteRateLimit::new(
+            "r",
+            &gatewise_config::model::RateLimit {
+                key: gatewise_config::model::RateKey::ClientIp,
+                requests: 1,
+                per: std::time::Duration::from_secs(1),
+                burst: 1,
+            },
+            LimiterStats::default(),
+        );
+        assert_eq!(
+            keys(&serde_json::to_value(limit).unwrap()),
+            properties(&doc, "RateLimit")
+        );
+        let cache = CacheStats {
+            cache: "verified_tokens",
+            name: String::new(),
+            entries: 0,
+            capacity: 0,
+            hits: 0,
+            misses: 0,
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(cache).unwrap()),
+            properties(&doc, "Cache")
         );
     }
 }

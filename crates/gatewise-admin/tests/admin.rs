@@ -2,7 +2,7 @@
 //! HTTP client.
 
 use gatewise_admin::Admin;
-use gatewise_core::calllog::{CallRecord, Outcome, Step, TraceStep};
+use gatewise_core::calllog::{CallRecord, FindingRef, Outcome, Step, TraceStep};
 use gatewise_core::clock::FixedClock;
 use gatewise_store::{CallLog, KeyedRecord, RecordKey, SqliteCallLog};
 use serde_json::Value;
@@ -41,7 +41,22 @@ fn record(i: u64) -> CallRecord {
     r.client_id = Some(format!("client-{}", i % 3));
     r.total_us = 100 + i;
     r.trace = vec![TraceStep::new(Step::Route, Outcome::Ok, 1)];
+    // Calls 2, 8, 14, ... carry an inspector finding; 8, 20, ... two.
+    if i % 6 == 2 {
+        r.findings.push(finding("TR-04"));
+        if i % 12 == 8 {
+            r.findings.push(finding("ER-02"));
+        }
+    }
     r
+}
+
+fn finding(rule: &str) -> FindingRef {
+    FindingRef {
+        rule: rule.into(),
+        code: format!("code-of-{rule}"),
+        severity: "warn".into(),
+    }
 }
 
 struct World {
@@ -154,6 +169,27 @@ async fn calls_are_filtered_paginated_and_fetched_one_by_one() {
     assert_eq!(ids(&v).len(), 4);
     let (_, _, v) = w.get("/api/v1/calls?client_id=client-2&limit=1000").await;
     assert_eq!(ids(&v).len(), 6);
+    // By inspector finding (rule id, any case), alone or with others.
+    let (s, _, v) = w.get("/api/v1/calls?finding=TR-04").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(ids(&v), ["req-14", "req-8", "req-2"]);
+    assert_eq!(v["calls"][1]["findings"][1]["rule"], "ER-02");
+    let (_, _, v) = w.get("/api/v1/calls?finding=er-02").await;
+    assert_eq!(ids(&v), ["req-8"]);
+    let (_, _, v) = w.get("/api/v1/calls?finding=TR-04&from=595s").await;
+    assert_eq!(ids(&v), ["req-14", "req-8"]);
+    let (_, _, v) = w.get("/api/v1/calls?finding=TR-04&status=401").await;
+    assert_eq!(ids(&v), Vec::<String>::new());
+    let (_, _, v) = w.get("/api/v1/calls?finding=TR-04&limit=2").await;
+    assert_eq!(ids(&v), ["req-14", "req-8"]);
+    let next = v["next"].as_str().unwrap().to_owned();
+    let (_, _, v) = w
+        .get(&format!("/api/v1/calls?finding=TR-04&limit=2&after={next}"))
+        .await;
+    assert_eq!(ids(&v), ["req-2"]);
+    assert!(v["next"].is_null());
+    let (_, _, v) = w.get("/api/v1/calls?finding=ZZ-99").await;
+    assert_eq!(ids(&v), Vec::<String>::new());
     // Time range: call i started at now - 600 s + i s.
     let (_, _, v) = w.get("/api/v1/calls?from=590s&limit=1000").await;
     assert_eq!(ids(&v).len(), 10);

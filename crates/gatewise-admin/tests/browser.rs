@@ -12,10 +12,11 @@
 use gatewise_admin::Admin;
 use gatewise_config::model::*;
 use gatewise_core::calllog::{
-    CallRecord, Outcome, Step, TraceStep, mask_headers, token_fingerprint,
+    CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers, token_fingerprint,
 };
 use gatewise_core::clock::FixedClock;
 use gatewise_gateway::Gateway;
+use gatewise_gateway::server::Running;
 use gatewise_store::{CallLog, KeyedRecord, RecordKey, SqliteCallLog};
 use gatewise_test_support::mint::TestKey;
 use gatewise_test_support::servers::{self, DocServer};
@@ -98,6 +99,14 @@ impl Lcg {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+fn finding(rule: &str, code: &str, severity: &str) -> FindingRef {
+    FindingRef {
+        rule: rule.into(),
+        code: code.into(),
+        severity: severity.into(),
     }
 }
 
@@ -330,6 +339,16 @@ fn calls() -> Vec<CallRecord> {
             ("accept", "application/json"),
         ]);
         r.response_headers = mask_headers([("content-type", "application/json")]);
+        // Every ninth call's answer drew an inspector finding; every
+        // eighteenth a second one.
+        if i % 9 == 0 {
+            r.findings
+                .push(finding("TR-02", "token-content-type", "error"));
+            if i % 18 == 0 {
+                r.findings
+                    .push(finding("ER-02", "error-code-unregistered", "warn"));
+            }
+        }
         out.push(r);
     }
     out.push(expired_call());
@@ -374,7 +393,15 @@ async fn gateway() -> (Arc<Gateway>, DocServer, DocServer) {
                 "payments-api",
             ),
             Route::new("profile", PathMatch::Exact("/me".into()), "orders-api"),
-            Route::new("public", PathMatch::Prefix("/public".into()), "orders-api"),
+            Route {
+                rate_limit: Some(RateLimit {
+                    key: RateKey::ClientIp,
+                    requests: 2,
+                    per: std::time::Duration::from_secs(60),
+                    burst: 2,
+                }),
+                ..Route::new("public", PathMatch::Prefix("/public".into()), "orders-api")
+            },
         ],
         introspectors: vec![],
         max_body_bytes: 1 << 20,
@@ -442,6 +469,25 @@ async fn the_dashboard_works_in_headless_chromium() {
     assert_eq!(store.count().unwrap(), n as u64);
 
     let (gw, _main_jwks, _partner_jwks) = gateway().await;
+    // Three requests through the gateway: the public route's limit lets
+    // two through (the Issuers view shows the counts).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_addr = listener.local_addr().unwrap();
+    let running = Running::spawn(
+        listener,
+        Arc::clone(&gw),
+        StaticConfig::local(gw_addr),
+        None,
+    )
+    .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = reqwest::get(format!("http://{gw_addr}/public/status"))
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
     let clock = Arc::new(FixedClock(NOW_S));
     let open = Admin::new(clock.clone())
         .with_calls(Box::new(SqliteCallLog::open(&db).unwrap()))
@@ -499,6 +545,7 @@ async fn the_dashboard_works_in_headless_chromium() {
         stdout.contains("DASHBOARD OK"),
         "dashboard.mjs did not finish:\n{stdout}\n{stderr}"
     );
+    running.stop().await.unwrap();
     for png in ["overview.png", "call-detail.png", "issuers.png"] {
         let meta = std::fs::metadata(screenshots.join(png)).unwrap();
         assert!(meta.len() > 10_000, "{png} is only {} bytes", meta.len());

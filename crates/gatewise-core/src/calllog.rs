@@ -550,7 +550,9 @@ pub fn token_fingerprint(token: &str) -> String {
 
 /// The path a record keeps: without the query string unless `keep_query`;
 /// when kept, the values of secret parameters (`access_token`, `code`,
-/// `client_secret`, ... see [`secret::is_secret_member`]) are masked.
+/// `client_secret`, ... see [`secret::is_secret_member`], and names a
+/// header would be masked for: `api_key`, `x-auth-token`, see
+/// [`is_secret_header`]) are masked.
 pub fn record_path(path_and_query: &str, keep_query: bool) -> String {
     let Some((path, query)) = path_and_query.split_once('?') else {
         return path_and_query.to_owned();
@@ -561,7 +563,11 @@ pub fn record_path(path_and_query: &str, keep_query: bool) -> String {
     let query = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if secret::is_secret_member(k) => format!("{k}={}", secret::mask(v)),
+            // The OAuth parameter names, and any name a header of that
+            // name would be masked for (`api_key`, `x-auth-token`, ...).
+            Some((k, v)) if secret::is_secret_member(k) || is_secret_header(k) => {
+                format!("{k}={}", secret::mask(v))
+            }
             _ => pair.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -766,6 +772,9 @@ mod tests {
         assert!(kept.contains("&state=xyz&access_token=«"), "{kept}");
         assert!(!kept.contains("SplxlOBeZQQYbYS6WxSbIA"), "{kept}");
         assert!(!kept.contains("=abc"), "{kept}");
+        let kept = record_path("/v1?api_key=k-123&X-Auth-Token=t-9&page=2", true);
+        assert!(!kept.contains("k-123") && !kept.contains("t-9"), "{kept}");
+        assert!(kept.ends_with("&page=2"), "{kept}");
     }
 
     #[test]

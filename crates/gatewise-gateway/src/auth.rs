@@ -14,6 +14,7 @@ use gatewise_core::jose::check::{self, Policy, Rejection, Verified};
 use http::request::Parts;
 use http::{HeaderMap, header};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Longest a verified signature is remembered.
@@ -50,6 +51,10 @@ struct CachedToken {
 #[derive(Debug)]
 pub struct Authenticator {
     cache: moka::sync::Cache<[u8; 32], Arc<CachedToken>>,
+    capacity: u64,
+    /// Lookups that missed (hits are counted in
+    /// [`Counters::token_cache_hits`](crate::Counters::token_cache_hits)).
+    misses: AtomicU64,
 }
 
 /// Default capacity of the verified-token cache. An entry is about 1.4 KB
@@ -84,6 +89,8 @@ impl Authenticator {
                 .max_capacity(capacity)
                 .expire_after(Expiry)
                 .build(),
+            capacity,
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -107,6 +114,7 @@ impl Authenticator {
                 c
             }
             None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
                 let c = Arc::new(verify(token, issuers, now, counters).await?);
                 let ttl = c.ttl_hint;
                 if !ttl.is_zero() {
@@ -188,6 +196,22 @@ impl Authenticator {
     /// Number of cached verifications.
     pub fn cached(&self) -> u64 {
         self.cache.entry_count()
+    }
+
+    /// The cache's figures; `hits` is
+    /// [`Counters::token_cache_hits`](crate::Counters::token_cache_hits),
+    /// which the request path counts. Applies pending evictions first, so
+    /// `entries` is exact (an admin call, not the request path).
+    pub fn cache_stats(&self, hits: u64) -> crate::metrics::CacheStats {
+        self.cache.run_pending_tasks();
+        crate::metrics::CacheStats {
+            cache: "verified_tokens",
+            name: String::new(),
+            entries: self.cache.entry_count(),
+            capacity: self.capacity,
+            hits,
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -23,6 +23,9 @@ use std::time::Duration;
 /// Largest introspection response read.
 const MAX_RESPONSE: usize = 256 * 1024;
 
+/// Most results an introspector caches.
+const CACHE_CAPACITY: u64 = 100_000;
+
 /// What the authorization server said about a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -71,11 +74,11 @@ impl moka::Expiry<[u8; 32], Arc<Cached>> for Expiry {
 /// Counters of one introspector.
 #[derive(Debug, Default)]
 pub struct IntrospectionCounters {
-    /// Calls made to the endpoint.
+    /// Calls made to the endpoint: the cache's misses.
     pub calls: AtomicU64,
     /// Calls that failed (network, status, body).
     pub errors: AtomicU64,
-    /// Answers served from the cache.
+    /// Answers served from the cache (or from a concurrent request's call).
     pub cache_hits: AtomicU64,
 }
 
@@ -105,13 +108,28 @@ impl Introspection {
     pub fn new(config: Introspector, secret: String, http: reqwest::Client) -> Introspection {
         Introspection {
             cache: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_CAPACITY)
                 .expire_after(Expiry)
                 .build(),
             config,
             secret,
             http,
             counters: IntrospectionCounters::default(),
+        }
+    }
+
+    /// The cache's figures: misses are the calls made. Applies pending
+    /// evictions first, so `entries` is exact (an admin call, not the
+    /// request path).
+    pub async fn cache_stats(&self) -> crate::metrics::CacheStats {
+        self.cache.run_pending_tasks().await;
+        crate::metrics::CacheStats {
+            cache: "introspection",
+            name: self.config.name.clone(),
+            entries: self.cache.entry_count(),
+            capacity: CACHE_CAPACITY,
+            hits: self.counters.cache_hits.load(Ordering::Relaxed),
+            misses: self.counters.calls.load(Ordering::Relaxed),
         }
     }
 

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 use std::sync::Arc;
 
 /// Latency buckets, seconds: 250 µs to 10 s.
@@ -40,6 +41,112 @@ struct IssuerLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    route: String,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    name: String,
+}
+
+/// One cache's figures, for the admin API and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Which cache: `verified_tokens` (signature checks of JWTs) or
+    /// `introspection` (an introspector's results).
+    pub cache: &'static str,
+    /// The introspector's name; empty for the verified-token cache.
+    pub name: String,
+    /// Entries held now.
+    pub entries: u64,
+    /// Most entries it holds.
+    pub capacity: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that were not (a signature check or an introspection call
+    /// followed).
+    pub misses: u64,
+}
+
+/// Writes the rate limits' decisions and the caches' figures as
+/// OpenMetrics text, without `# EOF`: `gatewise_rate_limit_decisions`
+/// (route, decision), `gatewise_rate_limit_keys` (route),
+/// `gatewise_cache_lookups` (cache, name, result), `gatewise_cache_entries`
+/// (cache, name).
+pub fn encode_stats(
+    rate_limits: &[crate::ratelimit::RouteRateLimit],
+    caches: &[CacheStats],
+    out: &mut String,
+) -> std::fmt::Result {
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct LookupLabels {
+        cache: &'static str,
+        name: String,
+        result: &'static str,
+    }
+    let mut r = Registry::default();
+    let decisions = Family::<DecisionLabels, Counter>::default();
+    let keys = Family::<RouteLabels, Gauge>::default();
+    for l in rate_limits {
+        for (decision, n) in [("allowed", l.allowed), ("limited", l.limited)] {
+            decisions
+                .get_or_create(&DecisionLabels {
+                    route: l.route.clone(),
+                    decision,
+                })
+                .inc_by(n);
+        }
+        keys.get_or_create(&RouteLabels {
+            route: Arc::from(l.route.as_str()),
+        })
+        .set(i64::try_from(l.keys).unwrap_or(i64::MAX));
+    }
+    r.register(
+        "gatewise_rate_limit_decisions",
+        "Rate-limit decisions by route (since the route's limiter was built: start or the last reload)",
+        decisions,
+    );
+    r.register(
+        "gatewise_rate_limit_keys",
+        "Keys a route's rate limiter tracks now",
+        keys,
+    );
+    let lookups = Family::<LookupLabels, Counter>::default();
+    let entries = Family::<CacheLabels, Gauge>::default();
+    for c in caches {
+        for (result, n) in [("hit", c.hits), ("miss", c.misses)] {
+            lookups
+                .get_or_create(&LookupLabels {
+                    cache: c.cache,
+                    name: c.name.clone(),
+                    result,
+                })
+                .inc_by(n);
+        }
+        entries
+            .get_or_create(&CacheLabels {
+                cache: c.cache,
+                name: c.name.clone(),
+            })
+            .set(i64::try_from(c.entries).unwrap_or(i64::MAX));
+    }
+    r.register(
+        "gatewise_cache_lookups",
+        "Cache lookups by cache (verified_tokens, introspection), introspector name and result (hit, miss)",
+        lookups,
+    );
+    r.register(
+        "gatewise_cache_entries",
+        "Entries a cache holds now",
+        entries,
+    );
+    text::encode_registry(out, &r)
 }
 
 fn latency_histogram() -> Histogram {

@@ -177,6 +177,37 @@ impl State {
     pub fn issuers(&self) -> impl Iterator<Item = &Arc<IssuerKeys>> {
         self.issuers.values()
     }
+
+    /// Each rate-limited route (in configuration order): its policy and
+    /// what its limiter decided since this state was built (start or the
+    /// last reload).
+    pub fn rate_limits(&self) -> Vec<crate::ratelimit::RouteRateLimit> {
+        self.config
+            .routes
+            .iter()
+            .zip(&self.limiters)
+            .filter_map(|(route, limiter)| {
+                Some(crate::ratelimit::RouteRateLimit::new(
+                    &route.name,
+                    route.rate_limit.as_ref()?,
+                    limiter.as_ref()?.stats(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Each introspector's result cache, by name.
+    pub async fn introspection_caches(&self) -> Vec<crate::metrics::CacheStats> {
+        let mut names: Vec<&String> = self.introspectors.keys().collect();
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(i) = self.introspectors.get(name) {
+                out.push(i.cache_stats().await);
+            }
+        }
+        out
+    }
 }
 
 /// The gateway: shared by every connection.
@@ -399,6 +430,13 @@ impl Gateway {
     /// The current state.
     pub fn state(&self) -> Arc<State> {
         self.state.load_full()
+    }
+
+    /// The verified-token cache's entries, hits and misses (shared by every
+    /// route and kept across reloads).
+    pub fn token_cache(&self) -> crate::metrics::CacheStats {
+        self.auth
+            .cache_stats(self.counters.token_cache_hits.load(Ordering::Relaxed))
     }
 
     /// The client's `X-Request-Id` when it is a sane token, else a new

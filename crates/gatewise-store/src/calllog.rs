@@ -85,6 +85,8 @@ pub struct CallQuery {
     pub request_id: Option<String>,
     /// HTTP method.
     pub method: Option<String>,
+    /// Calls with an inspector finding of this rule id (`TR-04`).
+    pub finding: Option<String>,
     /// Page size: 0 means [`DEFAULT_LIMIT`]; at most [`MAX_LIMIT`].
     pub limit: u32,
     /// Continue after this call (from [`CallPage::next`]).

@@ -40,6 +40,7 @@
 pub mod calllog;
 mod codec;
 pub mod error;
+pub mod load;
 pub mod postgres;
 mod spool;
 pub mod sqlite;
@@ -53,4 +54,4 @@ pub use calllog::{
 pub use error::StoreError;
 pub use postgres::{PostgresCallLog, PostgresOptions};
 pub use sqlite::{SqliteCallLog, SqliteOptions};
-pub use writer::{Counters, Delivery, RecordSender, Writer, WriterConfig, WriterHandle};
+pub use writer::{Counters, Defer, Delivery, RecordSender, Writer, WriterConfig, WriterHandle};

@@ -5,8 +5,11 @@
 //! and aggregated fields as columns, each filter with an index that ends in
 //! `(start_ms, id)` so "filter, newest first, after this cursor" walks one
 //! index backwards and stops after a page; the variable parts (trace,
-//! findings, headers) as one `jsonb` column, `detail`. Client addresses are
-//! `inet`, scopes `text[]`, so an operator can query them in SQL.
+//! findings, headers) as one `jsonb` column, `detail`; the findings' rule
+//! ids also in `gatewise_call_findings` (one row per call and rule, keyed
+//! `(rule, start_ms, call_id)`), which the finding filter walks. Client
+//! addresses are `inet`, scopes `text[]`, so an operator can query them in
+//! SQL.
 //!
 //! The schema is created and upgraded by the embedded [`MIGRATIONS`] when a
 //! connection is opened, numbered in `gatewise_calls_schema` and applied
@@ -106,6 +109,39 @@ pub const MIGRATIONS: &[&str] = &[
         peak_rows bigint NOT NULL
     );
     INSERT INTO gatewise_calls_meta (row_count, peak_rows) VALUES (0, 0);",
+    // 2: the inspector's findings by rule id, one row per call and rule,
+    // keyed in the filter's order (rule, then newest first) so "calls with
+    // TR-04" walks one index backwards and stops after a page. Deleted with
+    // their calls by a statement-level trigger (one set-based DELETE per
+    // retention chunk or operator's DELETE; a foreign key would cost a
+    // row lock per finding on every insert). Calls stored before this
+    // version are backfilled from `detail` (one pass over the table;
+    // migrations run under `maintenance_timeout`, not the connect
+    // deadline).
+    "CREATE TABLE gatewise_call_findings (
+        rule text NOT NULL,
+        start_ms bigint NOT NULL,
+        call_id bigint NOT NULL,
+        PRIMARY KEY (rule, start_ms, call_id)
+    ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+    CREATE INDEX gatewise_call_findings_call ON gatewise_call_findings (call_id);
+    CREATE FUNCTION gatewise_call_findings_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM gatewise_call_findings WHERE call_id IN (SELECT id FROM gone);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER gatewise_calls_findings_gone AFTER DELETE ON gatewise_calls
+        REFERENCING OLD TABLE AS gone
+        FOR EACH STATEMENT EXECUTE FUNCTION gatewise_call_findings_gone();
+    INSERT INTO gatewise_call_findings (rule, start_ms, call_id)
+    SELECT e.value ->> 'rule', c.start_ms, c.id
+    FROM gatewise_calls AS c
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(c.detail -> 'findings') = 'array'
+            THEN c.detail -> 'findings' ELSE '[]'::jsonb END) AS e(value)
+    WHERE c.detail ? 'findings' AND e.value ->> 'rule' <> ''
+    ON CONFLICT DO NOTHING;",
 ];
 
 /// Key of the advisory lock that serialises migrations ("gatewise" in
@@ -118,13 +154,17 @@ const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS gatewise_calls_schema (
     );
     INSERT INTO gatewise_calls_schema (version) VALUES (0) ON CONFLICT DO NOTHING;";
 
-const COLUMNS: &str = "id, writer, seq, v, start_ms, request_id, trace_id, route, upstream, \
-    upstream_addr, method, path, status, bytes_in, bytes_out, total_us, auth_us, \
-    upstream_first_byte_us, upstream_total_us, host(client_ip), issuer, kid, client_id, sub, \
-    array_to_string(scopes, ' '), token_fingerprint, reason, detail::text";
+/// The columns [`read_row`] reads, of `gatewise_calls AS c`.
+const COLUMNS: &str = "c.id, c.writer, c.seq, c.v, c.start_ms, c.request_id, c.trace_id, \
+    c.route, c.upstream, c.upstream_addr, c.method, c.path, c.status, c.bytes_in, c.bytes_out, \
+    c.total_us, c.auth_us, c.upstream_first_byte_us, c.upstream_total_us, host(c.client_ip), \
+    c.issuer, c.kid, c.client_id, c.sub, array_to_string(c.scopes, ' '), c.token_fingerprint, \
+    c.reason, c.detail::text";
 
 /// One statement per batch: the rows from one array per column, in batch
-/// order (so row ids follow it), existing keys skipped, the counter kept.
+/// order (so row ids follow it), existing keys skipped, the findings' rule
+/// ids of the inserted rows (three more arrays, one entry per call and
+/// rule: writer, seq, rule), the counter kept.
 const INSERT: &str = "WITH ins AS (
     INSERT INTO gatewise_calls (writer, seq, v, start_ms, request_id, trace_id, route, upstream,
         upstream_addr, method, path, status, bytes_in, bytes_out, total_us, auth_us,
@@ -144,7 +184,13 @@ const INSERT: &str = "WITH ins AS (
             scopes, token_fingerprint, reason, detail, ord)
     ORDER BY ord
     ON CONFLICT (writer, seq) DO NOTHING
-    RETURNING 1
+    RETURNING id, writer, seq, start_ms
+), found AS (
+    INSERT INTO gatewise_call_findings (rule, start_ms, call_id)
+    SELECT f.rule, ins.start_ms, ins.id
+    FROM UNNEST($28::int8[], $29::int8[], $30::text[]) AS f(writer, seq, rule)
+    JOIN ins ON ins.writer = f.writer AND ins.seq = f.seq
+    ON CONFLICT DO NOTHING
 )
 UPDATE gatewise_calls_meta
 SET row_count = row_count + c.n, peak_rows = greatest(peak_rows, row_count + c.n)
@@ -460,7 +506,7 @@ impl PostgresCallLog {
                     Some(c) => c,
                     None => {
                         fresh = true;
-                        let c = deadline(options.connect_timeout, open_connection(connect)).await;
+                        let c = open_connection(connect, options).await;
                         conn.insert(c.map_err(|e| ("connecting", e))?)
                     }
                 };
@@ -509,37 +555,52 @@ impl Drop for PostgresCallLog {
     }
 }
 
-async fn open_connection(options: &PgConnectOptions) -> Result<PgConnection, Failure> {
-    let mut conn = PgConnection::connect_with(options).await?;
-    migrate(&mut conn).await?;
+/// Connects and checks the schema within the connect deadline; pending
+/// migrations (which may rewrite the table: a backfill) get the
+/// maintenance deadline instead.
+async fn open_connection(
+    connect: &PgConnectOptions,
+    options: &PostgresOptions,
+) -> Result<PgConnection, Failure> {
+    let (mut conn, current) = deadline(options.connect_timeout, async {
+        let mut conn = PgConnection::connect_with(connect).await?;
+        let current = schema_is_current(&mut conn).await?;
+        Ok((conn, current))
+    })
+    .await?;
+    if !current {
+        deadline(options.maintenance_timeout, migrate(&mut conn)).await?;
+    }
     Ok(conn)
 }
 
-/// Checks the schema version and applies pending migrations (under an
-/// advisory lock, in one transaction).
-async fn migrate(conn: &mut PgConnection) -> Result<(), Failure> {
+/// True when the schema is this build's; an error when it is newer. Writes
+/// nothing (a reader may have a role that cannot create tables).
+async fn schema_is_current(conn: &mut PgConnection) -> Result<bool, Failure> {
     let known = MIGRATIONS.len() as i64;
-    // The usual case first, without writing anything (a reader may have a
-    // role that cannot create tables).
     let found: Result<i32, sqlx::Error> =
         sqlx::query_scalar("SELECT version FROM gatewise_calls_schema")
             .fetch_one(&mut *conn)
             .await;
     match found {
-        Ok(v) if i64::from(v) == known => return Ok(()),
-        Ok(v) if i64::from(v) > known => {
-            return Err(StoreError::SchemaTooNew {
-                found: v.into(),
-                known,
-            }
-            .into());
+        Ok(v) if i64::from(v) == known => Ok(true),
+        Ok(v) if i64::from(v) > known => Err(StoreError::SchemaTooNew {
+            found: v.into(),
+            known,
         }
+        .into()),
         // Older, or no schema yet (undefined table), or an empty table.
-        Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {}
-        Err(sqlx::Error::RowNotFound) => {}
-        Err(e) => return Err(e.into()),
+        Ok(_) => Ok(false),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(false),
+        Err(sqlx::Error::RowNotFound) => Ok(false),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// Applies pending migrations (under an advisory lock, in one
+/// transaction).
+async fn migrate(conn: &mut PgConnection) -> Result<(), Failure> {
+    let known = MIGRATIONS.len() as i64;
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
@@ -648,7 +709,14 @@ async fn insert(conn: &mut PgConnection, batch: &[KeyedRecord]) -> Result<usize,
     let mut fingerprint = Vec::with_capacity(n);
     let mut reason = Vec::with_capacity(n);
     let mut detail = Vec::with_capacity(n);
+    let (mut finding_writer, mut finding_seq, mut finding_rule) =
+        (Vec::new(), Vec::new(), Vec::new());
     for KeyedRecord { key, record: r } in batch {
+        for rule in finding_rules(r) {
+            finding_writer.push(key.writer);
+            finding_seq.push(key.seq);
+            finding_rule.push(rule);
+        }
         writer.push(key.writer);
         seq.push(key.seq);
         v.push(i16::from(r.v));
@@ -713,9 +781,25 @@ async fn insert(conn: &mut PgConnection, batch: &[KeyedRecord]) -> Result<usize,
         .bind(fingerprint)
         .bind(reason)
         .bind(detail)
+        .bind(finding_writer)
+        .bind(finding_seq)
+        .bind(finding_rule)
         .fetch_one(&mut *conn)
         .await?;
     Ok(usize::try_from(inserted).unwrap_or(0))
+}
+
+/// The distinct, non-empty rule ids of a record's findings, sorted.
+fn finding_rules(r: &CallRecord) -> Vec<&str> {
+    let mut rules: Vec<&str> = r
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .filter(|rule| !rule.is_empty())
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules
 }
 
 fn read_row(row: &PgRow) -> Result<StoredCall, Failure> {
@@ -734,6 +818,10 @@ fn read_row(row: &PgRow) -> Result<StoredCall, Failure> {
         start_ms: uint(row.try_get(4)?),
         request_id: row.try_get(5)?,
         trace_id: row.try_get(6)?,
+        // Not stored yet (no column, not in `detail`): read back as unknown.
+        span_id: None,
+        parent_span_id: None,
+        sampled: None,
         route: row.try_get(7)?,
         upstream: row.try_get(8)?,
         upstream_addr: row.try_get(9)?,
@@ -772,12 +860,33 @@ fn read_row(row: &PgRow) -> Result<StoredCall, Failure> {
 }
 
 async fn query(conn: &mut PgConnection, q: &CallQuery) -> Result<CallPage, Failure> {
-    let mut sql = Sql::new(format!("SELECT {COLUMNS} FROM gatewise_calls WHERE true"));
+    // With a finding, the walk starts in `gatewise_call_findings`: its
+    // primary key gives the calls of one rule newest first, and the time
+    // range and the cursor apply to it; each call is then fetched by its
+    // id. Without one, `gatewise_calls` alone.
+    let (mut sql, time, id) = match &q.finding {
+        Some(rule) => {
+            let mut sql = Sql::new(String::new());
+            let p = sql.bind(rule.clone())?;
+            sql.text = format!(
+                "SELECT {COLUMNS} FROM gatewise_call_findings AS f \
+                 JOIN gatewise_calls AS c ON c.id = f.call_id WHERE f.rule = {p}"
+            );
+            (sql, "f.start_ms", "f.call_id")
+        }
+        None => (
+            Sql::new(format!(
+                "SELECT {COLUMNS} FROM gatewise_calls AS c WHERE true"
+            )),
+            "c.start_ms",
+            "c.id",
+        ),
+    };
     if let Some(v) = q.from_ms {
-        sql.and("start_ms >= ?", int(v))?;
+        sql.and(&format!("{time} >= ?"), int(v))?;
     }
     if let Some(v) = q.until_ms {
-        sql.and("start_ms < ?", int(v))?;
+        sql.and(&format!("{time} < ?"), int(v))?;
     }
     for (col, v) in [
         ("route", &q.route),
@@ -789,29 +898,29 @@ async fn query(conn: &mut PgConnection, q: &CallQuery) -> Result<CallPage, Failu
         ("method", &q.method),
     ] {
         if let Some(v) = v {
-            sql.and(&format!("{col} = ?"), v.clone())?;
+            sql.and(&format!("c.{col} = ?"), v.clone())?;
         }
     }
     match (q.status_min, q.status_max) {
-        (Some(lo), Some(hi)) if lo == hi => sql.and("status = ?", i32::from(lo))?,
+        (Some(lo), Some(hi)) if lo == hi => sql.and("c.status = ?", i32::from(lo))?,
         (lo, hi) => {
             if let Some(v) = lo {
-                sql.and("status >= ?", i32::from(v))?;
+                sql.and("c.status >= ?", i32::from(v))?;
             }
             if let Some(v) = hi {
-                sql.and("status <= ?", i32::from(v))?;
+                sql.and("c.status <= ?", i32::from(v))?;
             }
         }
     }
     if let Some(c) = q.after {
         let ms = sql.bind(int(c.start_ms))?;
-        let id = sql.bind(c.id)?;
+        let after = sql.bind(c.id)?;
         sql.text
-            .push_str(&format!(" AND (start_ms, id) < ({ms}, {id})"));
+            .push_str(&format!(" AND ({time}, {id}) < ({ms}, {after})"));
     }
     let limit = q.effective_limit();
     sql.text.push_str(&format!(
-        " ORDER BY start_ms DESC, id DESC LIMIT {}",
+        " ORDER BY {time} DESC, {id} DESC LIMIT {}",
         limit + 1
     ));
     let rows = sql.query().fetch_all(&mut *conn).await?;
@@ -828,8 +937,8 @@ async fn query(conn: &mut PgConnection, q: &CallQuery) -> Result<CallPage, Failu
 
 async fn get(conn: &mut PgConnection, request_id: &str) -> Result<Option<StoredCall>, Failure> {
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM gatewise_calls WHERE request_id = $1 \
-         ORDER BY start_ms DESC, id DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM gatewise_calls AS c WHERE c.request_id = $1 \
+         ORDER BY c.start_ms DESC, c.id DESC LIMIT 1"
     )))
     .bind(request_id)
     .fetch_optional(&mut *conn)

@@ -3,7 +3,9 @@
 //! One row per call in `calls`: the fields that are filtered or aggregated
 //! as columns (each filter with an index whose second column is the start
 //! time, so "filter, newest first" walks one index), the variable parts
-//! (decision trace, findings, headers) as one JSON column, `detail`. The
+//! (decision trace, findings, headers) as one JSON column, `detail`; the
+//! findings' rule ids also in `call_findings` (one row per call and rule,
+//! keyed `(rule, start_ms, call_id)`), which the finding filter walks. The
 //! schema is created and upgraded by the embedded [`MIGRATIONS`], numbered
 //! by `PRAGMA user_version`. The database runs in WAL mode with
 //! `synchronous=NORMAL` and incremental auto-vacuum, so retention gives
@@ -72,12 +74,43 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX calls_issuer ON calls (issuer, start_ms) WHERE issuer IS NOT NULL;
     CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (name, value) VALUES ('rows', 0);",
+    // 2: the inspector's findings by rule id, one row per call and rule, in
+    // the filter's order (rule, then newest first), so "calls with TR-04"
+    // walks one index however few calls have it; emptied with their call
+    // by a trigger (retention, or an operator's DELETE). Rows written
+    // before this version are backfilled from `detail` (one pass over the
+    // table; rows without findings skip the JSON parse).
+    "CREATE TABLE call_findings (
+        rule TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        call_id INTEGER NOT NULL,
+        PRIMARY KEY (rule, start_ms, call_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX call_findings_call ON call_findings (call_id);
+    CREATE TRIGGER calls_delete_findings AFTER DELETE ON calls
+    BEGIN
+        DELETE FROM call_findings WHERE call_id = old.id;
+    END;
+    INSERT OR IGNORE INTO call_findings (rule, start_ms, call_id)
+    SELECT rule, start_ms, id FROM (
+        SELECT CASE WHEN f.type = 'object' THEN json_extract(f.value, '$.rule') END AS rule,
+            c.start_ms AS start_ms, c.id AS id
+        FROM calls AS c, json_each(
+            CASE WHEN instr(c.detail, '\"findings\"') > 0 AND json_valid(c.detail)
+                THEN c.detail ELSE '{}' END,
+            '$.findings') AS f
+    )
+    WHERE typeof(rule) = 'text' AND rule <> '';",
 ];
 
-const COLUMNS: &str = "id, writer, seq, v, start_ms, request_id, trace_id, route, upstream, \
-    upstream_addr, method, path, status, bytes_in, bytes_out, total_us, auth_us, \
-    upstream_first_byte_us, upstream_total_us, client_ip, issuer, kid, client_id, sub, scopes, \
-    token_fingerprint, reason, detail";
+/// The columns [`read_row`] reads, of `calls AS c`.
+const COLUMNS: &str = "c.id, c.writer, c.seq, c.v, c.start_ms, c.request_id, c.trace_id, \
+    c.route, c.upstream, c.upstream_addr, c.method, c.path, c.status, c.bytes_in, c.bytes_out, \
+    c.total_us, c.auth_us, c.upstream_first_byte_us, c.upstream_total_us, c.client_ip, c.issuer, \
+    c.kid, c.client_id, c.sub, c.scopes, c.token_fingerprint, c.reason, c.detail";
+
+const INSERT_FINDING: &str =
+    "INSERT OR IGNORE INTO call_findings (rule, start_ms, call_id) VALUES (?1, ?2, ?3)";
 
 const INSERT: &str = "INSERT OR IGNORE INTO calls (writer, seq, v, start_ms, request_id, trace_id, \
     route, upstream, upstream_addr, method, path, status, bytes_in, bytes_out, total_us, auth_us, \
@@ -309,6 +342,7 @@ fn insert(conn: &mut Connection, batch: &[KeyedRecord]) -> Result<usize, StoreEr
     let mut inserted = 0usize;
     {
         let mut stmt = tx.prepare_cached(INSERT)?;
+        let mut finding = tx.prepare_cached(INSERT_FINDING)?;
         for KeyedRecord { key, record: r } in batch {
             let detail = serde_json::to_string(&DetailRef {
                 trace: &r.trace,
@@ -318,7 +352,7 @@ fn insert(conn: &mut Connection, batch: &[KeyedRecord]) -> Result<usize, StoreEr
             })
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
             let scopes = (!r.scopes.is_empty()).then(|| r.scopes.join(" "));
-            inserted += stmt.execute(params![
+            let added = stmt.execute(params![
                 key.writer,
                 key.seq,
                 r.v,
@@ -347,6 +381,15 @@ fn insert(conn: &mut Connection, batch: &[KeyedRecord]) -> Result<usize, StoreEr
                 r.reason,
                 detail,
             ])?;
+            if added > 0 {
+                // A key already stored inserts nothing, and its findings
+                // are there already.
+                let id = tx.last_insert_rowid();
+                for rule in finding_rules(r) {
+                    finding.execute(params![rule, int(r.start_ms), id])?;
+                }
+            }
+            inserted += added;
         }
     }
     tx.execute(
@@ -355,6 +398,19 @@ fn insert(conn: &mut Connection, batch: &[KeyedRecord]) -> Result<usize, StoreEr
     )?;
     tx.commit()?;
     Ok(inserted)
+}
+
+/// The distinct, non-empty rule ids of a record's findings, sorted.
+fn finding_rules(r: &CallRecord) -> Vec<&str> {
+    let mut rules: Vec<&str> = r
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .filter(|rule| !rule.is_empty())
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules
 }
 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCall, StoreError>> {
@@ -376,6 +432,10 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCall, StoreError>> {
         start_ms: uint(row.get(4)?),
         request_id: row.get(5)?,
         trace_id: row.get(6)?,
+        // Not stored yet (no column, not in `detail`): read back as unknown.
+        span_id: None,
+        parent_span_id: None,
+        sampled: None,
         route: row.get(7)?,
         upstream: row.get(8)?,
         upstream_addr: row.get(9)?,
@@ -414,18 +474,40 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCall, StoreError>> {
 }
 
 fn query(conn: &Connection, q: &CallQuery) -> Result<CallPage, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE 1 = 1");
+    // With a finding, the walk starts in `call_findings` (`CROSS JOIN`
+    // keeps SQLite's planner from reordering): its primary key gives the
+    // calls of one rule newest first, and the time range and the cursor
+    // apply to it; each call is then fetched by its row id. Without one,
+    // `calls` alone.
+    let (mut sql, time, id) = match &q.finding {
+        Some(_) => (
+            format!(
+                "SELECT {COLUMNS} FROM call_findings AS f CROSS JOIN calls AS c \
+                 ON c.id = f.call_id WHERE f.rule = ?1"
+            ),
+            "f.start_ms",
+            "f.call_id",
+        ),
+        None => (
+            format!("SELECT {COLUMNS} FROM calls AS c WHERE 1 = 1"),
+            "c.start_ms",
+            "c.id",
+        ),
+    };
     let mut args: Vec<Value> = Vec::new();
+    if let Some(rule) = &q.finding {
+        args.push(Value::Text(rule.clone()));
+    }
     let mut filter = |cond: &str, v: Value| {
         sql.push_str(" AND ");
         sql.push_str(&cond.replace('?', &format!("?{}", args.len() + 1)));
         args.push(v);
     };
     if let Some(v) = q.from_ms {
-        filter("start_ms >= ?", Value::Integer(int(v)));
+        filter(&format!("{time} >= ?"), Value::Integer(int(v)));
     }
     if let Some(v) = q.until_ms {
-        filter("start_ms < ?", Value::Integer(int(v)));
+        filter(&format!("{time} < ?"), Value::Integer(int(v)));
     }
     let text = |s: &String| Value::Text(s.clone());
     for (col, v) in [
@@ -438,34 +520,34 @@ fn query(conn: &Connection, q: &CallQuery) -> Result<CallPage, StoreError> {
         ("method", &q.method),
     ] {
         if let Some(v) = v {
-            filter(&format!("{col} = ?"), text(v));
+            filter(&format!("c.{col} = ?"), text(v));
         }
     }
     match (q.status_min, q.status_max) {
         // One status: `calls_status` gives the rows in time order.
-        (Some(lo), Some(hi)) if lo == hi => filter("status = ?", Value::Integer(lo.into())),
+        (Some(lo), Some(hi)) if lo == hi => filter("c.status = ?", Value::Integer(lo.into())),
         (lo, hi) => {
             // A range (4xx, errors): the unary `+` keeps the planner off
             // `calls_status`, whose range would need a sort of every match;
             // walking `calls_time` newest first (status is in that index)
             // stops after a page.
             if let Some(v) = lo {
-                filter("+status >= ?", Value::Integer(v.into()));
+                filter("+c.status >= ?", Value::Integer(v.into()));
             }
             if let Some(v) = hi {
-                filter("+status <= ?", Value::Integer(v.into()));
+                filter("+c.status <= ?", Value::Integer(v.into()));
             }
         }
     }
     if let Some(c) = q.after {
         let n = args.len();
-        sql.push_str(&format!(" AND (start_ms, id) < (?{}, ?{})", n + 1, n + 2));
+        sql.push_str(&format!(" AND ({time}, {id}) < (?{}, ?{})", n + 1, n + 2));
         args.push(Value::Integer(int(c.start_ms)));
         args.push(Value::Integer(c.id));
     }
     let limit = q.effective_limit();
     sql.push_str(&format!(
-        " ORDER BY start_ms DESC, id DESC LIMIT {}",
+        " ORDER BY {time} DESC, {id} DESC LIMIT {}",
         limit + 1
     ));
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -722,8 +804,8 @@ impl CallLog for SqliteCallLog {
     fn get(&mut self, request_id: &str) -> Result<Option<StoredCall>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM calls WHERE request_id = ?1 \
-                 ORDER BY start_ms DESC, id DESC LIMIT 1"
+                "SELECT {COLUMNS} FROM calls AS c WHERE c.request_id = ?1 \
+                 ORDER BY c.start_ms DESC, c.id DESC LIMIT 1"
             ))?;
             match stmt.query_row([request_id], read_row).optional()? {
                 Some(r) => r.map(Some),

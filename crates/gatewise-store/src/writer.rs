@@ -35,8 +35,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,7 @@ use gatewise_core::clock::Clock;
 
 use crate::StoreError;
 use crate::calllog::{CallLog, KeyedRecord, RecordKey, Retention};
+use crate::load::{LoadProbe, ProcStat};
 use crate::spool::{self, Segment, SpoolReader, SpoolWriter};
 use crate::time::{Throttle, now};
 
@@ -82,6 +83,53 @@ pub struct WriterConfig {
     /// Longest a spool segment stays open while it has records; sealed, its
     /// records can be replayed into the store.
     pub seal_after: Duration,
+    /// Wait with indexing while the CPUs are busy (`None`: never wait).
+    pub defer: Option<Defer>,
+}
+
+/// When the indexer leaves records in the spool because the CPUs are busy
+/// (see [`crate::load`]).
+#[derive(Clone)]
+pub struct Defer {
+    /// Index only while the CPUs this process runs on were idle at least
+    /// this fraction of the time (the indexer's own time counts as idle).
+    pub min_idle: f64,
+    /// How often the load is looked at.
+    pub every: Duration,
+    /// Index anyway once the spool holds this fraction of its size limit,
+    /// so that waiting never leads to drops.
+    pub max_spool_fraction: f64,
+    /// Where the load comes from.
+    pub probe: Arc<Mutex<dyn LoadProbe>>,
+}
+
+impl Defer {
+    /// Busy below 25% idle, looked at every 100 ms, up to half the spool;
+    /// the load from `/proc/stat` ([`ProcStat`]).
+    pub fn new() -> Self {
+        Defer {
+            min_idle: 0.25,
+            every: Duration::from_millis(100),
+            max_spool_fraction: 0.5,
+            probe: Arc::new(Mutex::new(ProcStat::new())),
+        }
+    }
+}
+
+impl Default for Defer {
+    fn default() -> Self {
+        Defer::new()
+    }
+}
+
+impl std::fmt::Debug for Defer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Defer")
+            .field("min_idle", &self.min_idle)
+            .field("every", &self.every)
+            .field("max_spool_fraction", &self.max_spool_fraction)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for WriterConfig {
@@ -99,6 +147,7 @@ impl std::fmt::Debug for WriterConfig {
             .field("retention_every", &self.retention_every)
             .field("background_indexer", &self.background_indexer)
             .field("seal_after", &self.seal_after)
+            .field("defer", &self.defer)
             .finish_non_exhaustive()
     }
 }
@@ -107,7 +156,8 @@ impl WriterConfig {
     /// Defaults: batches of 1,000 or 100 ms; 65,536 records in the
     /// channel and as many in overflow; a 1 GiB spool in 64 MiB segments,
     /// sealed after 200 ms; retry after 1 s; retention (none set) every
-    /// 60 s; the indexer at background priority.
+    /// 60 s; the indexer at background priority, waiting while the CPUs
+    /// are busy ([`Defer::new`]).
     pub fn new(spool_dir: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> Self {
         WriterConfig {
             batch_size: 1_000,
@@ -123,6 +173,7 @@ impl WriterConfig {
             clock,
             background_indexer: true,
             seal_after: Duration::from_millis(200),
+            defer: Some(Defer::new()),
         }
     }
 }
@@ -153,6 +204,9 @@ pub struct Counters {
     pub spool_bytes: u64,
     /// Records waiting in the channels.
     pub backlog: u64,
+    /// The indexer is waiting for the CPUs to be less busy (records go to
+    /// the spool meanwhile).
+    pub deferring: bool,
 }
 
 impl Counters {
@@ -176,6 +230,8 @@ struct Shared {
     /// The indexer's view of the store: false after a failure, until a
     /// store call works again. The writer spools while it is false.
     store_ok: AtomicBool,
+    /// The indexer waits for the CPUs; the writer spools meanwhile.
+    deferring: AtomicBool,
     stopped: AtomicBool,
     warned_stopped: AtomicBool,
 }
@@ -192,6 +248,7 @@ impl Shared {
             store_errors: self.store_errors.load(Relaxed),
             spool_bytes: self.spool_bytes.load(Relaxed),
             backlog: backlog as u64,
+            deferring: self.deferring.load(Relaxed),
         }
     }
 }
@@ -348,6 +405,7 @@ impl Writer {
             store_errors: AtomicU64::new(0),
             spool_bytes: spool_w.total(),
             store_ok: AtomicBool::new(true),
+            deferring: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             warned_stopped: AtomicBool::new(false),
         });
@@ -371,6 +429,8 @@ impl Writer {
             store_ok: true,
             retry_at: t,
             next_retention: t + config.retention_every,
+            next_probe: t,
+            busy: false,
             error_log: Throttle::new(Duration::from_secs(60)),
             config: config.clone(),
         };
@@ -599,6 +659,7 @@ impl Worker {
     /// spools it otherwise.
     fn flush(&mut self, batch: &mut Vec<KeyedRecord>) {
         if self.shared.store_ok.load(Relaxed)
+            && !self.shared.deferring.load(Relaxed)
             && let Some(handoff) = &self.handoff
         {
             let full = std::mem::replace(batch, Vec::with_capacity(self.config.batch_size.max(1)));
@@ -737,6 +798,10 @@ struct Indexer {
     store_ok: bool,
     retry_at: Instant,
     next_retention: Instant,
+    /// When the load is looked at next.
+    next_probe: Instant,
+    /// The CPUs were busy when last looked at.
+    busy: bool,
     error_log: Throttle,
     config: WriterConfig,
 }
@@ -816,12 +881,38 @@ impl Indexer {
         }
     }
 
+    /// True while indexing should wait for the CPUs (and the spool has
+    /// room for the wait); tells the writer too.
+    fn deferring(&mut self, t: Instant) -> bool {
+        let Some(d) = &self.config.defer else {
+            return false;
+        };
+        if t >= self.next_probe {
+            self.next_probe = t + d.every;
+            let idle = d.probe.lock().ok().and_then(|mut p| p.idle_fraction());
+            // No answer (first look, no data): not busy.
+            self.busy = idle.is_some_and(|f| f < d.min_idle);
+        }
+        let limit = d.max_spool_fraction * self.config.spool_max_bytes as f64;
+        let defer = self.busy && (self.shared.spool_bytes.load(Relaxed) as f64) < limit;
+        if self.shared.deferring.swap(defer, Relaxed) != defer {
+            tracing::debug!(
+                defer,
+                "call-log indexer: CPUs busy, records wait in the spool"
+            );
+        }
+        defer
+    }
+
     /// Replay and retention, between batches: replay only while no new
-    /// batch waits. With `all`, replays until the spool is empty or the
-    /// store fails.
+    /// batch waits and the CPUs are not busy. With `all`, replays until
+    /// the spool is empty or the store fails.
     fn maintain(&mut self, all: bool) {
         self.take_segments();
         let t = now();
+        if !all && self.deferring(t) {
+            return;
+        }
         if !self.spool.is_empty() && (self.store_ok || t >= self.retry_at) {
             while !self.spool.is_empty() && (all || self.handoff.is_empty()) && self.replay_chunk()
             {
@@ -891,6 +982,7 @@ impl Indexer {
     /// Shutdown: what was handed over is stored (or given back), then the
     /// spool is replayed if the store works.
     fn finish(&mut self) {
+        self.shared.deferring.store(false, Relaxed);
         while let Ok(b) = self.handoff.try_recv() {
             self.store_batch(b);
         }

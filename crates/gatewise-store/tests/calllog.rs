@@ -8,7 +8,7 @@
 mod common;
 
 use common::{AnyStore, BASE_MS, TestDb, keyed};
-use gatewise_core::calllog::CallRecord;
+use gatewise_core::calllog::{CallRecord, FindingRef};
 use gatewise_store::{
     CallLog, CallQuery, KeyedRecord, RecordKey, Retention, StatsQuery, StoreError,
 };
@@ -23,6 +23,9 @@ on_both_stores!(
     schema_is_versioned_and_a_newer_one_refused,
     an_empty_store_answers_every_call,
     clients_are_ranked_by_their_errors,
+    calls_are_filtered_by_finding_across_pages,
+    findings_go_with_their_calls,
+    an_older_schema_gets_its_findings_backfilled,
 );
 
 fn store_with(db: &TestDb, n: u64) -> AnyStore {
@@ -485,4 +488,280 @@ fn clients_are_ranked_by_their_errors(db: &TestDb) {
         ]
     );
     assert_eq!(store.top_error_clients(&q, 1).unwrap().len(), 1);
+}
+
+fn finding(rule: &str) -> FindingRef {
+    FindingRef {
+        rule: rule.to_owned(),
+        code: format!("code-of-{rule}"),
+        severity: "warn".to_owned(),
+    }
+}
+
+/// Calls with varied findings: none, one rule, two rules, a rule twice,
+/// an empty rule id.
+fn with_findings(i: u64) -> KeyedRecord {
+    let mut k = keyed(i);
+    k.record.findings = match i % 5 {
+        0 => vec![],
+        1 => vec![finding("TR-04")],
+        2 => vec![finding("TR-04"), finding("ER-02"), finding("TR-04")],
+        3 => vec![finding("ER-02")],
+        _ => vec![finding(""), finding("MD-01")],
+    };
+    k
+}
+
+fn calls_are_filtered_by_finding_across_pages(db: &TestDb) {
+    let mut store = db.open();
+    // Three calls per start time: the cursor must break ties by row id.
+    let records: Vec<KeyedRecord> = (0..300)
+        .map(|i| {
+            let mut k = with_findings(i);
+            k.record.start_ms = BASE_MS + (i / 3) * 1_000;
+            k
+        })
+        .collect();
+    store.append(&records[..120]).unwrap();
+    store.append(&records[120..]).unwrap();
+    // A replayed batch adds neither calls nor findings.
+    assert_eq!(store.append(&records[100..140]).unwrap(), 0);
+
+    let s = |v: &str| Some(v.to_owned());
+    let has = |r: &CallRecord, rule: &str| r.findings.iter().any(|f| f.rule == rule);
+    type Keep = Box<dyn Fn(&CallRecord) -> bool>;
+    let cases: Vec<(&str, CallQuery, Keep)> = vec![
+        (
+            "TR-04",
+            CallQuery {
+                finding: s("TR-04"),
+                ..CallQuery::default()
+            },
+            Box::new(move |r| has(r, "TR-04")),
+        ),
+        (
+            "ER-02 on one route",
+            CallQuery {
+                finding: s("ER-02"),
+                route: s("users"),
+                ..CallQuery::default()
+            },
+            Box::new(move |r| has(r, "ER-02") && r.route.as_deref() == Some("users")),
+        ),
+        (
+            "TR-04 among errors in a time range",
+            CallQuery {
+                finding: s("TR-04"),
+                status_min: Some(400),
+                status_max: Some(599),
+                from_ms: Some(BASE_MS + 10_000),
+                until_ms: Some(BASE_MS + 70_000),
+                ..CallQuery::default()
+            },
+            Box::new(move |r| {
+                has(r, "TR-04")
+                    && r.status >= 400
+                    && r.start_ms >= BASE_MS + 10_000
+                    && r.start_ms < BASE_MS + 70_000
+            }),
+        ),
+        (
+            "MD-01 of one client, one status",
+            CallQuery {
+                finding: s("MD-01"),
+                client_id: s("client-4"),
+                status_min: Some(502),
+                status_max: Some(502),
+                ..CallQuery::default()
+            },
+            Box::new(move |r| {
+                has(r, "MD-01") && r.client_id.as_deref() == Some("client-4") && r.status == 502
+            }),
+        ),
+        (
+            "an unknown rule",
+            CallQuery {
+                finding: s("ZZ-99"),
+                ..CallQuery::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
+            "the empty rule id matches nothing",
+            CallQuery {
+                finding: s(""),
+                ..CallQuery::default()
+            },
+            Box::new(|_| false),
+        ),
+    ];
+    for (name, mut q, keep) in cases {
+        let mut expected: Vec<(u64, usize, String)> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| keep(&k.record))
+            .map(|(i, k)| (k.record.start_ms, i, k.record.request_id.clone()))
+            .collect();
+        expected.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+        let expected: Vec<String> = expected.into_iter().map(|e| e.2).collect();
+        if !name.contains("nothing") && !name.contains("unknown") {
+            assert!(!expected.is_empty(), "{name}: the case selects calls");
+        }
+        for limit in [7, 50, 1000] {
+            q.limit = limit;
+            q.after = None;
+            assert_eq!(
+                all_pages(&mut store, q.clone()),
+                expected,
+                "{name}, limit {limit}"
+            );
+        }
+    }
+    // The calls come back whole, with every finding as recorded (the
+    // repeated one too).
+    let page = store
+        .query(&CallQuery {
+            finding: s("ER-02"),
+            request_id: s("req-2"),
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.calls.len(), 1);
+    assert_eq!(page.calls[0].record, records[2].record);
+    // One row per call and distinct rule, none for the empty id.
+    let per_call: i64 = (0..300)
+        .map(|i| match i % 5 {
+            0 => 0,
+            1 | 3 | 4 => 1,
+            _ => 2,
+        })
+        .sum();
+    assert_eq!(
+        db.count_sql(&format!("SELECT count(*) FROM {}", db.findings_table())),
+        per_call
+    );
+}
+
+fn findings_go_with_their_calls(db: &TestDb) {
+    let mut store = db.open();
+    let batch: Vec<KeyedRecord> = (0..100).map(with_findings).collect();
+    store.append(&batch).unwrap();
+    let tr04 = |store: &mut AnyStore| {
+        all_pages(
+            store,
+            CallQuery {
+                finding: Some("TR-04".into()),
+                limit: 1000,
+                ..CallQuery::default()
+            },
+        )
+    };
+    assert_eq!(tr04(&mut store).len(), 40);
+    // Retention deletes the oldest 70 calls, and their findings with them.
+    let r = store
+        .retain(
+            &Retention {
+                max_rows: Some(30),
+                ..Retention::default()
+            },
+            BASE_MS,
+        )
+        .unwrap();
+    assert_eq!(r.by_rows, 70);
+    let left = tr04(&mut store);
+    let expected: Vec<String> = (70..100)
+        .rev()
+        .filter(|i| matches!(i % 5, 1 | 2))
+        .map(|i| format!("req-{i}"))
+        .collect();
+    assert_eq!(left, expected);
+    let table = db.findings_table();
+    let orphans = db.count_sql(&format!(
+        "SELECT count(*) FROM {table} AS f WHERE f.call_id NOT IN (SELECT id FROM {})",
+        if db.name() == "sqlite" {
+            "calls"
+        } else {
+            "gatewise_calls"
+        }
+    ));
+    assert_eq!(orphans, 0, "no findings left without their call");
+    assert_eq!(
+        db.count_sql(&format!("SELECT count(*) FROM {table}")),
+        (70..100)
+            .map(|i| match i % 5 {
+                0 => 0,
+                2 => 2,
+                _ => 1,
+            })
+            .sum::<i64>()
+    );
+}
+
+fn an_older_schema_gets_its_findings_backfilled(db: &TestDb) {
+    let mut store = db.open();
+    let batch: Vec<KeyedRecord> = (0..50).map(with_findings).collect();
+    store.append(&batch).unwrap();
+    drop(store);
+    // As a build before the findings table left it, with one row whose
+    // `findings` is not what this build writes (it must not stop the
+    // migration).
+    db.downgrade_to_v1();
+    let calls = if db.name() == "sqlite" {
+        "calls"
+    } else {
+        "gatewise_calls"
+    };
+    db.execute(&[&format!(
+        "INSERT INTO {calls} (writer, seq, v, start_ms, request_id, method, path, status, \
+         bytes_in, bytes_out, total_us, detail) VALUES (99, 1, 1, {BASE_MS}, 'odd', 'GET', '/', \
+         200, 0, 0, 1, '{{\"findings\": [5, \"TR-04\", {{\"rule\": \"\"}}, {{\"rule\": \"OD-01\"}}]}}')"
+    )]);
+
+    let known = match db.name() {
+        "sqlite" => gatewise_store::sqlite::MIGRATIONS.len(),
+        _ => gatewise_store::postgres::MIGRATIONS.len(),
+    } as i64;
+    let mut store = db.open();
+    assert_eq!(store.schema_version(), known);
+    let table = db.findings_table();
+    assert_eq!(
+        db.count_sql(&format!(
+            "SELECT count(*) FROM {table} WHERE rule = 'OD-01'"
+        )),
+        1,
+        "the odd row's one usable rule"
+    );
+    db.execute(&[&format!("DELETE FROM {calls} WHERE request_id = 'odd'")]);
+    for rule in ["TR-04", "ER-02", "MD-01"] {
+        let got = all_pages(
+            &mut store,
+            CallQuery {
+                finding: Some(rule.into()),
+                limit: 7,
+                ..CallQuery::default()
+            },
+        );
+        let expected: Vec<String> = batch
+            .iter()
+            .rev()
+            .filter(|k| k.record.findings.iter().any(|f| f.rule == rule))
+            .map(|k| k.record.request_id.clone())
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(got, expected, "{rule} after the backfill");
+    }
+    // New calls after the upgrade are indexed as they are written.
+    let mut late = with_findings(1);
+    late.key.seq = 1_000;
+    late.record.request_id = "late".into();
+    late.record.start_ms = BASE_MS + 3_600_000;
+    store.append(&[late]).unwrap();
+    let page = store
+        .query(&CallQuery {
+            finding: Some("TR-04".into()),
+            limit: 1,
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.calls[0].record.request_id, "late");
 }

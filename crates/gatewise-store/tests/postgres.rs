@@ -48,6 +48,11 @@ fn filtered_queries_walk_an_index_without_sorting() {
             r.sub = Some("rare-sub".into());
             r.issuer = Some("https://rare.test".into());
             r.status = 418;
+            r.findings.push(gatewise_core::calllog::FindingRef {
+                rule: "RR-01".into(),
+                code: "rare-finding".into(),
+                severity: "warn".into(),
+            });
         }
         k
     };
@@ -55,7 +60,11 @@ fn filtered_queries_walk_an_index_without_sorting() {
         let batch: Vec<KeyedRecord> = chunk.iter().map(|&i| rare(i)).collect();
         store.append(&batch).unwrap();
     }
-    pg::execute(&db.url, &["ANALYZE gatewise_calls"]).unwrap();
+    pg::execute(
+        &db.url,
+        &["ANALYZE gatewise_calls", "ANALYZE gatewise_call_findings"],
+    )
+    .unwrap();
 
     let indexes: Vec<String> = pg::block_on(async {
         use sqlx::Connection;
@@ -108,6 +117,42 @@ fn filtered_queries_walk_an_index_without_sorting() {
         );
         assert!(!plan.contains("Sort"), "{filter}: no sort:\n{plan}");
     }
+
+    // A finding, rare (one call in a hundred) or on every call: the
+    // findings' key walked backwards from the cursor, each call fetched by
+    // its id, no sort. (The statement `query` builds.)
+    let cursor = format!(
+        "(f.start_ms, f.call_id) < ({}, 1000000)",
+        BASE_MS + 15_000_000
+    );
+    for rule in ["RR-01", "TR-04"] {
+        let plan = explain(
+            &db.url,
+            &format!(
+                "SELECT c.* FROM gatewise_call_findings AS f \
+                 JOIN gatewise_calls AS c ON c.id = f.call_id WHERE f.rule = '{rule}' \
+                 AND {cursor} ORDER BY f.start_ms DESC, f.call_id DESC LIMIT 51"
+            ),
+        );
+        assert!(
+            plan.contains("Scan Backward using gatewise_call_findings_pkey "),
+            "{rule}:\n{plan}"
+        );
+        assert!(plan.contains("gatewise_calls_pkey"), "{rule}:\n{plan}");
+        assert!(!plan.contains("Sort"), "{rule}: no sort:\n{plan}");
+    }
+    let page = store
+        .query(&CallQuery {
+            finding: Some("RR-01".into()),
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.calls.len(), 50);
+    assert!(
+        page.calls
+            .iter()
+            .all(|c| c.record.route.as_deref() == Some("rare"))
+    );
 }
 
 #[test]

@@ -59,6 +59,30 @@ fn schema_is_versioned_and_configured() {
         .join("; ");
     assert!(plan.contains("calls_route"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    // A finding: its table's key, newest first, then each call by row id
+    // (the statement `query` builds, with another filter beside it).
+    let plan: String = c
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT c.id FROM call_findings AS f CROSS JOIN calls AS c \
+             ON c.id = f.call_id WHERE f.rule = 'TR-04' AND c.route = 'a' \
+             AND (f.start_ms, f.call_id) < (5, 5) \
+             ORDER BY f.start_ms DESC, f.call_id DESC LIMIT 50",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(
+        plan.contains("SEARCH f USING PRIMARY KEY (rule=? AND (start_ms,call_id)<(?,?))"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("SEARCH c USING INTEGER PRIMARY KEY (rowid=?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
 
     // A database from a newer build is refused, not damaged.
     c.pragma_update(None, "user_version", 99).unwrap();

@@ -6,13 +6,16 @@
 #[macro_use]
 mod common;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{BASE_MS, Flaky, Gated, TestDb, config, record, rows, wait_until};
 use gatewise_core::calllog::{CallRecord, mask_headers, record_path, token_fingerprint};
+use gatewise_store::load::LoadProbe;
 use gatewise_store::{
-    CallLog, CallQuery, Delivery, Retention, SqliteCallLog, SqliteOptions, Writer,
+    CallLog, CallQuery, Defer, Delivery, Retention, SqliteCallLog, SqliteOptions, Writer,
 };
 
 on_both_stores!(
@@ -445,4 +448,66 @@ fn the_indexer_runs_at_background_priority() {
     }
     let c = handle.shutdown().unwrap();
     assert_eq!(c.stored(), 100, "{c:?}");
+}
+
+/// A load probe the test sets: the idle fraction in percent.
+struct FakeLoad(Arc<AtomicU64>);
+
+impl LoadProbe for FakeLoad {
+    fn idle_fraction(&mut self) -> Option<f64> {
+        Some(self.0.load(SeqCst) as f64 / 100.0)
+    }
+}
+
+/// While the CPUs are busy the indexer leaves records in the spool (the
+/// gateway keeps the CPU); when they are idle again it catches up. A spool
+/// past half its size is indexed even on a busy machine, so waiting never
+/// turns into drops.
+#[test]
+fn a_busy_machine_defers_indexing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calls.db");
+    let idle = Arc::new(AtomicU64::new(5));
+    let mut cfg = config(&dir.path().join("spool"));
+    cfg.defer = Some(Defer {
+        min_idle: 0.25,
+        every: Duration::from_millis(5),
+        max_spool_fraction: 0.5,
+        probe: Arc::new(Mutex::new(FakeLoad(Arc::clone(&idle)))),
+    });
+    cfg.spool_max_bytes = 4 << 20;
+    let (tx, handle) = Writer::start(SqliteCallLog::open(&db).unwrap(), cfg).unwrap();
+    wait_until("the indexer sees the busy CPUs", || {
+        handle.counters().deferring
+    });
+    for i in 0..500 {
+        tx.send(record(i));
+    }
+    wait_until("all spooled", || handle.counters().spooled == 500);
+    // Several probe intervals later, still nothing indexed.
+    #[allow(clippy::disallowed_methods, reason = "waits for the indexer's probes")]
+    std::thread::sleep(Duration::from_millis(100));
+    let c = handle.counters();
+    assert_eq!((c.stored(), c.dropped), (0, 0), "{c:?}");
+    assert!(c.deferring && c.spool_bytes > 0, "{c:?}");
+    assert_eq!(rows(&db).0, 0);
+    // Idle again: caught up.
+    idle.store(90, SeqCst);
+    wait_until("caught up", || handle.counters().stored() == 500);
+    assert!(!handle.counters().deferring);
+    // Busy again, but the spool passes half its size: indexed anyway.
+    idle.store(5, SeqCst);
+    wait_until("deferring again", || handle.counters().deferring);
+    let mut sent = 500;
+    while handle.counters().spool_bytes < 2 << 20 {
+        for _ in 0..500 {
+            tx.send(record(sent));
+            sent += 1;
+        }
+        wait_until("spooled", || handle.counters().spooled >= sent - 500);
+    }
+    wait_until("indexed although busy", || handle.counters().stored() > 500);
+    let c = handle.shutdown().unwrap();
+    assert_eq!((c.stored(), c.dropped), (sent, 0), "{c:?}");
+    assert_eq!(rows(&db).0, sent);
 }

@@ -72,12 +72,12 @@ async function applyFilters(page, filters) {
   for (const name of ['from', 'status']) {
     await page.selectOption(`#filters select[name=${name}]`, filters[name] || '');
   }
-  for (const name of ['route', 'reason', 'client_id', 'sub', 'request_id']) {
+  for (const name of ['route', 'reason', 'client_id', 'sub', 'finding', 'request_id']) {
     await page.fill(`#filters input[name=${name}]`, filters[name] || '');
   }
   await page.click('#filters button[type=submit]');
   const query = new URLSearchParams();
-  for (const name of ['from', 'status', 'route', 'reason', 'client_id', 'sub', 'request_id']) {
+  for (const name of ['from', 'status', 'route', 'reason', 'client_id', 'sub', 'finding', 'request_id']) {
     if (filters[name]) query.set(name, filters[name]);
   }
   await tableLoaded(page, query.toString());
@@ -99,6 +99,11 @@ async function checkOverview(page, range) {
   assert.equal(await page.locator('#chart-latency svg circle.point').count(), 3 * stats.buckets.length, 'three latency points per bucket');
   const reasons = await page.$$eval('#chart-reasons a[data-reason]', (as) => as.map((a) => a.getAttribute('data-reason')));
   assert.deepEqual(reasons, stats.top_reasons.map((r) => r.reason), 'one bar per reason code, most frequent first');
+  const clients = await page.$$eval('#chart-clients a[data-client]', (as) => as.map((a) => [
+    a.getAttribute('data-client'), a.querySelector('text.reason-count').textContent,
+  ]));
+  assert.deepEqual(clients, stats.top_clients_by_errors.map((c) => [c.client_id, c.errors.toLocaleString('en-US')]),
+    'one bar per client with errors, most errors first, with the count');
   const kpis = await page.$$eval('#kpis .value', (vs) => vs.map((v) => v.textContent));
   assert.equal(kpis[0], stats.calls.toLocaleString('en-US'), 'the Calls figure');
   assert.equal(kpis[1], stats.errors.toLocaleString('en-US'), 'the Errors figure');
@@ -127,6 +132,7 @@ async function main() {
     assert.equal(await page.title(), 'gatewise admin');
     const hour = await checkOverview(page, '1h');
     assert.ok(hour.top_reasons.length >= 5, 'the seeded calls have several reason codes');
+    assert.ok(hour.top_clients_by_errors.length >= 3, 'several clients have errors');
     await page.screenshot({ path: join(cfg.screenshots, 'overview.png'), fullPage: true });
     if (cfg.docs_screenshot) {
       mkdirSync(dirname(cfg.docs_screenshot), { recursive: true });
@@ -149,6 +155,22 @@ async function main() {
     assert.deepEqual(expired.map((r) => r.id), expiredApi.calls.map((c) => c.request_id));
     assert.ok(expired.every((r) => r.reason === 'jwt-expired' && r.status === 401));
     assert.equal(await page.inputValue('#filters input[name=reason]'), 'jwt-expired', 'the filter form shows the filter');
+
+    step('overview: a client bar opens that client\'s errors');
+    await page.click('.tabs a[data-view=overview]');
+    await page.waitForSelector('#view-overview[data-loaded-range="15m"][aria-busy="false"]');
+    {
+      const top = quarter.top_clients_by_errors[0];
+      assert.ok(top, 'a client with errors in the last 15 minutes');
+      await page.click(`#chart-clients a[data-client="${top.client_id}"] rect`);
+      const query = new URLSearchParams({ from: '15m', status: 'error', client_id: top.client_id }).toString();
+      await tableLoaded(page, query);
+      const rows = await tableRows(page);
+      const api = await apiJson(cfg.url, `api/v1/calls?${query}&limit=50`);
+      assert.deepEqual(rows.map((r) => r.id), api.calls.map((c) => c.request_id));
+      assert.equal(rows.length, Math.min(top.errors, 50), 'as many rows as the bar counts');
+      assert.ok(rows.every((r) => r.client === top.client_id && r.status >= 400));
+    }
 
     step('calls: the explorer lists the newest calls');
     await page.click('.tabs a[data-view=calls]');
@@ -192,6 +214,42 @@ async function main() {
       assert.ok(rows.length > 0);
       assert.deepEqual(rows.map((r) => r.id), api.calls.map((c) => c.request_id));
       assert.ok(rows.every((r) => r.client === 'mobile-app' && r.status >= 400));
+    }
+
+    step('calls: a recorded finding links to the calls with that finding');
+    await page.click('#filters button[type=reset]');
+    await tableLoaded(page, '');
+    {
+      const newest = await apiJson(cfg.url, 'api/v1/calls?limit=50');
+      const inspected = newest.calls.find((c) => (c.findings || []).some((f) => f.rule === 'TR-02'));
+      assert.ok(inspected, 'a call with a finding among the newest 50');
+      await page.click(`#calls-table tr[data-request-id="${inspected.request_id}"]`);
+      await page.waitForSelector(`#detail[data-request-id="${inspected.request_id}"]:not([hidden])`);
+      await page.click('#detail-body a[data-finding="TR-02"]');
+      await tableLoaded(page, 'finding=TR-02');
+      assert.equal(await page.inputValue('#filters input[name=finding]'), 'TR-02', 'the filter form shows the finding');
+      assert.ok(await page.isHidden('#detail'), 'the new query closed the detail');
+      const rows = await tableRows(page);
+      const api = await apiJson(cfg.url, 'api/v1/calls?finding=TR-02&limit=50');
+      assert.ok(rows.length > 0);
+      assert.deepEqual(rows.map((r) => r.id), api.calls.map((c) => c.request_id));
+      assert.ok(rows.some((r) => r.id === inspected.request_id));
+      assert.ok(api.calls.every((c) => c.findings.some((f) => f.rule === 'TR-02')), 'only calls with TR-02');
+      assert.notDeepEqual(rows.map((r) => r.id), all.map((r) => r.id), 'the finding changed the rows');
+    }
+
+    step('calls: the finding filter combines with others');
+    {
+      const query = await applyFilters(page, { finding: 'ER-02', status: 'error' });
+      const rows = await tableRows(page);
+      const api = await apiJson(cfg.url, `api/v1/calls?${query}&limit=50`);
+      assert.deepEqual(rows.map((r) => r.id), api.calls.map((c) => c.request_id));
+      assert.ok(rows.every((r) => r.status >= 400));
+      assert.ok(api.calls.every((c) => c.findings.some((f) => f.rule === 'ER-02')));
+      const unknown = await applyFilters(page, { finding: 'ZZ-99' });
+      assert.equal(unknown.toString(), 'finding=ZZ-99');
+      assert.equal((await tableRows(page)).length, 0);
+      assert.ok(await page.isVisible('#calls-empty'), 'no calls: the empty note shows');
     }
 
     step('calls: "Load more" continues with the next page');
@@ -258,6 +316,23 @@ async function main() {
     assert.ok(state.gateway.issuers.some((i) => i.last_error), 'one issuer is failing');
     const config = await page.textContent('#config-card');
     assert.ok(config.includes(`refused: ${state.gateway.last_reload.error}`), config);
+    assert.deepEqual(state.gateway.rate_limits.map((l) => [l.route, l.allowed, l.limited, l.keys]), [['public', 2, 1, 1]],
+      'the three requests the test sent');
+    for (const l of state.gateway.rate_limits) {
+      const row = page.locator(`#rate-limits-card tr[data-rate-limit="${l.route}"]`);
+      assert.equal(await row.locator('td.policy').textContent(), '2 per minute, burst 2, per client_ip');
+      assert.equal(await row.locator('td.allowed').textContent(), l.allowed.toLocaleString('en-US'));
+      assert.equal(await row.locator('td.limited').textContent(), l.limited.toLocaleString('en-US'));
+      assert.equal(await row.locator('td.keys').textContent(), l.keys.toLocaleString('en-US'));
+    }
+    assert.deepEqual(state.gateway.caches.map((c) => c.cache), ['verified_tokens'], 'no introspector here');
+    for (const c of state.gateway.caches) {
+      const row = page.locator(`#caches-card tr[data-cache="${c.cache}"]`);
+      assert.equal(await row.locator('td.entries').textContent(),
+        `${c.entries.toLocaleString('en-US')} / ${c.capacity.toLocaleString('en-US')}`);
+      assert.equal(await row.locator('td.hits').textContent(), c.hits.toLocaleString('en-US'));
+      assert.equal(await row.locator('td.misses').textContent(), c.misses.toLocaleString('en-US'));
+    }
     const targets = state.gateway.upstreams.flatMap((u) => u.targets.map((t) => t.base));
     assert.deepEqual(await page.$$eval('[data-target]', (trs) => trs.map((tr) => tr.dataset.target)), targets);
     await page.screenshot({ path: join(cfg.screenshots, 'issuers.png'), fullPage: true });

@@ -149,6 +149,56 @@ impl TestDb {
         }
     }
 
+    /// Runs statements on the database itself (not through the store).
+    pub fn execute(&self, statements: &[&str]) {
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                for s in statements {
+                    c.execute_batch(s).unwrap();
+                }
+            }
+            Backend::Postgres(db) => pg::execute(&db.url, statements).unwrap(),
+        }
+    }
+
+    /// One integer from the database itself (not through the store).
+    pub fn count_sql(&self, sql: &str) -> i64 {
+        match &self.backend {
+            Backend::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            Backend::Postgres(db) => pg::scalar(&db.url, sql),
+        }
+    }
+
+    /// The table of findings by rule (migration 2).
+    pub fn findings_table(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "call_findings",
+            Backend::Postgres(_) => "gatewise_call_findings",
+        }
+    }
+
+    /// Takes the database back to schema version 1, as a build before the
+    /// findings table left it (the calls and their `detail` stay).
+    pub fn downgrade_to_v1(&self) {
+        match &self.backend {
+            Backend::Sqlite(_) => self.execute(&[
+                "DROP TRIGGER calls_delete_findings",
+                "DROP TABLE call_findings",
+                "PRAGMA user_version = 1",
+            ]),
+            Backend::Postgres(_) => self.execute(&[
+                "DROP TRIGGER gatewise_calls_findings_gone ON gatewise_calls",
+                "DROP FUNCTION gatewise_call_findings_gone()",
+                "DROP TABLE gatewise_call_findings",
+                "UPDATE gatewise_calls_schema SET version = 1",
+            ]),
+        }
+    }
+
     /// What the store keeps, as bytes: the SQLite files, or a dump of the
     /// PostgreSQL table (every row as text).
     pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
@@ -330,6 +380,9 @@ pub fn config(spool: &Path) -> WriterConfig {
     // `the_indexer_runs_at_background_priority` covers the default.
     c.background_indexer = false;
     c.seal_after = Duration::from_millis(20);
+    // The tests' own load must not hold the indexer back;
+    // `a_busy_machine_defers_indexing` covers it.
+    c.defer = None;
     c
 }
 

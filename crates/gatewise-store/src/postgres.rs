@@ -818,10 +818,6 @@ fn read_row(row: &PgRow) -> Result<StoredCall, Failure> {
         start_ms: uint(row.try_get(4)?),
         request_id: row.try_get(5)?,
         trace_id: row.try_get(6)?,
-        // Not stored yet (no column, not in `detail`): read back as unknown.
-        span_id: None,
-        parent_span_id: None,
-        sampled: None,
         route: row.try_get(7)?,
         upstream: row.try_get(8)?,
         upstream_addr: row.try_get(9)?,

@@ -432,10 +432,6 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCall, StoreError>> {
         start_ms: uint(row.get(4)?),
         request_id: row.get(5)?,
         trace_id: row.get(6)?,
-        // Not stored yet (no column, not in `detail`): read back as unknown.
-        span_id: None,
-        parent_span_id: None,
-        sampled: None,
         route: row.get(7)?,
         upstream: row.get(8)?,
         upstream_addr: row.get(9)?,

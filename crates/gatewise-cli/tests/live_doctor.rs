@@ -2056,3 +2056,752 @@ async fn private_key_jwt_against_the_embedded_server() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A token endpoint with one misbehaviour per path (the failure modes of
+/// `oauth-rules.md` §2 a live exchange shows, as in gatewise-probe's
+/// `tests/misbehaving.rs`), raw TCP so that a Content-Length larger than
+/// the body can be sent. Every answer closes the connection.
+async fn misbehaving_modes() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&got).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let plain = |status: &str, ct: &str, body: &[u8]| {
+                    let mut out = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    out.extend_from_slice(body);
+                    out
+                };
+                let bytes = match path.as_str() {
+                    "/html-502" => plain(
+                        "502 Bad Gateway",
+                        "text/html",
+                        b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>",
+                    ),
+                    // Content-Length promises 200 bytes; the connection closes after 60.
+                    "/truncated" => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: 200\r\n\r\n{\"access_token\":\"opaque-secret-token-0123456789\",\"token_type\":\"Bea".to_vec(),
+                    "/form" => plain(
+                        "200 OK",
+                        "application/x-www-form-urlencoded",
+                        b"access_token=gho_16C7e42F292c6912E7710c838347Ae178B4a&scope=repo%2Cgist&token_type=bearer",
+                    ),
+                    "/error-200" => plain(
+                        "200 OK",
+                        "application/json",
+                        br#"{"error":"invalid_grant","error_description":"bad credentials"}"#,
+                    ),
+                    "/basic-401" => plain(
+                        "401 Unauthorized",
+                        "application/json",
+                        br#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
+                    ),
+                    "/redirect" => plain(
+                        "302 Found\r\nLocation: /login?rd=%2Ftoken",
+                        "text/html",
+                        b"<a href=\"/login\">Found</a>",
+                    ),
+                    "/login?rd=%2Ftoken" => plain(
+                        "200 OK",
+                        "text/html; charset=utf-8",
+                        b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form></form></body></html>",
+                    ),
+                    _ => plain("404 Not Found", "text/plain", b"not found"),
+                };
+                let _ = s.write_all(&bytes).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// The binary names the rule of each misbehaviour in `--format json`, with
+/// the exit code of an `error` verdict, and never prints the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn misbehaving_modes_are_named_by_the_binary() {
+    let addr = misbehaving_modes().await;
+    let secret = "modes-s3cr3t+/=";
+    for (path, rule, code) in [
+        ("/html-502", "ER-04", "error-response-html-page"),
+        ("/truncated", "HT-03", "body-truncated"),
+        ("/form", "TR-02", "token-not-json"),
+        ("/error-200", "TR-11", "token-error-in-success"),
+        ("/basic-401", "ER-01", "error-401-without-challenge"),
+        ("/redirect", "TR-01", "token-redirect"),
+    ] {
+        let url = format!("http://{addr}{path}");
+        let out = gatewise(
+            &[
+                "doctor",
+                "token",
+                "--token-url",
+                &url,
+                "--client-id",
+                "svc",
+                "--client-secret-env",
+                "GW_TEST_SECRET",
+                "--timeout",
+                "5",
+                "--format",
+                "json",
+            ],
+            &[("GW_TEST_SECRET", secret)],
+        )
+        .await;
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{path}: {v:#}");
+        assert_eq!(v["verdict"], "error", "{path}");
+        assert_eq!(v["subject"], url.as_str());
+        let f = finding(&v, code);
+        assert_eq!(f["rule"], rule, "{path}: {f:#}");
+        assert_eq!(f["severity"], "error", "{path}: {f:#}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains(secret), "{path}: the secret is in stdout");
+        assert!(
+            !stdout.contains("opaque-secret-token-0123456789")
+                && !stdout.contains("gho_16C7e42F292c6912E7710c838347Ae178B4a"),
+            "{path}: an access token is in stdout"
+        );
+    }
+}
+
+/// `--format markdown` for a ticket: the verdict in the heading, a table of
+/// findings, one section per finding, and the exchanges with their timings.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_in_markdown() {
+    let addr = misbehaving().await;
+    let url = format!("http://{addr}/oauth/token");
+    let secret = "md-s3cr3t-value";
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--format",
+            "markdown",
+        ],
+        &[("GW_TEST_SECRET", secret)],
+    )
+    .await;
+    let md = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{md}");
+    assert!(
+        md.starts_with(&format!("### gatewise doctor: `{url}` — **error**\n")),
+        "{md}"
+    );
+    assert!(
+        md.contains("| severity | rule | code | finding |\n|---|---|---|---|\n"),
+        "{md}"
+    );
+    assert!(
+        md.lines()
+            .any(|l| l.starts_with("| error | TR-06 | `token-expires-in-string` |")),
+        "{md}"
+    );
+    assert!(
+        md.contains("#### TR-06 `token-expires-in-string` (error)"),
+        "{md}"
+    );
+    assert!(md.contains("- **Spec:** RFC 6749 §5.1"), "{md}");
+    // The exchanges table: the request, the response, the per-phase timings.
+    assert!(
+        md.contains("#### Exchanges\n\n| exchange | request → response | timings |"),
+        "{md}"
+    );
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| token | `POST "))
+        .unwrap_or_else(|| panic!("no exchange row: {md}"));
+    assert!(row.contains(&format!("`POST {url} → 200 OK`")), "{row}");
+    for phase in ["dns ", "connect ", "tls –", "first byte ", "total "] {
+        assert!(row.contains(phase), "{phase}: {row}");
+    }
+    assert!(!md.contains(secret));
+    assert!(!md.contains("opaque-secret-token-0123456789"));
+    // Nothing but Markdown on stdout: no JSON, no ANSI colour.
+    assert!(!md.contains('\u{1b}'));
+}
+
+/// A CONNECT proxy on 127.0.0.1 that tunnels to the requested authority;
+/// counts the CONNECTs it served.
+async fn connect_proxy() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&served);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut c, _)) = l.accept().await else {
+                return;
+            };
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if c.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let mut parts = text.split_whitespace();
+                if parts.next() != Some("CONNECT") {
+                    let _ = c
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let target = parts.next().unwrap_or("").to_string();
+                let Ok(mut up) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = c
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let _ = c
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut up).await;
+            });
+        }
+    });
+    (addr, served)
+}
+
+/// A server on 127.0.0.1 that speaks plain HTTP where TLS is expected: it
+/// answers 400 to whatever arrives (a TLS ClientHello) and closes. Counts
+/// its connections.
+async fn not_tls() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `HTTPS_PROXY` from the binary's environment is used for an https token
+/// endpoint (a CONNECT tunnel, NET-11 and the transcript's `proxy`), and
+/// `NO_PROXY` then bypasses it. The test binary has no TLS server, so the
+/// endpoint behind the tunnel is a plain-HTTP port: the handshake fails
+/// (TLS-06) both ways, which is enough to see which path the bytes took.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_proxy_is_used_and_no_proxy_bypasses_it() {
+    use std::sync::atomic::Ordering;
+    let (proxy, connects) = connect_proxy().await;
+    let (target, reached) = not_tls().await;
+    let url = format!("https://127.0.0.1:{}/token", target.port());
+    let proxy_url = format!("http://{proxy}");
+    let args = [
+        "doctor",
+        "token",
+        "--token-url",
+        &url,
+        "--client-id",
+        "svc",
+        "--client-secret-env",
+        "GW_TEST_SECRET",
+        "--timeout",
+        "5",
+        "--format",
+        "json",
+    ];
+    let out = gatewise(
+        &args,
+        &[
+            ("GW_TEST_SECRET", "s3cr3t"),
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", "example.invalid,.corp.test"),
+        ],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(connects.load(Ordering::SeqCst), 1, "{v:#}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1, "{v:#}");
+    let used = finding(&v, "proxy-used");
+    assert_eq!(used["rule"], "NET-11");
+    assert!(
+        used["evidence"].as_str().unwrap().contains("CONNECT"),
+        "{used:#}"
+    );
+    let t = &v["transcript"][0];
+    assert_eq!(t["proxy"]["proxy"], proxy_url.as_str(), "{t:#}");
+    assert_eq!(t["proxy"]["tunnel"], true);
+    assert_eq!(t["hops"][0]["remote"], proxy.to_string().as_str());
+    assert!(t["hops"][0]["timings"]["tunnel_ms"].is_number(), "{t:#}");
+    assert_eq!(t["failure"]["rule"], "TLS-06", "{t:#}");
+    assert_eq!(out.status.code(), Some(3), "{v:#}");
+
+    // NO_PROXY names the host: straight to it, the proxy is not asked.
+    let out = gatewise(
+        &args,
+        &[
+            ("GW_TEST_SECRET", "s3cr3t"),
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", "example.invalid,127.0.0.1"),
+        ],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(connects.load(Ordering::SeqCst), 1, "{v:#}");
+    assert_eq!(reached.load(Ordering::SeqCst), 2, "{v:#}");
+    assert!(!codes(&v).contains(&"proxy-used".to_string()), "{v:#}");
+    let t = &v["transcript"][0];
+    assert!(t["proxy"].is_null(), "{t:#}");
+    assert_eq!(t["hops"][0]["remote"], target.to_string().as_str());
+    assert!(t["hops"][0]["timings"]["tunnel_ms"].is_null(), "{t:#}");
+    assert_eq!(t["failure"]["rule"], "TLS-06", "{t:#}");
+}
+
+/// Replaces (or adds) query parameters of the redirect back to the doctor.
+fn with_query(mut u: url::Url, set: &[(&str, &str)], drop: &[&str]) -> url::Url {
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| !drop.contains(&k.as_str()) && !set.iter().any(|(n, _)| n == k))
+        .collect();
+    pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u
+}
+
+fn redeemed(v: &Value) -> bool {
+    v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["label"] == "token")
+}
+
+/// RFC 9207 §2.4: a redirect whose `iss` names another issuer (a mix-up)
+/// is refused before the code is redeemed, and the finding says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_iss_in_the_callback_stops_before_redeeming() {
+    let (issuer, _) = authz().await;
+    let (v, code) = interactive_sign_in(&issuer, |u| {
+        // The embedded server sends iss (and promises it in its metadata).
+        assert!(u.query_pairs().any(|(k, _)| k == "iss"), "{u}");
+        with_query(u, &[("iss", "https://attacker.example.test")], &[])
+    })
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    let f = finding(&v, "callback-iss-mismatch");
+    assert_eq!(f["rule"], "AZ-04");
+    assert_eq!(f["severity"], "error");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("https://attacker.example.test") && ev.contains(&issuer),
+        "{ev}"
+    );
+    assert!(
+        !redeemed(&v),
+        "a code from another issuer must not be redeemed"
+    );
+}
+
+/// RFC 6749 §4.1.2.1: an error redirect (`error=access_denied`) ends the
+/// run with the error named; there is no code to redeem.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_denied_callback_is_named_and_nothing_redeemed() {
+    let (issuer, _) = authz().await;
+    let (v, code) = interactive_sign_in(&issuer, |u| {
+        with_query(
+            u,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "The user denied the request"),
+            ],
+            &["code"],
+        )
+    })
+    .await;
+    assert_eq!(code, 1, "{v:#}");
+    let f = finding(&v, "callback-error");
+    assert_eq!(f["rule"], "AZ-03");
+    let text = format!("{} {}", f["title"], f["evidence"]);
+    assert!(text.contains("access_denied"), "{f:#}");
+    // state and iss came back intact: only the error is reported.
+    let c = codes(&v);
+    assert!(
+        !c.iter()
+            .any(|c| c.starts_with("callback-state") || c.starts_with("callback-iss")),
+        "{c:?}"
+    );
+    assert!(!redeemed(&v), "an error redirect has nothing to redeem");
+}
+
+/// What a discovery test server publishes: the two well-known documents
+/// (absent: 404) and the JWK Set's keys.
+struct Published {
+    rfc8414: Option<Value>,
+    oidc: Option<Value>,
+    keys: Value,
+}
+
+/// A metadata server on 127.0.0.1; `publish` gets the issuer and says
+/// what to serve.
+async fn discovery_server(publish: impl FnOnce(&str) -> Published) -> String {
+    use axum::routing::get;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let p = publish(&issuer);
+    let doc = |d: Option<Value>| {
+        move || async move {
+            match d {
+                Some(v) => (
+                    axum::http::StatusCode::OK,
+                    [("content-type", "application/json")],
+                    v.to_string(),
+                ),
+                None => (
+                    axum::http::StatusCode::NOT_FOUND,
+                    [("content-type", "text/plain")],
+                    "not found".to_string(),
+                ),
+            }
+        }
+    };
+    let jwks = serde_json::json!({ "keys": p.keys }).to_string();
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(doc(p.rfc8414)),
+        )
+        .route("/.well-known/openid-configuration", get(doc(p.oidc)))
+        .route(
+            "/jwks",
+            get(move || async move {
+                (
+                    [
+                        ("content-type", "application/jwk-set+json"),
+                        ("cache-control", "public, max-age=300"),
+                    ],
+                    jwks,
+                )
+            }),
+        );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    issuer
+}
+
+fn metadata(issuer: &str) -> Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "code_challenge_methods_supported": ["S256"],
+    })
+}
+
+fn rsa_key() -> Value {
+    let rsa: Value = serde_json::from_str(include_str!(
+        "../../gatewise-probe/tests/fixtures/rsa-private.jwk.json"
+    ))
+    .unwrap();
+    serde_json::json!({"kty": "RSA", "kid": "rsa-1", "use": "sig", "alg": "RS256", "n": rsa["n"], "e": rsa["e"]})
+}
+
+/// RFC 7517 Appendix A.1's EC key.
+fn ec_key() -> Value {
+    serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": "ec-1", "use": "sig", "alg": "ES256",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+    })
+}
+
+/// MD-08: only the OpenID Connect form exists (RFC 8414 §3.1's URL is a
+/// 404), so the doctor says which URL works; JK-10: ES256 is advertised
+/// (RFC 8414 §2) but the JWK Set has only an RSA key.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_well_known_form_and_an_algorithm_without_a_key() {
+    let issuer = discovery_server(|iss| Published {
+        rfc8414: None,
+        oidc: Some(metadata(iss)),
+        keys: serde_json::json!([rsa_key()]),
+    })
+    .await;
+    let out = gatewise(&["doctor", "discovery", &issuer, "--format", "json"], &[]).await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["verdict"], "warn", "{v:#}");
+    let missing = finding(&v, "discovery-form-missing");
+    assert_eq!(missing["rule"], "MD-08");
+    let rfc_url = format!("{issuer}/.well-known/oauth-authorization-server");
+    assert_eq!(
+        missing["title"],
+        format!("no metadata at {rfc_url}").as_str(),
+        "{missing:#}"
+    );
+    let ev = missing["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("HTTP 404") && ev.contains("/.well-known/openid-configuration"),
+        "{ev}"
+    );
+    let alg = finding(&v, "jwks-alg-without-key");
+    assert_eq!(alg["rule"], "JK-10");
+    assert_eq!(alg["severity"], "warn");
+    let title = alg["title"].as_str().unwrap();
+    assert!(
+        title.contains("id_token_signing_alg_values_supported") && title.contains("ES256"),
+        "{title}"
+    );
+    // RS256 has its key: one JK-10 only.
+    let jk10 = codes(&v)
+        .iter()
+        .filter(|c| *c == "jwks-alg-without-key")
+        .count();
+    assert_eq!(jk10, 1, "{v:#}");
+    assert!(!codes(&v).contains(&"discovery-forms-disagree".to_string()));
+    // The JWK Set was found through the form that exists.
+    let labels: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["label"].as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        ["metadata (RFC 8414)", "metadata (OpenID Connect)", "jwks"]
+    );
+}
+
+/// MD-09 (RFC 8414 §3.3, OpenID Connect Discovery §4.3): both forms exist
+/// but name different token endpoints; the evidence shows both values.
+/// Every advertised algorithm has a key here: no JK-10.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_two_well_known_forms_disagree() {
+    let issuer = discovery_server(|iss| {
+        let mut other = metadata(iss);
+        other["token_endpoint"] = Value::String(format!("{iss}/oauth2/v2/token"));
+        Published {
+            rfc8414: Some(other),
+            oidc: Some(metadata(iss)),
+            keys: serde_json::json!([rsa_key(), ec_key()]),
+        }
+    })
+    .await;
+    let out = gatewise(&["doctor", "discovery", &issuer, "--format", "json"], &[]).await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let f = finding(&v, "discovery-forms-disagree");
+    assert_eq!(f["rule"], "MD-09");
+    assert_eq!(f["severity"], "warn");
+    let ev = f["evidence"].as_str().unwrap();
+    assert!(ev.contains("token_endpoint"), "{ev}");
+    assert!(
+        ev.contains(&format!("{issuer}/oauth2/v2/token"))
+            && ev.contains(&format!("{issuer}/token")),
+        "{ev}"
+    );
+    assert!(!ev.contains("jwks_uri") && !ev.contains("issuer:"), "{ev}");
+    let c = codes(&v);
+    assert!(!c.contains(&"discovery-form-missing".to_string()), "{c:?}");
+    assert!(!c.contains(&"jwks-alg-without-key".to_string()), "{c:?}");
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full (backlog 0, filled
+/// with connections never accepted): Linux drops further SYNs, so a
+/// connect times out. The listener and the connections must stay alive.
+async fn full_backlog() -> (SocketAddr, TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => held.push(s),
+            Ok(Err(e)) => panic!("filling the backlog: {e}"),
+            Err(_) => return (addr, listener, held),
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
+/// NET-03 through the binary: `--timeout 0.4` and a connect that gets no
+/// answer: exit 3, verdict unreachable, the failure in the transcript.
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_timeout_exits_3() {
+    let (addr, _listener, _held) = full_backlog().await;
+    let url = format!("http://{addr}/token");
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--timeout",
+            "0.4",
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_SECRET", "s3cr3t")],
+    )
+    .await;
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(3), "{v:#}");
+    assert_eq!(v["verdict"], "unreachable");
+    let f = finding(&v, "connect-timeout");
+    assert_eq!(f["rule"], "NET-03");
+    assert!(f["evidence"].as_str().unwrap().contains("0.4 s"), "{f:#}");
+    let t = &v["transcript"][0];
+    assert_eq!(t["failure"]["code"], "connect-timeout");
+    assert!(t["hops"][0]["response"].is_null());
+    assert!(t["hops"][0]["timings"]["connect_ms"].is_number());
+}
+
+/// An HTTP date (RFC 9110 §5.6.7) for Unix seconds.
+fn http_date(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{weekday}, {d:02} {month} {y} {:02}:{:02}:{:02} GMT",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// CK-02 through the binary: a token endpoint whose `Date` is an hour
+/// ahead of the wall clock; the finding gives the skew in seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn clock_skew_from_the_date_header_is_reported() {
+    assert_eq!(http_date(1_767_225_600), "Thu, 01 Jan 2026 00:00:00 GMT");
+    assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = br#"{"access_token":"opaque-token-0123456789abcdef","token_type":"Bearer","expires_in":3600}"#;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    http_date(Wall.unix_now() + 3600),
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            });
+        }
+    });
+    let url = format!("http://{addr}/token");
+    let out = gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            &url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_TEST_SECRET",
+            "--format",
+            "json",
+        ],
+        &[("GW_TEST_SECRET", "s3cr3t")],
+    )
+    .await;
+    let v = json(&out);
+    let f = finding(&v, "clock-skew-date-large");
+    assert_eq!(f["rule"], "CK-02");
+    assert_eq!(f["severity"], "warn");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the local clock"),
+        "{f:#}"
+    );
+    // "…; skew +3600 s" (a second either way: the two clocks were read apart).
+    let ev = f["evidence"].as_str().unwrap();
+    let skew: i64 = ev
+        .rsplit_once("skew ")
+        .and_then(|(_, s)| s.strip_suffix(" s"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no skew in seconds: {ev}"));
+    assert!((3599..=3601).contains(&skew), "{ev}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+}

@@ -140,6 +140,26 @@ async fn handle(mut s: TcpStream) {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return;
         }
+        // NOW (2026-01-01T00:00:00Z) minus two hours, and a good token response.
+        "/date-behind" => response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("Date", "Wed, 31 Dec 2025 22:00:00 GMT"),
+            ],
+            br#"{"access_token":"opaque-token-value-1234567890","token_type":"Bearer","expires_in":3599}"#,
+        ),
+        // NOW plus 20 seconds: within a minute, a note only.
+        "/date-close" => response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+                ("Date", "Thu, 01 Jan 2026 00:00:20 GMT"),
+            ],
+            br#"{"access_token":"opaque-token-value-1234567890","token_type":"Bearer","expires_in":3599}"#,
+        ),
         "/ok" => response("200 OK", &[("Content-Type", "text/plain")], b"ok"),
         _ => response("404 Not Found", &[], b""),
     };
@@ -358,6 +378,103 @@ async fn connection_refused_is_unreachable() {
     let json = serde_json::to_value(t[0].masked()).unwrap();
     assert_eq!(json["failure"]["rule"], "NET-02");
     assert!(!json.to_string().contains(SECRET));
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full: listen backlog 0,
+/// and connections that are never accepted until one more connect gets no
+/// answer. Linux then drops further SYNs (the client retransmits them), so
+/// a connect to it times out, as behind a firewall that drops packets.
+/// Returns the address, and what must stay alive while it is used.
+async fn full_backlog() -> (SocketAddr, TcpListener, Vec<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => held.push(s),
+            Ok(Err(e)) => panic!("filling the backlog: {e}"),
+            // No SYN-ACK: the queue is full.
+            Err(_) => return (addr, listener, held),
+        }
+    }
+    panic!("the accept queue never filled ({} connections)", held.len());
+}
+
+/// NET-03 (RFC 9293 §3.5): the TCP connection is not established within
+/// `--timeout`. Told apart from a refused connection (NET-02), and the
+/// verdict is `unreachable`.
+#[tokio::test]
+async fn connect_timeout_is_unreachable() {
+    let (addr, _listener, _held) = full_backlog().await;
+    let mut o = opts();
+    o.timeout = Duration::from_millis(300);
+    let (r, t) = token(addr, "/token", &o).await;
+    assert!(r.has_code("connect-timeout"), "{:?}", rules(&r));
+    assert!(!r.has_code("connect-refused"), "{:?}", rules(&r));
+    assert_eq!(r.verdict, Verdict::Unreachable);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "connect-timeout")
+        .unwrap();
+    assert_eq!(f.rule, "NET-03");
+    assert!(f.evidence.contains(&addr.to_string()), "{}", f.evidence);
+    assert!(
+        f.evidence.contains("timed out after 0.3 s"),
+        "{}",
+        f.evidence
+    );
+    // How far it got: resolved, never connected.
+    let hop = &t[0].hops[0];
+    assert!(hop.response.is_none() && hop.remote.is_none());
+    assert!(hop.timings.dns_ms.is_some() && hop.timings.connect_ms.is_some());
+    assert!(hop.timings.first_byte_ms.is_none());
+    let json = serde_json::to_value(t[0].masked()).unwrap();
+    assert_eq!(json["failure"]["rule"], "NET-03");
+    assert_eq!(json["failure"]["unreachable"], true);
+}
+
+/// CK-02 (RFC 9110 §6.6.1): the server's `Date` against the local clock,
+/// the skew in seconds in the evidence. Two hours behind is a warning
+/// (clients with a small leeway reject its tokens); 20 s is a note.
+#[tokio::test]
+async fn clock_skew_from_the_date_header() {
+    let addr = server().await;
+    let (r, _) = token(addr, "/date-behind", &opts()).await;
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "clock-skew-date-large")
+        .unwrap_or_else(|| panic!("{:?}", rules(&r)));
+    assert_eq!(
+        (f.rule, f.severity),
+        ("CK-02", gatewise_core::Severity::Warn)
+    );
+    assert!(f.evidence.contains("skew -7200 s"), "{}", f.evidence);
+    assert!(
+        f.evidence.contains("Date: Wed, 31 Dec 2025 22:00:00 GMT"),
+        "{}",
+        f.evidence
+    );
+    assert!(
+        f.title.contains("behind the local clock") && f.title.contains("2 h"),
+        "{}",
+        f.title
+    );
+    // The response itself is fine: the skew is the only warning.
+    assert_eq!(r.verdict, Verdict::Warn, "{:?}", rules(&r));
+
+    let (r, _) = token(addr, "/date-close", &opts()).await;
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "clock-skew-date")
+        .unwrap_or_else(|| panic!("{:?}", rules(&r)));
+    assert_eq!(f.severity, gatewise_core::Severity::Info);
+    assert!(f.evidence.contains("skew +20 s"), "{}", f.evidence);
+    assert!(!r.has_code("clock-skew-date-large"));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! TLS failures told apart, against a rustls server on 127.0.0.1 with
-//! certificates made here (rcgen): expired, wrong host, unknown CA (and one
-//! whose name says TLS-inspection proxy), self-signed; then a good chain,
-//! directly and through a CONNECT proxy.
+//! certificates made here (rcgen): expired, not yet valid, wrong host,
+//! unknown CA (and one whose name says TLS-inspection proxy), self-signed;
+//! then a good chain, directly and through a CONNECT proxy.
 
 use gatewise_probe::tls::Trust;
 use gatewise_probe::{Options, ProxySettings, Request, Transcript, fetch};
@@ -31,15 +31,46 @@ struct Leaf {
     key: PrivateKeyDer<'static>,
 }
 
+/// When a leaf certificate is valid (RFC 5280 §4.1.2.5).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Validity {
+    /// rcgen's default: from 1975 to 4096.
+    Current,
+    /// 2020-01-01 to 2021-01-01.
+    Expired,
+    /// 2099-01-01 to 2100-01-01.
+    NotYetValid,
+}
+
 fn leaf(name: &str, issuer: Option<&CertifiedIssuer<'static, KeyPair>>, expired: bool) -> Leaf {
+    let validity = if expired {
+        Validity::Expired
+    } else {
+        Validity::Current
+    };
+    leaf_with(name, issuer, validity)
+}
+
+fn leaf_with(
+    name: &str,
+    issuer: Option<&CertifiedIssuer<'static, KeyPair>>,
+    validity: Validity,
+) -> Leaf {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;
-    if expired {
-        params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2021, 1, 1);
+    match validity {
+        Validity::Current => {}
+        Validity::Expired => {
+            params.not_before = date_time_ymd(2020, 1, 1);
+            params.not_after = date_time_ymd(2021, 1, 1);
+        }
+        Validity::NotYetValid => {
+            params.not_before = date_time_ymd(2099, 1, 1);
+            params.not_after = date_time_ymd(2100, 1, 1);
+        }
     }
     let cert = match issuer {
         Some(ca) => params.signed_by(&key, ca).unwrap(),
@@ -117,6 +148,27 @@ async fn expired_certificate() {
     assert_eq!((f.rule, f.code), ("TLS-01", "certificate-expired"));
     assert!(f.evidence.contains("2021-01-01"), "{}", f.evidence);
     assert!(t.hops[0].timings.tls_ms.is_some());
+}
+
+/// TLS-02 is told apart from TLS-01: a `notBefore` in the future (RFC 5280
+/// §4.1.2.5) names the start of validity, and the cause points at the
+/// local clock first.
+#[tokio::test]
+async fn not_yet_valid_certificate() {
+    let root = ca("Test Root CA");
+    let addr = tls_server(leaf_with("localhost", Some(&root), Validity::NotYetValid)).await;
+    let t = get(addr, &opts(&[&root])).await;
+    let f = failure(&t);
+    assert_eq!((f.rule, f.code), ("TLS-02", "certificate-not-yet-valid"));
+    assert!(f.evidence.contains("2099-01-01"), "{}", f.evidence);
+    assert!(f.evidence.contains("from now"), "{}", f.evidence);
+    assert!(f.cause.contains("clock"), "{}", f.cause);
+    assert!(!f.title.contains("expired"), "{}", f.title);
+    assert!(t.hops[0].timings.tls_ms.is_some());
+    // The transcript's failure object says the same, and it is unreachable.
+    let json = serde_json::to_value(&t).unwrap();
+    assert_eq!(json["failure"]["code"], "certificate-not-yet-valid");
+    assert_eq!(json["failure"]["unreachable"], true);
 }
 
 #[tokio::test]

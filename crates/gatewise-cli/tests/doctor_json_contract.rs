@@ -141,6 +141,7 @@ enum Kind {
     Explain,
     Discovery,
     Token,
+    Rules,
 }
 
 impl Kind {
@@ -155,6 +156,7 @@ impl Kind {
             "jwt" => Some(matches!(self, Kind::Jwt | Kind::JwtLive)),
             "authorize-url" => Some(self == Kind::AuthorizeUrl),
             "explain" => Some(self == Kind::Explain),
+            "rules" => Some(self == Kind::Rules),
             other => panic!("unknown presence {other:?} in docs/doctor-json.md"),
         }
     }
@@ -676,5 +678,9 @@ async fn offline_commands_match_the_page() {
     )
     .await;
     conforms(&out, Kind::Explain);
+
+    let out = gatewise(&["doctor", "rules", "--format", "json"], &[]).await;
+    let v = conforms(&out, Kind::Rules);
+    assert_eq!(v["verdict"], "ok");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -465,10 +465,18 @@ fn rules(a: RulesArgs) -> anyhow::Result<u8> {
                 .iter()
                 .map(|c| serde_json::json!({"rule": c.rule, "code": c.code, "severity": c.severity, "spec": c.spec, "summary": c.summary}))
                 .collect();
+            // One JSON object, as every doctor command prints (the shared
+            // contract): the report's three members, then the catalogue.
+            let report = serde_json::json!({
+                "subject": "rules",
+                "verdict": "ok",
+                "findings": [],
+                "rules": all,
+            });
             writeln!(
                 anstream::stdout(),
                 "{}",
-                serde_json::to_string_pretty(&all)?
+                serde_json::to_string_pretty(&report)?
             )?;
         }
         _ => {

@@ -1,5 +1,8 @@
 //! Wiring of the call log: the gateway's records go to the store's writer
-//! (SQLite by default), which batches, spools and enforces retention.
+//! (SQLite by default), which batches, spools and enforces retention, and,
+//! when `[telemetry.otlp]` is configured (cargo feature `otel`), to the
+//! OTLP span exporter too: [`tee`] hands each finished record to both, and
+//! neither blocks the request path.
 
 use anyhow::Context as _;
 use gatewise_config::model::{CallLogConfig, PostgresUrl};
@@ -23,8 +26,12 @@ impl CallSink for StoreSink {
 
 /// A running call log.
 pub(crate) struct CallLog {
-    /// What the gateway records through.
+    /// What the gateway records through (the store only; see [`tee`]).
     pub(crate) logging: CallLogging,
+    /// The writer's sender, for a [`tee`].
+    sender: gatewise_store::RecordSender,
+    /// `call_log.keep_query`.
+    keep_query: bool,
     /// The writer thread (flush at shutdown).
     pub(crate) handle: WriterHandle,
     /// Reads the writer's counters (the admin API).
@@ -114,7 +121,9 @@ pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
     })?;
     let reader = sender.clone();
     Ok(CallLog {
-        logging: CallLogging::new(Arc::new(StoreSink(sender)), config.keep_query),
+        logging: CallLogging::new(Arc::new(StoreSink(sender.clone())), config.keep_query),
+        sender,
+        keep_query: config.keep_query,
         handle,
         counters: Arc::new(move || reader.counters()),
     })
@@ -136,5 +145,204 @@ impl CallLog {
             Ok(Err(e)) => tracing::error!("call log: the writer failed: {e}"),
             Err(e) => tracing::error!("call log: the writer's shutdown failed: {e}"),
         }
+    }
+}
+
+/// The gateway's sink when records go to the store and to the span
+/// exporter: the exporter's queue is offered the record first (a borrow: it
+/// copies what spans need, or nothing when the call is not sampled), then
+/// the record moves into the store's writer. Both are `try_send`s.
+struct Tee {
+    store: Option<gatewise_store::RecordSender>,
+    spans: SpanQueue,
+}
+
+impl CallSink for Tee {
+    fn record(&self, record: CallRecord) {
+        self.spans.offer(&record);
+        if let Some(store) = &self.store {
+            store.send(record);
+        }
+    }
+}
+
+/// What the gateway records through: the call log, the span exporter, both
+/// (a [`Tee`]) or neither (`None`: no record is built at all).
+pub(crate) fn tee(store: Option<&CallLog>, spans: Option<&SpanExport>) -> Option<CallLogging> {
+    let Some(spans) = spans else {
+        return store.map(|s| s.logging.clone());
+    };
+    let sink = Tee {
+        store: store.map(|s| s.sender.clone()),
+        spans: spans.queue(),
+    };
+    let keep_query = store.is_some_and(|s| s.keep_query);
+    Some(CallLogging::new(Arc::new(sink), keep_query).with_trace_sample_ratio(spans.sample_ratio()))
+}
+
+#[cfg(feature = "otel")]
+use otel::{SpanExport, SpanQueue};
+
+/// The span exporter (`[telemetry.otlp]`), when this build has it.
+#[cfg(feature = "otel")]
+mod otel {
+    use anyhow::Context as _;
+    use gatewise_config::model::{OtlpConfig, OtlpHeaderValue};
+    pub(crate) use gatewise_telemetry::SpanQueue;
+
+    /// A running exporter.
+    pub(crate) struct SpanExport {
+        queue: SpanQueue,
+        handle: gatewise_telemetry::ExportHandle,
+        sample_ratio: f64,
+    }
+
+    impl SpanExport {
+        /// Resolves the secret headers and starts the export thread.
+        pub(crate) fn start(config: &OtlpConfig) -> anyhow::Result<SpanExport> {
+            let mut settings = gatewise_telemetry::Settings::new(config.traces_url.clone());
+            for (name, value) in &config.headers {
+                let value = match value {
+                    OtlpHeaderValue::Literal(v) => v.clone(),
+                    OtlpHeaderValue::Secret(r) => {
+                        gatewise_gateway::resolve_secret(r, &crate::serve::ProcessEnv).map_err(
+                            |e| anyhow::anyhow!("telemetry.otlp.headers_env.{name}: {e}"),
+                        )?
+                    }
+                };
+                settings.headers.push((name.clone(), value));
+            }
+            settings.timeout = config.timeout;
+            settings.service_name.clone_from(&config.service_name);
+            settings.queue = config.queue;
+            let (queue, handle) = gatewise_telemetry::start(settings)
+                .context("telemetry.otlp: cannot start the span exporter")?;
+            Ok(SpanExport {
+                queue,
+                handle,
+                sample_ratio: config.sample_ratio,
+            })
+        }
+
+        pub(crate) fn queue(&self) -> SpanQueue {
+            self.queue.clone()
+        }
+
+        pub(crate) fn sample_ratio(&self) -> f64 {
+            self.sample_ratio
+        }
+
+        /// Sends what waits (bounded by the export timeout) and logs the
+        /// final counters.
+        pub(crate) async fn shutdown(self) {
+            let handle = self.handle;
+            match tokio::task::spawn_blocking(move || handle.shutdown()).await {
+                Ok(c) => tracing::info!(
+                    exported = c.exported,
+                    dropped = c.dropped,
+                    failed = c.failed,
+                    "OTLP span export stopped"
+                ),
+                Err(e) => tracing::error!("OTLP span export: the shutdown failed: {e}"),
+            }
+        }
+    }
+}
+
+/// This build has no span exporter (cargo feature `otel` off): the type
+/// has no values.
+#[cfg(not(feature = "otel"))]
+pub(crate) enum SpanExport {}
+
+#[cfg(not(feature = "otel"))]
+impl SpanExport {
+    fn queue(&self) -> SpanQueue {
+        match *self {}
+    }
+
+    fn sample_ratio(&self) -> f64 {
+        match *self {}
+    }
+
+    pub(crate) async fn shutdown(self) {
+        match self {}
+    }
+}
+
+#[cfg(not(feature = "otel"))]
+struct SpanQueue;
+
+#[cfg(not(feature = "otel"))]
+impl SpanQueue {
+    fn offer(&self, _: &CallRecord) {}
+}
+
+/// Starts the span exporter when `[telemetry.otlp]` is configured; refuses
+/// the configuration when this build was made without it.
+pub(crate) fn start_spans(
+    config: &gatewise_config::model::TelemetryConfig,
+) -> anyhow::Result<Option<SpanExport>> {
+    let Some(otlp) = &config.otlp else {
+        return Ok(None);
+    };
+    #[cfg(feature = "otel")]
+    {
+        let export = SpanExport::start(otlp)?;
+        tracing::info!(endpoint = %otlp.traces_url, "exporting spans over OTLP");
+        Ok(Some(export))
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = otlp;
+        anyhow::bail!(
+            "telemetry.otlp: this gatewise was built without OpenTelemetry export (cargo feature \
+             `otel`); remove [telemetry.otlp] from the configuration, or build with \
+             `--features otel`"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatewise_config::model::{OtlpConfig, TelemetryConfig};
+
+    fn otlp() -> TelemetryConfig {
+        TelemetryConfig {
+            otlp: Some(OtlpConfig {
+                traces_url: "http://127.0.0.1:9/v1/traces".into(),
+                headers: Vec::new(),
+                timeout: std::time::Duration::from_secs(1),
+                service_name: "gatewise".into(),
+                sample_ratio: 0.5,
+                queue: 4,
+            }),
+        }
+    }
+
+    #[test]
+    fn no_section_no_exporter() {
+        assert!(
+            super::start_spans(&TelemetryConfig::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// A build without the exporter refuses the section, naming it.
+    #[cfg(not(feature = "otel"))]
+    #[test]
+    fn a_build_without_otel_refuses_the_section() {
+        let e = super::start_spans(&otlp()).err().unwrap().to_string();
+        assert!(e.starts_with("telemetry.otlp: "), "{e}");
+        assert!(e.contains("`otel`"), "{e}");
+    }
+
+    #[cfg(feature = "otel")]
+    #[tokio::test]
+    async fn the_tee_gives_the_exporter_its_sample_ratio() {
+        let spans = super::start_spans(&otlp()).unwrap().unwrap();
+        let logging = super::tee(None, Some(&spans)).unwrap();
+        assert_eq!(logging.trace_sample_ratio(), 0.5);
+        spans.shutdown().await;
     }
 }

@@ -306,6 +306,9 @@ async fn serve(
         )),
         None => None,
     };
+    // Before anything listens: a build without the exporter refuses
+    // `[telemetry.otlp]` here.
+    let spans = crate::calls::start_spans(&cfg.static_config.telemetry)?;
     let cert_watch = tls
         .clone()
         .map(|store| tokio::spawn(store.watch(std::time::Duration::from_secs(2))));
@@ -327,17 +330,22 @@ async fn serve(
                 "recording calls"
             ),
         }
-        gateway = gateway.with_call_log(log.logging.clone());
         Some(log)
     } else {
         None
     };
+    if let Some(logging) = crate::calls::tee(call_log.as_ref(), spans.as_ref()) {
+        gateway = gateway.with_call_log(logging);
+    }
     let gateway = Arc::new(gateway);
     let admin = match start_admin(&cfg, &gateway, call_log.as_ref(), logging).await {
         Ok(a) => a,
         Err(e) => {
             if let Some(log) = call_log {
                 log.shutdown().await;
+            }
+            if let Some(s) = spans {
+                s.shutdown().await;
             }
             return Err(e);
         }
@@ -378,6 +386,9 @@ async fn serve(
     // connection tasks; the writer's shutdown flushes what was sent.
     if let Some(log) = call_log {
         log.shutdown().await;
+    }
+    if let Some(s) = spans {
+        s.shutdown().await;
     }
     result.context("the server failed")
 }

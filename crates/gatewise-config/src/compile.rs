@@ -23,7 +23,9 @@ use toml::de::DeTable;
 
 use crate::error::{ConfigError, ConfigWarning, line_column};
 use crate::locate::{self, Index, Path};
-use crate::model::{AdminConfig, CallLogConfig, PostgresUrl};
+use crate::model::{
+    AdminConfig, CallLogConfig, OtlpConfig, OtlpHeaderValue, PostgresUrl, TelemetryConfig,
+};
 use crate::model::{
     Balance, CertificateFiles, ClaimCondition, ClaimTest, ClientAuth, Config, DynamicConfig,
     HeaderRules, HealthCheck, HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer,
@@ -33,7 +35,7 @@ use crate::model::{
 use crate::raw::{
     ByteSize, Dur, RawAdmin, RawBalance, RawCallLog, RawClaim, RawClientAuth, RawConfig,
     RawHeaders, RawHealthCheck, RawInspect, RawIntrospection, RawIntrospector, RawIssuer, RawJwt,
-    RawRateLimit, RawRoute, RawServer, RawTls, RawUpstream,
+    RawOtlp, RawRateLimit, RawRoute, RawServer, RawTelemetry, RawTls, RawUpstream,
 };
 
 /// A configuration that passed every check, with what looked odd about it.
@@ -81,6 +83,9 @@ const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 const MIN_CALL_LOG_BYTES: u64 = 1024 * 1024;
 /// Records are about 1 KiB in memory; 4 Mi of them is already 4 GiB.
 const MAX_CALL_LOG_QUEUE: u64 = 4 * 1024 * 1024;
+/// Spans are about 1 KiB in memory; past a million the exporter cannot
+/// keep up anyway.
+const MAX_OTLP_QUEUE: u64 = 1024 * 1024;
 const WARN_LEEWAY_ABOVE: Duration = Duration::from_secs(5 * 60);
 const WARN_JWKS_MAX_AGE_ABOVE: Duration = Duration::from_secs(24 * 3600);
 
@@ -488,6 +493,7 @@ impl<'t> Cx<'t> {
         let (mut static_config, max_body_bytes) = self.server(raw.server.unwrap_or_default());
         static_config.call_log = self.call_log(raw.call_log.unwrap_or_default());
         static_config.admin = self.admin(raw.admin.unwrap_or_default(), static_config.listen);
+        static_config.telemetry = self.telemetry(raw.telemetry.unwrap_or_default());
 
         let mut names = Names::default();
         let issuers_path = Path::root().key("issuers");
@@ -673,6 +679,7 @@ impl<'t> Cx<'t> {
                 shutdown_grace,
                 call_log: CallLogConfig::default(),
                 admin: AdminConfig::default(),
+                telemetry: TelemetryConfig::default(),
             },
             max_body_bytes,
         )
@@ -754,6 +761,141 @@ impl<'t> Cx<'t> {
             enabled,
             listen,
             token,
+        }
+    }
+
+    fn telemetry(&mut self, raw: RawTelemetry) -> TelemetryConfig {
+        TelemetryConfig {
+            otlp: raw.otlp.map(|o| self.otlp(o)),
+        }
+    }
+
+    /// `[telemetry.otlp]`.
+    fn otlp(&mut self, raw: RawOtlp) -> OtlpConfig {
+        let p = Path::root().key("telemetry").key("otlp");
+        let endpoint = self.required(&p.key("endpoint"), raw.endpoint.as_ref());
+        let traces_url = match endpoint {
+            None => String::new(),
+            Some(text) => {
+                let key = p.key("endpoint");
+                let (text, url) =
+                    self.http_url(&key, text, "spans carry paths, clients and subjects");
+                match url {
+                    Some(u) if !u.username().is_empty() || u.password().is_some() => {
+                        self.error(
+                            &key,
+                            "must not carry credentials: send them in a header (`headers_env`)",
+                        );
+                        text
+                    }
+                    Some(u) if u.query().is_some() || u.fragment().is_some() => {
+                        self.error(&key, "must not have a query or fragment");
+                        text
+                    }
+                    // OTLP/HTTP: the signal's path is appended to a base URL
+                    // (OTLP exporter spec, "Endpoint URLs for OTLP/HTTP"); a
+                    // URL that already names it is used as it is.
+                    Some(u) if u.path().trim_end_matches('/').ends_with("/v1/traces") => text,
+                    Some(_) => format!("{}/v1/traces", text.trim_end_matches('/')),
+                    None => text,
+                }
+            }
+        };
+        let mut headers = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        let mut header = |cx: &mut Self, path: &Path, name: &str| -> bool {
+            if !is_token(name) {
+                cx.error(path, format!("invalid header name {name:?}"));
+                return false;
+            }
+            let lower = name.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                cx.error(
+                    path,
+                    format!("{name:?} is set twice (in `headers` and `headers_env`)"),
+                );
+                return false;
+            }
+            seen.push(lower);
+            true
+        };
+        for (name, value) in raw.headers.iter().flatten() {
+            let path = p.key("headers").key(name);
+            if !header(self, &path, name) {
+                continue;
+            }
+            if is_secret_header_name(name) {
+                // The value is not repeated: it may be the secret.
+                self.error(
+                    &path,
+                    format!(
+                        "{name:?} carries a credential: secrets are not written in the \
+                         configuration file; name an environment variable in `headers_env`"
+                    ),
+                );
+                continue;
+            }
+            self.header_value(&path, value);
+            headers.push((name.clone(), OtlpHeaderValue::Literal(value.clone())));
+        }
+        for (name, var) in raw.headers_env.iter().flatten() {
+            let path = p.key("headers_env").key(name);
+            if !header(self, &path, name) {
+                continue;
+            }
+            if self.non_empty(&path, var).is_some() && !is_env_name(var) {
+                self.error(
+                    &path,
+                    format!(
+                        "invalid environment variable name {var:?}: letters, digits and \
+                         \"_\", not starting with a digit"
+                    ),
+                );
+            }
+            headers.push((
+                name.clone(),
+                OtlpHeaderValue::Secret(SecretRef::Env(var.clone())),
+            ));
+        }
+        let timeout = self.positive(&p.key("timeout"), raw.timeout, DEFAULT_OTLP_TIMEOUT);
+        let service_name = match raw.service_name {
+            None => DEFAULT_OTLP_SERVICE_NAME.to_owned(),
+            Some(n) => {
+                self.non_empty(&p.key("service_name"), &n);
+                n
+            }
+        };
+        let sample_ratio = match raw.sample_ratio {
+            None => 1.0,
+            Some(r) if (0.0..=1.0).contains(&r) => r,
+            Some(r) => {
+                self.error(
+                    &p.key("sample_ratio"),
+                    format!("must be between 0 and 1 (a probability), not {r}"),
+                );
+                1.0
+            }
+        };
+        let queue = match raw.queue {
+            None => DEFAULT_OTLP_QUEUE,
+            Some(n) if (1..=MAX_OTLP_QUEUE).contains(&n) => {
+                usize::try_from(n).unwrap_or(DEFAULT_OTLP_QUEUE)
+            }
+            Some(n) => {
+                self.error(
+                    &p.key("queue"),
+                    format!("must be between 1 and {MAX_OTLP_QUEUE}, not {n}"),
+                );
+                DEFAULT_OTLP_QUEUE
+            }
+        };
+        OtlpConfig {
+            traces_url,
+            headers,
+            timeout,
+            service_name,
+            sample_ratio,
+            queue,
         }
     }
 
@@ -1964,6 +2106,25 @@ fn is_token(s: &str) -> bool {
                         | b'~'
                 )
         })
+}
+
+/// Header names whose values are credentials (`Authorization`, API keys,
+/// tokens, cookies): refused as literals in `telemetry.otlp.headers`.
+fn is_secret_header_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || [
+            "key",
+            "token",
+            "secret",
+            "password",
+            "cookie",
+            "auth",
+            "signature",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// An environment variable name as shells write it: `[A-Za-z_][A-Za-z0-9_]*`.

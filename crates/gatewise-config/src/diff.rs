@@ -15,6 +15,7 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
         shutdown_grace,
         call_log,
         admin,
+        telemetry,
     } = old;
     let mut changed = Vec::new();
     if *listen != new.listen {
@@ -38,6 +39,9 @@ pub fn restart_required(old: &StaticConfig, new: &StaticConfig) -> Vec<&'static 
     if *admin != new.admin {
         changed.push("admin");
     }
+    if *telemetry != new.telemetry {
+        changed.push("telemetry");
+    }
     changed
 }
 
@@ -57,6 +61,7 @@ mod tests {
             shutdown_grace: Duration::from_secs(30),
             call_log: crate::model::CallLogConfig::default(),
             admin: crate::model::AdminConfig::default(),
+            telemetry: crate::model::TelemetryConfig::default(),
         }
     }
 
@@ -80,6 +85,16 @@ mod tests {
             shutdown_grace: Duration::from_secs(10),
             call_log: crate::model::CallLogConfig::disabled(),
             admin: crate::model::AdminConfig::disabled(),
+            telemetry: crate::model::TelemetryConfig {
+                otlp: Some(crate::model::OtlpConfig {
+                    traces_url: "http://127.0.0.1:4318/v1/traces".into(),
+                    headers: Vec::new(),
+                    timeout: Duration::from_secs(1),
+                    service_name: "gatewise".into(),
+                    sample_ratio: 1.0,
+                    queue: 1,
+                }),
+            },
         };
         assert_eq!(
             restart_required(&base(), &new),
@@ -90,7 +105,8 @@ mod tests {
                 "server.max_header_bytes",
                 "server.shutdown_grace",
                 "call_log",
-                "admin"
+                "admin",
+                "telemetry"
             ]
         );
         let only_grace = StaticConfig {

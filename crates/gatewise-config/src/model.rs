@@ -35,6 +35,51 @@ pub struct StaticConfig {
     pub call_log: CallLogConfig,
     /// The admin API and dashboard (`[admin]`).
     pub admin: AdminConfig,
+    /// Export to an observability backend (`[telemetry]`).
+    pub telemetry: TelemetryConfig,
+}
+
+/// Export to an observability backend (`[telemetry]`, restart required to
+/// change).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TelemetryConfig {
+    /// OpenTelemetry traces over OTLP/HTTP (`[telemetry.otlp]`); off when
+    /// `None`.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// OpenTelemetry trace export over OTLP/HTTP (`[telemetry.otlp]`): one
+/// SERVER span per sampled call (and a CLIENT span for its upstream call),
+/// built from the call record off the request path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    /// The traces URL spans are POSTed to: the configured `endpoint` with
+    /// `/v1/traces` appended (OTLP/HTTP's default path), unless it already
+    /// ends with it.
+    pub traces_url: String,
+    /// Headers sent with every export, in file order (`headers`, then
+    /// `headers_env`).
+    pub headers: Vec<(String, OtlpHeaderValue)>,
+    /// Deadline of one export request (default 10 s).
+    pub timeout: Duration,
+    /// The `service.name` resource attribute (default `gatewise`).
+    pub service_name: String,
+    /// Probability that a trace the gateway starts is sampled (0 to 1,
+    /// default 1); a client's `sampled` flag is always followed.
+    pub sample_ratio: f64,
+    /// Spans waiting for export; past it new ones are dropped and counted
+    /// (default 2048).
+    pub queue: usize,
+}
+
+/// The value of an export header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtlpHeaderValue {
+    /// Written in the file (`headers`): not a secret.
+    Literal(String),
+    /// From an environment variable (`headers_env`): may be a secret, never
+    /// logged.
+    Secret(SecretRef),
 }
 
 /// The admin listener (`[admin]`): the call log's API, the dashboard,
@@ -137,8 +182,8 @@ impl CallLogConfig {
 
 impl StaticConfig {
     /// Plain HTTP on `listen` with the documented defaults (10 s header
-    /// read timeout, 16 KiB heads, 30 s shutdown grace), no call log and no
-    /// admin listener:
+    /// read timeout, 16 KiB heads, 30 s shutdown grace), no call log, no
+    /// admin listener and no trace export:
     /// for embedding the gateway (the demo, tests), which attach their own.
     pub fn local(listen: SocketAddr) -> StaticConfig {
         StaticConfig {
@@ -150,6 +195,7 @@ impl StaticConfig {
             shutdown_grace: defaults::DEFAULT_SHUTDOWN_GRACE,
             call_log: CallLogConfig::disabled(),
             admin: AdminConfig::disabled(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -530,6 +576,12 @@ pub mod defaults {
     pub const DEFAULT_CALL_LOG_SPOOL_MAX_BYTES: u64 = 1 << 30;
     /// Default of `call_log.queue`.
     pub const DEFAULT_CALL_LOG_QUEUE: usize = 65_536;
+    /// Default of `telemetry.otlp.timeout`.
+    pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of `telemetry.otlp.service_name`.
+    pub const DEFAULT_OTLP_SERVICE_NAME: &str = "gatewise";
+    /// Default of `telemetry.otlp.queue`.
+    pub const DEFAULT_OTLP_QUEUE: usize = 2048;
     /// Default of `server.listen`.
     pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
     /// Default of `server.header_read_timeout`.

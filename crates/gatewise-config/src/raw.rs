@@ -64,6 +64,37 @@ pub(crate) struct RawConfig {
     pub(crate) call_log: Option<RawCallLog>,
     /// `[admin]`: the admin API and dashboard.
     pub(crate) admin: Option<RawAdmin>,
+    /// `[telemetry]`: export to an observability backend.
+    pub(crate) telemetry: Option<RawTelemetry>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawTelemetry {
+    /// `[telemetry.otlp]`: OpenTelemetry traces over OTLP/HTTP.
+    pub(crate) otlp: Option<RawOtlp>,
+}
+
+/// `[telemetry.otlp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawOtlp {
+    /// `endpoint = "http://127.0.0.1:4318"` (required).
+    pub(crate) endpoint: Option<String>,
+    /// `headers = { "X-Tenant" = "acme" }`: sent with every export.
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+    /// `headers_env = { Authorization = "OTLP_AUTH" }`: header values from
+    /// environment variables (for secrets).
+    pub(crate) headers_env: Option<BTreeMap<String, String>>,
+    /// `timeout = "10s"`: one export request.
+    pub(crate) timeout: Option<Dur>,
+    /// `service_name = "gatewise"`.
+    pub(crate) service_name: Option<String>,
+    /// `sample_ratio = 1.0`: traces the gateway starts.
+    pub(crate) sample_ratio: Option<f64>,
+    /// `queue = 2048`: spans waiting for export.
+    pub(crate) queue: Option<u64>,
 }
 
 /// `[admin]`.

@@ -9,7 +9,7 @@ use gatewise_config::model::{
     AdminConfig, Balance, CallLogConfig, ClientAuth, Config, DynamicConfig, HeaderRules,
     HostHeader, Inspect, IntrospectionPolicy, Introspector, Issuer, JwtPolicy, KeySource,
     PathMatch, RateKey, RateLimit, Route, RouteMatch, ScopeRule, SecretRef, StaticConfig,
-    TokenSource, Upstream,
+    TelemetryConfig, TokenSource, Upstream,
 };
 use gatewise_config::{compile, restart_required};
 
@@ -62,6 +62,7 @@ fn omitted_keys_take_their_defaults() {
                 listen: "127.0.0.1:9901".parse().unwrap(),
                 token: None,
             },
+            telemetry: TelemetryConfig { otlp: None },
         },
         dynamic: DynamicConfig {
             issuers: vec![Issuer {

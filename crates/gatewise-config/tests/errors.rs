@@ -155,7 +155,7 @@ fn sections_of_the_wrong_shape() {
         errors("[limits]\nx = 1\n"),
         [
             "gatewise.toml:1:2: limits: unknown key `limits`, expected one of `server`, `issuers`, \
-             `introspectors`, `upstreams`, `routes`, `call_log`, `admin`"
+             `introspectors`, `upstreams`, `routes`, `call_log`, `admin`, `telemetry`"
         ]
     );
 }

@@ -30,9 +30,24 @@ pub struct CallRecord {
     pub start_ms: u64,
     /// The request id the gateway used (and returned in `X-Request-Id`).
     pub request_id: String,
-    /// W3C trace id, when the request was traced.
+    /// W3C trace id (32 lowercase hex digits), when the request was traced:
+    /// the client's (from its `traceparent`) or one the gateway started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The gateway's own span id in that trace (16 lowercase hex digits):
+    /// the `parent-id` of the `traceparent` sent upstream (W3C Trace
+    /// Context §3.2.2.4) and the id of the exported SERVER span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// The client's span id (the `parent-id` of the `traceparent` it sent),
+    /// when it sent a valid one; `None` when the gateway started the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// The `sampled` trace flag (W3C Trace Context §3.2.2.5): the client's,
+    /// or the gateway's decision for a trace it started. Only sampled calls
+    /// are exported as spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
     /// The route that matched, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
@@ -119,6 +134,9 @@ impl CallRecord {
             start_ms,
             request_id: request_id.into(),
             trace_id: None,
+            span_id: None,
+            parent_span_id: None,
+            sampled: None,
             route: None,
             upstream: None,
             upstream_addr: None,
@@ -611,6 +629,9 @@ mod tests {
     fn full_record() -> CallRecord {
         let mut r = CallRecord::new("req-1", 1_700_000_000_123, "POST", "/api/orders");
         r.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        r.span_id = Some("53995c3f42cd8ad8".into());
+        r.parent_span_id = Some("00f067aa0ba902b7".into());
+        r.sampled = Some(true);
         r.route = Some("orders".into());
         r.upstream = Some("orders-pool".into());
         r.upstream_addr = Some("10.0.0.7:8080".into());
@@ -661,7 +682,24 @@ mod tests {
         assert!(text.contains("\"step\":\"waf\""), "{text}");
         assert!(text.contains("\"outcome\":\"refused\""), "{text}");
         assert!(text.contains("\"v\":1"), "{text}");
+        assert!(text.contains("\"span_id\":\"53995c3f42cd8ad8\""), "{text}");
+        assert!(text.contains("\"sampled\":true"), "{text}");
         assert!(!text.contains(BEARER));
+    }
+
+    #[test]
+    fn records_without_trace_fields_read_back_as_none() {
+        // What builds before the span fields wrote.
+        let text = r#"{"v":1,"start_ms":1,"request_id":"r","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","method":"GET","path":"/","status":200}"#;
+        let back: CallRecord = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            back.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            (back.span_id, back.parent_span_id, back.sampled),
+            (None, None, None)
+        );
     }
 
     #[test]
@@ -669,6 +707,10 @@ mod tests {
         let r = CallRecord::new("r", 1, "GET", "/");
         let text = serde_json::to_string(&r).unwrap();
         assert!(!text.contains("trace_id"), "{text}");
+        assert!(
+            !text.contains("span_id") && !text.contains("sampled"),
+            "{text}"
+        );
         assert!(!text.contains("request_headers"), "{text}");
         let back: CallRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);

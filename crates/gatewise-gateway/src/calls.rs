@@ -35,12 +35,29 @@ pub trait CallSink: Send + Sync + 'static {
 pub struct CallLogging {
     sink: Arc<dyn CallSink>,
     keep_query: bool,
+    trace_sample_ratio: f64,
+}
+
+/// The gateway's place in a request's trace (W3C Trace Context §3.2): the
+/// trace, the gateway's own span, the client's span when it sent one, and
+/// whether the trace is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    /// The trace id (the client's, or new).
+    pub(crate) trace_id: [u8; 16],
+    /// The gateway's span id, sent upstream as the `parent-id`.
+    pub(crate) span_id: [u8; 8],
+    /// The client's span id, when its `traceparent` was valid.
+    pub(crate) parent_id: Option<[u8; 8]>,
+    /// The `sampled` flag (§3.2.2.5).
+    pub(crate) sampled: bool,
 }
 
 impl std::fmt::Debug for CallLogging {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallLogging")
             .field("keep_query", &self.keep_query)
+            .field("trace_sample_ratio", &self.trace_sample_ratio)
             .finish_non_exhaustive()
     }
 }
@@ -49,7 +66,29 @@ impl CallLogging {
     /// Records go to `sink`; query strings are kept in recorded paths only
     /// when `keep_query` (`call_log.keep_query`).
     pub fn new(sink: Arc<dyn CallSink>, keep_query: bool) -> Self {
-        CallLogging { sink, keep_query }
+        CallLogging {
+            sink,
+            keep_query,
+            trace_sample_ratio: 1.0,
+        }
+    }
+
+    /// Traces the gateway starts (the client sent no valid `traceparent`)
+    /// are sampled with this probability (0 to 1; default 1): OpenTelemetry's
+    /// `TraceIdRatioBased` rule over the new trace id. A client's `sampled`
+    /// flag is always followed.
+    pub fn with_trace_sample_ratio(mut self, ratio: f64) -> Self {
+        self.trace_sample_ratio = if ratio.is_nan() {
+            1.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// The sampling ratio for traces the gateway starts.
+    pub fn trace_sample_ratio(&self) -> f64 {
+        self.trace_sample_ratio
     }
 
     /// Starts the record of a request that arrived now.
@@ -59,6 +98,7 @@ impl CallLogging {
         peer: &Peer,
         request_id: &str,
         start_ms: u64,
+        trace: &TraceContext,
     ) -> Pending {
         let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
         let mut record = CallRecord::new(
@@ -80,11 +120,10 @@ impl CallLogging {
         );
         record.request_headers = headers;
         record.token_fingerprint = bearer;
-        record.trace_id = parts
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id);
+        record.trace_id = Some(hex(&trace.trace_id));
+        record.span_id = Some(hex(&trace.span_id));
+        record.parent_span_id = trace.parent_id.as_ref().map(|p| hex(p));
+        record.sampled = Some(trace.sampled);
         Pending {
             record,
             started: Instant::now(),
@@ -362,12 +401,15 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`).
-fn trace_id(v: &str) -> Option<String> {
-    let mut parts = v.trim().split('-');
-    let (_version, id) = (parts.next()?, parts.next()?);
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0'))
-        .then(|| id.to_ascii_lowercase())
+/// Lowercase hex, as trace ids are written (W3C Trace Context §3.2.2).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 fn micros(d: std::time::Duration) -> u64 {
@@ -388,15 +430,30 @@ mod tests {
     }
 
     #[test]
-    fn traceparent_ids() {
+    fn ids_are_lowercase_hex() {
+        assert_eq!(hex(&[0x00, 0xf0, 0x67, 0xaa]), "00f067aa");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn sample_ratio_is_clamped() {
+        struct Nowhere;
+        impl CallSink for Nowhere {
+            fn record(&self, _: CallRecord) {}
+        }
+        let l = CallLogging::new(Arc::new(Nowhere), false);
+        assert_eq!(l.trace_sample_ratio(), 1.0);
         assert_eq!(
-            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+            l.clone().with_trace_sample_ratio(2.0).trace_sample_ratio(),
+            1.0
         );
         assert_eq!(
-            trace_id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            None
+            l.clone().with_trace_sample_ratio(-1.0).trace_sample_ratio(),
+            0.0
         );
-        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(
+            l.with_trace_sample_ratio(f64::NAN).trace_sample_ratio(),
+            1.0
+        );
     }
 }

@@ -485,11 +485,15 @@ impl Gateway {
         let state = self.state.load_full();
         let started = tokio::time::Instant::now();
         let mut req = req;
-        ensure_traceparent(req.headers_mut());
+        let sample_ratio = self
+            .calls
+            .as_ref()
+            .map_or(1.0, CallLogging::trace_sample_ratio);
+        let trace = ensure_traceparent(req.headers_mut(), sample_ratio);
         let mut call = self
             .calls
             .as_ref()
-            .map(|c| c.begin(&req, &peer, &request_id, self.clock.unix_millis()));
+            .map(|c| c.begin(&req, &peer, &request_id, self.clock.unix_millis(), &trace));
         let mut matched = None;
         match self
             .route_and_forward(&state, req, &peer, &request_id, &mut call, &mut matched)
@@ -726,41 +730,89 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// W3C Trace Context §3.2 (`traceparent`): a valid one from the client is
-/// passed on; otherwise (absent or malformed, §3.2.2.3 restarts the trace)
-/// the gateway starts a trace, so that the call record, the upstream and
-/// the client's logs share one trace id.
-fn ensure_traceparent(h: &mut HeaderMap) {
-    if h.get(&TRACEPARENT)
+/// W3C Trace Context §3.2 (`traceparent`): the gateway takes part in the
+/// trace. A valid `traceparent` from the client gives the trace id, the
+/// client's span (the gateway's parent) and the `sampled` flag; otherwise
+/// (absent or malformed: §3.2.2.3 / §4.3 restart the trace) the gateway
+/// starts a trace and decides `sampled` by `sample_ratio` over the new
+/// trace id. Either way the gateway's own span id goes upstream as the
+/// `parent-id` (§3.2.2.4), so the upstream's spans hang under the
+/// gateway's; the header is written in version 00 with only the `sampled`
+/// flag set or not (§3.2.2.5: the other bits of version 00 are zero).
+fn ensure_traceparent(h: &mut HeaderMap, sample_ratio: f64) -> calls::TraceContext {
+    let span_id = nonzero_random().to_be_bytes();
+    let ctx = match h
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(valid_traceparent)
+        .and_then(parse_traceparent)
     {
-        return;
-    }
-    let mut ids = [0u8; 24];
-    for chunk in ids.chunks_mut(8) {
-        chunk.copy_from_slice(&trace_random().to_le_bytes());
-    }
+        Some((trace_id, parent, flags)) => calls::TraceContext {
+            trace_id,
+            span_id,
+            parent_id: Some(parent),
+            sampled: flags & 1 == 1,
+        },
+        None => {
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&nonzero_random().to_be_bytes());
+            trace_id[8..].copy_from_slice(&trace_random().to_be_bytes());
+            calls::TraceContext {
+                trace_id,
+                span_id,
+                parent_id: None,
+                sampled: ratio_sampled(&trace_id, sample_ratio),
+            }
+        }
+    };
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut v = Vec::with_capacity(55);
     v.extend_from_slice(b"00-");
-    for (i, b) in ids.iter().enumerate() {
+    for (i, b) in ctx.trace_id.iter().chain(&ctx.span_id).enumerate() {
         if i == 16 {
             v.push(b'-');
         }
         v.push(DIGITS[usize::from(b >> 4)]);
         v.push(DIGITS[usize::from(b & 15)]);
     }
-    v.extend_from_slice(b"-01");
+    v.extend_from_slice(if ctx.sampled { b"-01" } else { b"-00" });
     if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
         h.insert(TRACEPARENT, value);
     }
+    ctx
 }
 
-/// Random 64-bit values for trace ids: SplitMix64 per thread, seeded once
-/// from the operating system. Trace ids must be unique, not secret (W3C
-/// Trace Context §3.2.2.3); a cryptographic generator per request costs
-/// more than the rest of the header handling.
+/// The sampling decision for a trace the gateway starts: OpenTelemetry's
+/// `TraceIdRatioBased` rule (the trace id's last 8 bytes, halved, against
+/// `ratio` × 2^63), so that every process using the rule agrees on a trace.
+fn ratio_sampled(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio.is_nan() || ratio <= 0.0 {
+        return false;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    // `as` saturates; ratio < 1 keeps the bound below 2^63.
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    (u64::from_be_bytes(low) >> 1) < bound
+}
+
+/// A random 64-bit value that is not 0 (an all-zero id is invalid, §3.2.2.3
+/// and §3.2.2.4).
+fn nonzero_random() -> u64 {
+    loop {
+        let v = trace_random();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// Random 64-bit values for trace and span ids: SplitMix64 per thread,
+/// seeded once from the operating system. Trace ids must be unique, not
+/// secret (W3C Trace Context §3.2.2.3); a cryptographic generator per
+/// request costs more than the rest of the header handling.
 fn trace_random() -> u64 {
     use std::cell::Cell;
     thread_local! {
@@ -783,27 +835,54 @@ fn trace_random() -> u64 {
 
 /// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`
 /// (version 00; a later version with these parts is accepted as §3.2.4 asks).
+#[cfg(test)]
 fn valid_traceparent(v: &str) -> bool {
-    let parts: Vec<&str> = v.trim().split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    parse_traceparent(v).is_some()
+}
+
+/// The trace id, parent id and flags of a valid `traceparent` (see
+/// [`valid_traceparent`]; lowercase hex only, §3.2.2.3).
+fn parse_traceparent(v: &str) -> Option<([u8; 16], [u8; 8], u8)> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let extra = parts.next().is_some();
+    let mut version_byte = [0u8; 1];
+    let mut trace_id = [0u8; 16];
+    let mut parent_id = [0u8; 8];
+    let mut flag_byte = [0u8; 1];
+    let ok = lower_hex(version, &mut version_byte)
+        && version_byte[0] != 0xff
+        // Version 00 has exactly four parts; a later version may have more.
+        && (!extra || version_byte[0] != 0)
+        && lower_hex(trace, &mut trace_id)
+        && trace_id.iter().any(|&b| b != 0)
+        && lower_hex(parent, &mut parent_id)
+        && parent_id.iter().any(|&b| b != 0)
+        && lower_hex(flags, &mut flag_byte);
+    ok.then_some((trace_id, parent_id, flag_byte[0]))
+}
+
+/// Decodes exactly `out.len() * 2` lowercase hex digits into `out`.
+fn lower_hex(s: &str, out: &mut [u8]) -> bool {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
     };
-    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
-    match parts.as_slice() {
-        [version, trace, parent, flags, ..] => {
-            hex(version, 2)
-                && *version != "ff"
-                && (parts.len() == 4 || *version != "00")
-                && hex(trace, 32)
-                && nonzero(trace)
-                && hex(parent, 16)
-                && nonzero(parent)
-                && hex(flags, 2)
-        }
-        _ => false,
+    if s.len() != out.len() * 2 {
+        return false;
     }
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        match (
+            pair.first().copied().and_then(digit),
+            pair.get(1).copied().and_then(digit),
+        ) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// The request's host without port: from the URI (HTTP/2, absolute form)
@@ -1332,11 +1411,46 @@ mod tests {
     }
 
     #[test]
-    fn trace_context_is_kept_when_valid_and_started_otherwise() {
+    fn trace_context_is_continued_when_valid_and_started_otherwise() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut h = headers(&[("traceparent", good)]);
-        ensure_traceparent(&mut h);
-        assert_eq!(h["traceparent"], good);
+        let ctx = ensure_traceparent(&mut h, 0.0);
+        let sent = h["traceparent"].to_str().unwrap().to_owned();
+        // The client's trace and flags; the gateway's span as the parent.
+        assert!(
+            sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{sent}"
+        );
+        assert!(sent.ends_with("-01"), "{sent}");
+        assert!(valid_traceparent(&sent), "{sent}");
+        let span: String = ctx.span_id.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&sent[36..52], span);
+        assert_ne!(span, "00f067aa0ba902b7");
+        assert_eq!(
+            ctx.parent_id,
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        );
+        assert!(ctx.sampled, "the client's sampled flag wins over the ratio");
+        // Not sampled by the client: not sampled here either.
+        let mut h = headers(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        )]);
+        assert!(!ensure_traceparent(&mut h, 1.0).sampled);
+        assert!(h["traceparent"].to_str().unwrap().ends_with("-00"));
+        // A later version: its first four parts are used, version 00 goes on.
+        let mut h = headers(&[(
+            "traceparent",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds",
+        )]);
+        let ctx = ensure_traceparent(&mut h, 1.0);
+        assert!(ctx.parent_id.is_some());
+        let sent = h["traceparent"].to_str().unwrap();
+        assert!(
+            sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{sent}"
+        );
+        assert_eq!(sent.len(), 55);
         for bad in [
             "",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -1344,19 +1458,44 @@ mod tests {
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
         ] {
             let mut h = headers(&[("traceparent", bad)]);
-            ensure_traceparent(&mut h);
+            let ctx = ensure_traceparent(&mut h, 1.0);
             let v = h["traceparent"].to_str().unwrap().to_owned();
             assert_ne!(v, bad);
             assert!(valid_traceparent(&v), "{v}");
+            assert_eq!(ctx.parent_id, None, "{bad}: a new trace has no parent");
+            assert!(!v.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "{v}");
         }
         let mut a = HeaderMap::new();
         let mut b = HeaderMap::new();
-        ensure_traceparent(&mut a);
-        ensure_traceparent(&mut b);
+        let ca = ensure_traceparent(&mut a, 1.0);
+        let cb = ensure_traceparent(&mut b, 1.0);
         assert!(valid_traceparent(a["traceparent"].to_str().unwrap()));
         assert_ne!(a["traceparent"], b["traceparent"]);
+        assert_ne!(ca.trace_id, cb.trace_id);
+        assert!(ca.sampled && a["traceparent"].to_str().unwrap().ends_with("-01"));
+        let mut c = HeaderMap::new();
+        assert!(!ensure_traceparent(&mut c, 0.0).sampled);
+        assert!(c["traceparent"].to_str().unwrap().ends_with("-00"));
+    }
+
+    #[test]
+    fn new_traces_are_sampled_by_ratio() {
+        let mut id = [0u8; 16];
+        assert!(ratio_sampled(&id, 0.5));
+        id[8] = 0xff;
+        assert!(!ratio_sampled(&id, 0.5));
+        assert!(ratio_sampled(&id, 1.0));
+        assert!(!ratio_sampled(&[0; 16], 0.0));
+        let sampled = (0..10_000)
+            .filter(|_| {
+                let mut h = HeaderMap::new();
+                ensure_traceparent(&mut h, 0.25).sampled
+            })
+            .count();
+        assert!((2_000..3_000).contains(&sampled), "{sampled}");
     }
 
     #[test]

@@ -290,6 +290,7 @@ impl World {
             shutdown_grace: Duration::from_secs(1),
             call_log: gatewise_config::model::CallLogConfig::disabled(),
             admin: gatewise_config::model::AdminConfig::disabled(),
+            telemetry: gatewise_config::model::TelemetryConfig::default(),
         };
         let g = Arc::clone(&gateway);
         tokio::spawn(async move {

@@ -103,6 +103,11 @@ fn through_writer(c: &mut Criterion) {
                 // Room for the whole run: this measures the writer's
                 // sustained rate into SQLite, not the spool.
                 config.channel_capacity = 4 * N as usize;
+                // The store path's rate, not the scheduling policy: the
+                // indexer at normal priority, never waiting for the CPUs
+                // (the sending loop here keeps one busy).
+                config.background_indexer = false;
+                config.defer = None;
                 let (tx, handle) = Writer::start(store, config).unwrap();
                 let batch = records.clone();
                 #[allow(clippy::disallowed_methods)]

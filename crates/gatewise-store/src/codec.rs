@@ -14,6 +14,10 @@
 //! `..`, so a field added to [`CallRecord`] does not compile until it is
 //! encoded here (and then `FORMAT` goes up, and [`decode`] keeps reading the
 //! older format).
+//!
+//! Formats: 1, the first; 2 appends the span fields (`span_id`,
+//! `parent_span_id`, `sampled`) after the response headers. A format-1
+//! payload reads back with those fields `None`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,7 +26,10 @@ use gatewise_core::calllog::{CallRecord, FindingRef, MaskedHeaders, Outcome, Ste
 use crate::calllog::{KeyedRecord, RecordKey};
 
 /// The payload format this build writes.
-pub(crate) const FORMAT: u8 = 1;
+pub(crate) const FORMAT: u8 = 2;
+
+/// The first format (no span fields), still read.
+const FORMAT_1: u8 = 1;
 
 /// Bytes before the payload: its length and its CRC-32.
 pub(crate) const HEADER: usize = 8;
@@ -50,6 +57,9 @@ pub(crate) fn encode(k: &KeyedRecord, out: &mut Vec<u8>) {
         start_ms,
         request_id,
         trace_id,
+        span_id,
+        parent_span_id,
+        sampled,
         route,
         upstream,
         upstream_addr,
@@ -143,6 +153,14 @@ pub(crate) fn encode(k: &KeyedRecord, out: &mut Vec<u8>) {
     }
     headers(out, request_headers);
     headers(out, response_headers);
+    // Format 2.
+    opt_str(out, span_id.as_deref());
+    opt_str(out, parent_span_id.as_deref());
+    out.push(match sampled {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    });
     let len = out.len() - start - HEADER;
     let crc = crc32fast::hash(&out[start + HEADER..]);
     // A record never nears 4 GiB (headers and bodies are capped upstream);
@@ -169,7 +187,7 @@ pub(crate) fn decode(payload: &[u8], crc: u32) -> Result<KeyedRecord, Damage> {
     }
     let mut r = Reader { b: payload };
     let format = r.byte()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_1 {
         return Err(Damage::UnknownFormat(format));
     }
     let key = RecordKey {
@@ -237,6 +255,16 @@ pub(crate) fn decode(payload: &[u8], crc: u32) -> Result<KeyedRecord, Damage> {
         .collect::<Result<_, Damage>>()?;
     rec.request_headers = r.headers()?;
     rec.response_headers = r.headers()?;
+    if format >= 2 {
+        rec.span_id = r.opt_str()?;
+        rec.parent_span_id = r.opt_str()?;
+        rec.sampled = match r.byte()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            _ => return Err(Damage::Malformed),
+        };
+    }
     if !r.b.is_empty() {
         return Err(Damage::Malformed);
     }
@@ -389,6 +417,9 @@ mod tests {
     fn full() -> KeyedRecord {
         let mut r = CallRecord::new("req-1", 1_700_000_000_123, "POST", "/api/orders?x=1");
         r.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        r.span_id = Some("53995c3f42cd8ad8".into());
+        r.parent_span_id = Some("00f067aa0ba902b7".into());
+        r.sampled = Some(false);
         r.route = Some("orders".into());
         r.upstream = Some("backend".into());
         r.upstream_addr = Some("127.0.0.1:8080".into());
@@ -452,10 +483,41 @@ mod tests {
         let mut b = full();
         b.record = CallRecord::new("", 0, "", "");
         b.record.client_ip = Some("10.1.2.3".parse().unwrap());
+        let mut c = full();
+        c.record.sampled = Some(true);
+        c.record.parent_span_id = None;
         encode(&a, &mut buf);
         encode(&b, &mut buf);
+        encode(&c, &mut buf);
         let back = frames(&buf);
-        assert_eq!(back, vec![Ok(a), Ok(b)]);
+        assert_eq!(back, vec![Ok(a), Ok(b), Ok(c)]);
+    }
+
+    /// A format-1 payload (as written before the span fields): the same
+    /// bytes without the trailing span fields, format byte 1.
+    #[test]
+    fn format_1_still_reads_with_no_span_fields() {
+        let mut buf = Vec::new();
+        let k = full();
+        encode(&k, &mut buf);
+        let mut payload = buf[HEADER..].to_vec();
+        // The span fields: two present strings (tag, 1-byte length, 16
+        // digits each) and the flag byte.
+        let tail = 2 * (1 + 1 + 16) + 1;
+        payload.truncate(payload.len() - tail);
+        payload[0] = 1;
+        let back = decode(&payload, crc32fast::hash(&payload)).unwrap();
+        let mut expected = k;
+        expected.record.span_id = None;
+        expected.record.parent_span_id = None;
+        expected.record.sampled = None;
+        assert_eq!(back, expected);
+        // A format-1 payload with bytes after it is damage, as before.
+        payload.push(0);
+        assert_eq!(
+            decode(&payload, crc32fast::hash(&payload)),
+            Err(Damage::Malformed)
+        );
     }
 
     #[test]

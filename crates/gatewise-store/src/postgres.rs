@@ -270,6 +270,12 @@ struct Detail {
     request_headers: MaskedHeaders,
     #[serde(default)]
     response_headers: MaskedHeaders,
+    #[serde(default)]
+    span_id: Option<String>,
+    #[serde(default)]
+    parent_span_id: Option<String>,
+    #[serde(default)]
+    sampled: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -282,6 +288,12 @@ struct DetailRef<'a> {
     request_headers: &'a MaskedHeaders,
     #[serde(skip_serializing_if = "MaskedHeaders::is_empty")]
     response_headers: &'a MaskedHeaders,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled: Option<bool>,
 }
 
 /// Where the store's futures run.
@@ -749,6 +761,9 @@ async fn insert(conn: &mut PgConnection, batch: &[KeyedRecord]) -> Result<usize,
                 findings: &r.findings,
                 request_headers: &r.request_headers,
                 response_headers: &r.response_headers,
+                span_id: r.span_id.as_deref(),
+                parent_span_id: r.parent_span_id.as_deref(),
+                sampled: r.sampled,
             })
             .map_err(|e| Failure::Store(StoreError::Backend(Box::new(e))))?,
         );
@@ -818,6 +833,9 @@ fn read_row(row: &PgRow) -> Result<StoredCall, Failure> {
         start_ms: uint(row.try_get(4)?),
         request_id: row.try_get(5)?,
         trace_id: row.try_get(6)?,
+        span_id: detail.span_id,
+        parent_span_id: detail.parent_span_id,
+        sampled: detail.sampled,
         route: row.try_get(7)?,
         upstream: row.try_get(8)?,
         upstream_addr: row.try_get(9)?,

@@ -137,6 +137,15 @@ pub struct Detail {
     /// Response headers, masked.
     #[serde(default, skip_serializing_if = "MaskedHeaders::is_empty")]
     pub response_headers: MaskedHeaders,
+    /// The gateway's span id in the call's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// The client's span id (the gateway's parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// The trace's `sampled` flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +158,12 @@ struct DetailRef<'a> {
     request_headers: &'a MaskedHeaders,
     #[serde(skip_serializing_if = "MaskedHeaders::is_empty")]
     response_headers: &'a MaskedHeaders,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled: Option<bool>,
 }
 
 /// How the connection is set up.
@@ -349,6 +364,9 @@ fn insert(conn: &mut Connection, batch: &[KeyedRecord]) -> Result<usize, StoreEr
                 findings: &r.findings,
                 request_headers: &r.request_headers,
                 response_headers: &r.response_headers,
+                span_id: r.span_id.as_deref(),
+                parent_span_id: r.parent_span_id.as_deref(),
+                sampled: r.sampled,
             })
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
             let scopes = (!r.scopes.is_empty()).then(|| r.scopes.join(" "));
@@ -432,6 +450,9 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredCall, StoreError>> {
         start_ms: uint(row.get(4)?),
         request_id: row.get(5)?,
         trace_id: row.get(6)?,
+        span_id: detail.span_id,
+        parent_span_id: detail.parent_span_id,
+        sampled: detail.sampled,
         route: row.get(7)?,
         upstream: row.get(8)?,
         upstream_addr: row.get(9)?,

@@ -291,6 +291,10 @@ pub fn record(i: u64) -> CallRecord {
         format!("/api/items/{i}"),
     );
     r.trace_id = Some(format!("{i:032x}"));
+    // The gateway's span and, for every other call, the client's.
+    r.span_id = Some(format!("{:016x}", i + 1));
+    r.parent_span_id = i.is_multiple_of(2).then(|| format!("{:016x}", i + 7));
+    r.sampled = Some(!i.is_multiple_of(3));
     r.route = Some(["orders", "users", "billing"][(i % 3) as usize].to_owned());
     r.upstream = Some("backend".to_owned());
     r.upstream_addr = Some(format!("127.0.0.1:{}", 9000 + i % 2));

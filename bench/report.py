@@ -331,7 +331,59 @@ def esc(t: str) -> str:
 
 # ---- Markdown ----------------------------------------------------------------------------
 
-def markdown(meta: dict, runs: list[dict], chosen: dict, s: dict, svg_name: str, trial: bool) -> str:
+WRITER_LINE = re.compile(r"call-log writer stopped queued=(\d+) written=(\d+) spooled=(\d+) "
+                         r"replayed=(\d+) dropped=(\d+)")
+
+
+def calllog_section(s: dict, out: Path) -> list[str]:
+    """The call log: what the writer did in (G) and (H), and the store figures of
+    bench/calllog.sh (bench/out/calllog.json) when it has been run."""
+    L = []
+    rows = []
+    for sc in "GH":
+        for r in s.get(sc, {}).get("runs", []):
+            try:
+                m = WRITER_LINE.search((out / r["log"]).read_text(errors="replace"))
+            except OSError:
+                m = None
+            if m:
+                q, w, sp, rp, d = (int(x) for x in m.groups())
+                rows.append(f"| {r['rep']} | {sc} | {q:,} | {w:,} | {sp:,} | {rp:,} | {d:,} |")
+    cl = out / "calllog.json"
+    if not rows and not cl.exists():
+        return L
+    L.append("## Call log")
+    L.append("")
+    if rows:
+        L.append("What the call-log writer did in each counted (G) and (H) run (its shutdown line, warm-up "
+                 "included). `written` went straight to SQLite; `spooled` waited in the binary spool because "
+                 "the CPUs were busy (the indexer defers while they are) and was `replayed` into SQLite when "
+                 "the load stopped, before gatewise exited. Every record queued was stored: `dropped` is 0.")
+        L.append("")
+        L.append("| rep | scenario | queued | written | spooled | replayed | dropped |")
+        L.append("|---:|---|---:|---:|---:|---:|---:|")
+        L.extend(rows)
+        L.append("")
+    if cl.exists():
+        c = json.loads(cl.read_text())
+        L.append(f"Store figures from `bench/calllog.sh` (criterion medians, machine as above; "
+                 f"{c['rows']:,} calls over one day"
+                 + (f", {c['db_mb']:,} MB, {c['bytes_per_row']} bytes per call" if "db_mb" in c else "") + "):")
+        L.append("")
+        L.append("| figure | measured | target | verdict |")
+        L.append("|---|---:|---|---|")
+        rate = c["writer_records_per_s"]
+        L.append(f"| writer into SQLite ({c['writer_records']:,} records through `Writer`, until stored) | "
+                 f"{rate:,.0f} records/s | ≥ 50,000 records/s | {'pass' if rate >= 50_000 else '**FAIL**'} |")
+        for name, ms in c["queries_ms"].items():
+            verdict = ("pass" if ms < 200 else "**FAIL**") if c["rows"] >= 10_000_000 else "(fewer than 10 M rows)"
+            L.append(f"| query `{name}` | {ms:.3f} ms | < 200 ms over 10 M calls | {verdict} |")
+        L.append("")
+    return L
+
+
+def markdown(meta: dict, runs: list[dict], chosen: dict, s: dict, svg_name: str, trial: bool,
+             out_dir: Path = Path("bench/out")) -> str:
     L: list[str] = []
     L.append("# gatewise gateway benchmark: results")
     L.append("")
@@ -390,6 +442,8 @@ def markdown(meta: dict, runs: list[dict], chosen: dict, s: dict, svg_name: str,
     for row in check_targets(s, meta):
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+
+    L.extend(calllog_section(s, out_dir))
 
     # notes: everything that makes a figure doubtful
     notes = []
@@ -499,7 +553,7 @@ def main() -> None:
         svg_rel = args.svg.relative_to(args.md.parent)
     except ValueError:
         svg_rel = args.svg
-    args.md.write_text(markdown(meta, runs, chosen, s, str(svg_rel), trial))
+    args.md.write_text(markdown(meta, runs, chosen, s, str(svg_rel), trial, args.out))
 
     # short summary on stdout
     print(f"{'scenario':<40} {'req/s':>10} {'×nginx':>7} {'p50ms':>7} {'p99ms':>7} {'µs/req':>7} {'non-2xx':>9} {'RSS MB':>7}")

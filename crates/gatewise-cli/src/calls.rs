@@ -9,8 +9,8 @@ use gatewise_config::model::{CallLogConfig, PostgresUrl};
 use gatewise_core::calllog::CallRecord;
 use gatewise_gateway::calls::{CallLogging, CallSink};
 use gatewise_store::{
-    CallLog as CallLogStore, PostgresCallLog, Retention, SqliteCallLog, Writer, WriterConfig,
-    WriterHandle,
+    CallLog as CallLogStore, PostgresCallLog, Retention, SqliteCallLog, SqliteOptions, Writer,
+    WriterConfig, WriterHandle,
 };
 use std::sync::Arc;
 
@@ -51,20 +51,36 @@ fn postgres_url(config: &CallLogConfig) -> anyhow::Result<Option<String>> {
     })
 }
 
-/// A store connection: PostgreSQL when configured, else the SQLite file.
-/// Blocking (PostgreSQL connects and checks its schema): call it from a
-/// blocking context.
-fn open_store(config: &CallLogConfig, url: Option<&str>) -> anyhow::Result<Box<dyn CallLogStore>> {
+/// SQLite page cache of the writer's connection, KiB. It appends (the
+/// pages it touches are the tables' and indexes' right edges and what the
+/// OS caches anyway); the admin API's reader keeps the default, larger
+/// cache for its queries. Keeps the gateway's resident memory down.
+const WRITER_CACHE_KIB: u32 = 2 * 1024;
+
+/// A store connection: PostgreSQL when configured, else the SQLite file
+/// (with this page cache, KiB). Blocking (PostgreSQL connects and checks
+/// its schema): call it from a blocking context.
+fn open_store(
+    config: &CallLogConfig,
+    url: Option<&str>,
+    cache_kib: u32,
+) -> anyhow::Result<Box<dyn CallLogStore>> {
+    let options = SqliteOptions {
+        cache_kib,
+        ..SqliteOptions::default()
+    };
     Ok(match url {
         Some(url) => Box::new(
             PostgresCallLog::open(url).context("call_log: cannot open the PostgreSQL call log")?,
         ),
-        None => Box::new(SqliteCallLog::open(&config.path).with_context(|| {
-            format!(
-                "call_log: cannot open the SQLite file {}",
-                config.path.display()
-            )
-        })?),
+        None => Box::new(
+            SqliteCallLog::open_with(&config.path, options).with_context(|| {
+                format!(
+                    "call_log: cannot open the SQLite file {}",
+                    config.path.display()
+                )
+            })?,
+        ),
     })
 }
 
@@ -72,7 +88,8 @@ fn open_store(config: &CallLogConfig, url: Option<&str>) -> anyhow::Result<Box<d
 pub(crate) async fn reader(config: &CallLogConfig) -> anyhow::Result<Box<dyn CallLogStore>> {
     let url = postgres_url(config)?;
     let config = config.clone();
-    tokio::task::spawn_blocking(move || open_store(&config, url.as_deref()))
+    let cache_kib = SqliteOptions::default().cache_kib;
+    tokio::task::spawn_blocking(move || open_store(&config, url.as_deref(), cache_kib))
         .await
         .context("call_log: opening the reader failed")?
 }
@@ -100,7 +117,7 @@ pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
     }
     let store = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || open_store(&config, url.as_deref()))
+        tokio::task::spawn_blocking(move || open_store(&config, url.as_deref(), WRITER_CACHE_KIB))
             .await
             .context("call_log: opening the store failed")??
     };

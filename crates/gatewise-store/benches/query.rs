@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gatewise_core::calllog::{CallRecord, Outcome, Step, TraceStep, mask_headers};
+use gatewise_core::calllog::{CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers};
 use gatewise_store::{
     CallLog, CallQuery, Cursor, KeyedRecord, PostgresCallLog, RecordKey, SqliteCallLog, StatsQuery,
 };
@@ -60,6 +60,14 @@ fn record(i: u64, n: u64) -> CallRecord {
         TraceStep::new(Step::Route, Outcome::Ok, 1),
         TraceStep::new(Step::Jwt, Outcome::Ok, 40),
     ];
+    // One call in a hundred carries an inspector finding.
+    if h % 100 == 42 {
+        r.findings = vec![FindingRef {
+            rule: "TR-04".into(),
+            code: "token-access-token-missing".into(),
+            severity: "error".into(),
+        }];
+    }
     r.request_headers = mask_headers([
         ("host", "api.example"),
         ("authorization", "Bearer abc.def.ghi"),
@@ -145,6 +153,13 @@ fn bench_store(c: &mut Criterion, group: &str, store: &mut dyn CallLog, n: u64) 
                     start_ms: mid,
                     id: i64::MAX,
                 }),
+                ..CallQuery::default()
+            },
+        ),
+        (
+            "finding",
+            CallQuery {
+                finding: s("TR-04"),
                 ..CallQuery::default()
             },
         ),

@@ -15,17 +15,18 @@ use std::fmt;
 /// Tells whether the CPUs are busy right now.
 pub trait LoadProbe: Send {
     /// The fraction of time the CPUs were idle since the previous call
-    /// (`0.0` busy .. `1.0` idle), or `None` when it cannot be told (the
-    /// first call, or no data on this platform).
-    fn idle_fraction(&mut self) -> Option<f64>;
+    /// (`0.0` busy .. `1.0` idle), counting the CPU time of thread
+    /// `exclude` (a Linux thread id of this process; 0 for none) as idle,
+    /// or `None` when it cannot be told (the first call, or no data on this
+    /// platform).
+    fn idle_fraction(&mut self, exclude: i32) -> Option<f64>;
 }
 
 /// Idle time of the CPUs in this process's affinity set, from Linux's
 /// `/proc/stat` (`idle` and `iowait` against all columns up to `steal`).
 ///
-/// The calling thread's own CPU time counts as idle: the indexer asks, and
-/// its own work must not make it think the gateway is busy (it would pause
-/// and resume in turn).
+/// The indexer's CPU time counts as idle: its own work must not make the
+/// CPUs look busy (it would pause and resume in turn).
 pub struct ProcStat {
     cpus: Vec<usize>,
     last: Option<(u64, u64)>,
@@ -72,11 +73,12 @@ fn affinity() -> Vec<usize> {
 }
 
 impl LoadProbe for ProcStat {
-    fn idle_fraction(&mut self) -> Option<f64> {
+    fn idle_fraction(&mut self, exclude: i32) -> Option<f64> {
         let text = std::fs::read_to_string("/proc/stat").ok()?;
         let (idle, total) = cpu_times(&text, &self.cpus)?;
-        let own = std::fs::read_to_string("/proc/thread-self/stat")
-            .ok()
+        let own = (exclude > 0)
+            .then(|| std::fs::read_to_string(format!("/proc/self/task/{exclude}/stat")).ok())
+            .flatten()
             .and_then(|t| thread_cpu(&t))
             .unwrap_or(0);
         let now = (idle + own, total);
@@ -177,7 +179,7 @@ mod tests {
     fn reads_this_machine() {
         let mut p = ProcStat::new();
         assert!(!p.cpus.is_empty());
-        assert_eq!(p.idle_fraction(), None, "the first call has no interval");
+        assert_eq!(p.idle_fraction(0), None, "the first call has no interval");
         let mut spins = 0u64;
         // Some CPU time passes (bounded loop).
         for i in 0..5_000_000u64 {
@@ -186,7 +188,7 @@ mod tests {
         std::hint::black_box(spins);
         std::thread::yield_now();
         // Jiffies may not have moved yet: a value when they did.
-        if let Some(f) = p.idle_fraction() {
+        if let Some(f) = p.idle_fraction(0) {
             assert!((0.0..=1.0).contains(&f));
         }
     }

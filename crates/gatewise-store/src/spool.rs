@@ -204,6 +204,11 @@ impl SpoolWriter {
         self.total.load(Relaxed)
     }
 
+    /// True when the active segment has records.
+    pub(crate) fn has_records(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.seg.bytes > 0)
+    }
+
     /// True when the active segment has records and was opened at least
     /// `age` ago.
     pub(crate) fn active_older_than(&self, age: std::time::Duration, now: Instant) -> bool {

@@ -35,7 +35,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -232,6 +232,8 @@ struct Shared {
     store_ok: AtomicBool,
     /// The indexer waits for the CPUs; the writer spools meanwhile.
     deferring: AtomicBool,
+    /// The indexer thread's id (Linux), for the load probe; 0 until known.
+    indexer_tid: Arc<AtomicI32>,
     stopped: AtomicBool,
     warned_stopped: AtomicBool,
 }
@@ -375,6 +377,13 @@ impl Drop for WriterHandle {
 /// Batches waiting for the indexer before the writer spools instead.
 const HANDOFF_BATCHES: usize = 4;
 
+/// Longest the writer waits for room in the hand-off (an indexer storing a
+/// batch of 1,000 needs about 15 ms here). Bounded: an indexer that the
+/// scheduler keeps waiting may never make room while records pile up in
+/// the channel; once the writer sees the CPUs busy it stops handing over
+/// at all (`deferring`).
+const HANDOFF_WAIT: Duration = Duration::from_millis(50);
+
 /// Starts writers.
 #[derive(Debug)]
 pub struct Writer {
@@ -406,6 +415,7 @@ impl Writer {
             spool_bytes: spool_w.total(),
             store_ok: AtomicBool::new(true),
             deferring: AtomicBool::new(false),
+            indexer_tid: Arc::new(AtomicI32::new(0)),
             stopped: AtomicBool::new(false),
             warned_stopped: AtomicBool::new(false),
         });
@@ -429,8 +439,6 @@ impl Writer {
             store_ok: true,
             retry_at: t,
             next_retention: t + config.retention_every,
-            next_probe: t,
-            busy: false,
             error_log: Throttle::new(Duration::from_secs(60)),
             config: config.clone(),
         };
@@ -453,6 +461,8 @@ impl Writer {
             drop_log: Throttle::new(Duration::from_secs(60)),
             dropped_logged: 0,
             error_log: Throttle::new(Duration::from_secs(60)),
+            next_probe: t,
+            busy: false,
             config,
         };
         let thread = std::thread::Builder::new()
@@ -531,6 +541,10 @@ struct Worker {
     drop_log: Throttle,
     dropped_logged: u64,
     error_log: Throttle,
+    /// When the load is looked at next.
+    next_probe: Instant,
+    /// The CPUs were busy when last looked at.
+    busy: bool,
     config: WriterConfig,
 }
 
@@ -546,10 +560,43 @@ impl Worker {
                 self.finish(&mut batch);
                 return;
             }
-            if self.spool.active_older_than(self.config.seal_after, now()) {
+            self.look_at_the_load(now());
+            // Sealed, a segment can be replayed: when it is old enough, or
+            // at once when the indexer has nothing else to do (it took every
+            // batch handed over and is not waiting for the CPUs), so a
+            // burst does not leave it idle for `seal_after`.
+            let indexer_idle = self.handoff.as_ref().is_some_and(|h| h.is_empty())
+                && !self.shared.deferring.load(Relaxed);
+            if self.spool.active_older_than(self.config.seal_after, now())
+                || (indexer_idle && self.spool.has_records())
+            {
                 self.seal();
             }
             self.log_drops();
+        }
+    }
+
+    /// Decides whether the indexer waits for the CPUs (and the spool has
+    /// room for the wait), from the load the probe sees with the indexer's
+    /// own time counted as idle; tells the indexer through `deferring`.
+    fn look_at_the_load(&mut self, t: Instant) {
+        let Some(d) = &self.config.defer else {
+            return;
+        };
+        if t >= self.next_probe {
+            self.next_probe = t + d.every;
+            let tid = self.shared.indexer_tid.load(Relaxed);
+            let idle = d.probe.lock().ok().and_then(|mut p| p.idle_fraction(tid));
+            // No answer (first look, no data): not busy.
+            self.busy = idle.is_some_and(|f| f < d.min_idle);
+        }
+        let limit = d.max_spool_fraction * self.config.spool_max_bytes as f64;
+        let defer = self.busy && (self.spool.bytes() as f64) < limit;
+        if self.shared.deferring.swap(defer, Relaxed) != defer {
+            tracing::debug!(
+                defer,
+                "call-log indexer: CPUs busy, records wait in the spool"
+            );
         }
     }
 
@@ -655,7 +702,8 @@ impl Worker {
         }
     }
 
-    /// Hands a batch to the indexer when it is free and the store works;
+    /// Hands a batch to the indexer when it is free (or frees up within
+    /// [`HANDOFF_WAIT`]) and the store works and the CPUs are not busy;
     /// spools it otherwise.
     fn flush(&mut self, batch: &mut Vec<KeyedRecord>) {
         if self.shared.store_ok.load(Relaxed)
@@ -663,7 +711,12 @@ impl Worker {
             && let Some(handoff) = &self.handoff
         {
             let full = std::mem::replace(batch, Vec::with_capacity(self.config.batch_size.max(1)));
-            match handoff.try_send(full) {
+            // Wait a little for the indexer (the request path does not wait:
+            // the channel in front of the writer absorbs it); a batch that
+            // still finds it busy goes to the spool. Without the wait a
+            // burst would take the longer way through the spool though the
+            // indexer is about to be free.
+            match handoff.send_timeout(full, self.config.batch_wait.min(HANDOFF_WAIT)) {
                 Ok(()) => return,
                 Err(e) => *batch = e.into_inner(),
             }
@@ -798,16 +851,17 @@ struct Indexer {
     store_ok: bool,
     retry_at: Instant,
     next_retention: Instant,
-    /// When the load is looked at next.
-    next_probe: Instant,
-    /// The CPUs were busy when last looked at.
-    busy: bool,
     error_log: Throttle,
     config: WriterConfig,
 }
 
 impl Indexer {
     fn run(mut self) {
+        // Its CPU time counts as idle when the writer looks at the load.
+        #[cfg(target_os = "linux")]
+        self.shared
+            .indexer_tid
+            .store(rustix::thread::gettid().as_raw_nonzero().get(), Relaxed);
         if self.config.background_indexer {
             lower_priority();
         }
@@ -881,36 +935,15 @@ impl Indexer {
         }
     }
 
-    /// True while indexing should wait for the CPUs (and the spool has
-    /// room for the wait); tells the writer too.
-    fn deferring(&mut self, t: Instant) -> bool {
-        let Some(d) = &self.config.defer else {
-            return false;
-        };
-        if t >= self.next_probe {
-            self.next_probe = t + d.every;
-            let idle = d.probe.lock().ok().and_then(|mut p| p.idle_fraction());
-            // No answer (first look, no data): not busy.
-            self.busy = idle.is_some_and(|f| f < d.min_idle);
-        }
-        let limit = d.max_spool_fraction * self.config.spool_max_bytes as f64;
-        let defer = self.busy && (self.shared.spool_bytes.load(Relaxed) as f64) < limit;
-        if self.shared.deferring.swap(defer, Relaxed) != defer {
-            tracing::debug!(
-                defer,
-                "call-log indexer: CPUs busy, records wait in the spool"
-            );
-        }
-        defer
-    }
-
     /// Replay and retention, between batches: replay only while no new
     /// batch waits and the CPUs are not busy. With `all`, replays until
     /// the spool is empty or the store fails.
     fn maintain(&mut self, all: bool) {
         self.take_segments();
         let t = now();
-        if !all && self.deferring(t) {
+        // The writer decides (it runs at normal priority, so it can look
+        // at the load even when the CPUs leave the indexer none).
+        if !all && self.shared.deferring.load(Relaxed) {
             return;
         }
         if !self.spool.is_empty() && (self.store_ok || t >= self.retry_at) {

@@ -454,7 +454,7 @@ fn the_indexer_runs_at_background_priority() {
 struct FakeLoad(Arc<AtomicU64>);
 
 impl LoadProbe for FakeLoad {
-    fn idle_fraction(&mut self) -> Option<f64> {
+    fn idle_fraction(&mut self, _exclude: i32) -> Option<f64> {
         Some(self.0.load(SeqCst) as f64 / 100.0)
     }
 }

@@ -22,46 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &str = "s3cr3t+/=sUp3r";
-const NOW: u64 = 1_767_225_600;
+mod common;
 
-/// Reads one request head (and its Content-Length body); returns the path.
-async fn read_request(s: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let target = head.split_whitespace().nth(1)?.to_string();
-    // Absolute form (through a proxy): keep the path.
-    let path = match target.strip_prefix("http://") {
-        Some(rest) => rest.find('/').map_or("/".into(), |i| rest[i..].to_string()),
-        None => target,
-    };
-    Some(path)
-}
+use common::read_request;
+
+const NOW: u64 = 1_767_225_600;
 
 fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\n").into_bytes();
@@ -80,7 +45,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 async fn handle(mut s: TcpStream) {
-    let Some(path) = read_request(&mut s).await else {
+    let Some((_, path)) = read_request(&mut s).await else {
         return;
     };
     let json = [("Content-Type", "application/json")];

@@ -5,11 +5,14 @@
 //! must have the documented members with the documented types, and no
 //! member the page does not list. The document cannot drift silently.
 
+mod common;
+
+use common::gatewise;
 use gatewise_authz::{Authz, AuthzConfig};
 use gatewise_core::clock::Clock;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -336,36 +339,6 @@ async fn binary_endpoint() -> SocketAddr {
         }
     });
     addr
-}
-
-/// Runs the binary off the async threads, without proxy settings from the
-/// machine, with `env` set.
-async fn gatewise(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_gatewise"));
-        c.args(&args);
-        for v in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "NO_PROXY",
-            "no_proxy",
-        ] {
-            c.env_remove(v);
-        }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 fn codes(v: &Value) -> Vec<&str> {

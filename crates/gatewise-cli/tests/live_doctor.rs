@@ -2,12 +2,15 @@
 //! project's own authorization server and a misbehaving token endpoint,
 //! both on 127.0.0.1.
 
+mod common;
+
+use common::gatewise;
 use gatewise_authz::{Authz, AuthzConfig};
 use gatewise_core::clock::Clock;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -150,36 +153,6 @@ async fn misbehaving() -> SocketAddr {
         }
     });
     addr
-}
-
-/// Runs the binary (off the async threads), without proxy settings from the
-/// machine, with `env` set.
-async fn gatewise(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_gatewise"));
-        c.args(&args);
-        for v in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "NO_PROXY",
-            "no_proxy",
-        ] {
-            c.env_remove(v);
-        }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 fn json(out: &Output) -> Value {

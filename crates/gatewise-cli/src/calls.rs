@@ -122,8 +122,7 @@ pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
             .context("call_log: opening the store failed")??
     };
     let mut wc = WriterConfig::new(&config.spool_dir, Arc::new(crate::clock::SystemClock));
-    wc.channel_capacity = config.queue;
-    wc.overflow_capacity = config.queue;
+    wc.queue_capacity = config.queue;
     wc.spool_max_bytes = config.spool_max_bytes;
     wc.retention = Retention {
         max_age_ms: Some(u64::try_from(config.max_age.as_millis()).unwrap_or(u64::MAX)),

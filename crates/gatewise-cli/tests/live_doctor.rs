@@ -553,7 +553,12 @@ async fn authorization_code_is_redeemed_and_the_id_token_verified() {
     )
     .await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("invalid_grant"), "{text}");
+    assert!(
+        text.contains("invalid_grant"),
+        "exit {:?}\nstdout: {text}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !text.contains(&code) && !text.contains(&web_secret),
         "{text}"

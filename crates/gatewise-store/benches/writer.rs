@@ -102,7 +102,7 @@ fn through_writer(c: &mut Criterion) {
                     WriterConfig::new(dir.path().join("spool"), Arc::new(FixedClock(0)));
                 // Room for the whole run: this measures the writer's
                 // sustained rate into SQLite, not the spool.
-                config.channel_capacity = 4 * N as usize;
+                config.queue_capacity = 4 * N as usize;
                 // The store path's rate, not the scheduling policy: the
                 // indexer at normal priority, never waiting for the CPUs
                 // (the sending loop here keeps one busy).
@@ -174,7 +174,7 @@ fn into_postgres(c: &mut Criterion) {
                     WriterConfig::new(dir.path().join("spool"), Arc::new(FixedClock(0)));
                 // Room for the whole run: this measures the writer's
                 // sustained rate into PostgreSQL, not the spool.
-                config.channel_capacity = 4 * N as usize;
+                config.queue_capacity = 4 * N as usize;
                 let (tx, handle) = Writer::start(store, config).unwrap();
                 let batch = records.clone();
                 #[allow(clippy::disallowed_methods)]

@@ -49,7 +49,13 @@ pub(crate) enum Damage {
 }
 
 /// Appends one framed record to `out`.
-pub(crate) fn encode(k: &KeyedRecord, out: &mut Vec<u8>) {
+#[cfg(test)]
+pub(crate) fn encode_keyed(k: &KeyedRecord, out: &mut Vec<u8>) {
+    encode(k.key, &k.record, out);
+}
+
+/// Appends one framed record, `record` under `key`, to `out`.
+pub(crate) fn encode(key: RecordKey, record: &CallRecord, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     let CallRecord {
@@ -84,10 +90,10 @@ pub(crate) fn encode(k: &KeyedRecord, out: &mut Vec<u8>) {
         findings,
         request_headers,
         response_headers,
-    } = &k.record;
+    } = record;
     out.push(FORMAT);
-    out.extend_from_slice(&k.key.writer.to_le_bytes());
-    out.extend_from_slice(&k.key.seq.to_le_bytes());
+    out.extend_from_slice(&key.writer.to_le_bytes());
+    out.extend_from_slice(&key.seq.to_le_bytes());
     out.push(*v);
     uint(out, *start_ms);
     string(out, request_id);
@@ -177,6 +183,36 @@ pub(crate) fn frame_header(h: [u8; HEADER]) -> (usize, u32) {
         u32::from_le_bytes([a, b, c, d]) as usize,
         u32::from_le_bytes([e, f, g, i]),
     )
+}
+
+/// The frames of an in-memory run of [`encode`]d records, as the byte
+/// range of each whole frame (header included), in order. A frame whose
+/// length runs past the end (never written so by [`encode`]) ends the walk.
+pub(crate) fn frames(buf: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let header: [u8; HEADER] = buf.get(at..at + HEADER)?.try_into().ok()?;
+        let (len, _) = frame_header(header);
+        let end = at.checked_add(HEADER + len).filter(|&e| e <= buf.len())?;
+        let range = at..end;
+        at = end;
+        Some(range)
+    })
+}
+
+/// Reads back one whole frame (header and payload), as [`frames`] yields
+/// them.
+pub(crate) fn decode_frame(frame: &[u8]) -> Result<KeyedRecord, Damage> {
+    let header: [u8; HEADER] = frame
+        .get(..HEADER)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Damage::Malformed)?;
+    let (len, crc) = frame_header(header);
+    let payload = frame.get(HEADER..).ok_or(Damage::Malformed)?;
+    if payload.len() != len {
+        return Err(Damage::Malformed);
+    }
+    decode(payload, crc)
 }
 
 /// Reads back one payload (without its frame header) whose checksum was
@@ -486,9 +522,9 @@ mod tests {
         let mut c = full();
         c.record.sampled = Some(true);
         c.record.parent_span_id = None;
-        encode(&a, &mut buf);
-        encode(&b, &mut buf);
-        encode(&c, &mut buf);
+        encode_keyed(&a, &mut buf);
+        encode_keyed(&b, &mut buf);
+        encode_keyed(&c, &mut buf);
         let back = frames(&buf);
         assert_eq!(back, vec![Ok(a), Ok(b), Ok(c)]);
     }
@@ -499,7 +535,7 @@ mod tests {
     fn format_1_still_reads_with_no_span_fields() {
         let mut buf = Vec::new();
         let k = full();
-        encode(&k, &mut buf);
+        encode_keyed(&k, &mut buf);
         let mut payload = buf[HEADER..].to_vec();
         // The span fields: two present strings (tag, 1-byte length, 16
         // digits each) and the flag byte.
@@ -523,7 +559,7 @@ mod tests {
     #[test]
     fn damage_is_detected_not_misread() {
         let mut buf = Vec::new();
-        encode(&full(), &mut buf);
+        encode_keyed(&full(), &mut buf);
         for i in HEADER..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
@@ -539,7 +575,7 @@ mod tests {
     #[test]
     fn malformed_payloads_fail_without_panicking() {
         let mut buf = Vec::new();
-        encode(&full(), &mut buf);
+        encode_keyed(&full(), &mut buf);
         let payload = &buf[HEADER..];
         // Every prefix, checksummed as if whole: malformed, never a panic.
         for n in 0..payload.len() {
@@ -557,5 +593,33 @@ mod tests {
             decode(&p, crc32fast::hash(&p)),
             Err(Damage::UnknownFormat(9))
         );
+    }
+
+    #[test]
+    fn frames_walk_an_in_memory_run_and_stop_at_a_cut() {
+        let mut a = full();
+        let mut buf = Vec::new();
+        for seq in 1..=3 {
+            a.key.seq = seq;
+            encode_keyed(&a, &mut buf);
+        }
+        let ranges: Vec<_> = super::frames(&buf).collect();
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(ranges[0].start, 0);
+        assert_eq!(ranges[2].end, buf.len());
+        for (i, r) in ranges.iter().enumerate() {
+            let k = decode_frame(&buf[r.clone()]).unwrap();
+            assert_eq!(k.key.seq, i as i64 + 1);
+            assert_eq!(k.record, a.record);
+        }
+        // A run cut inside its last frame yields the whole frames only.
+        let cut = &buf[..buf.len() - 3];
+        assert_eq!(super::frames(cut).count(), 2);
+        assert_eq!(super::frames(&buf[..5]).count(), 0);
+        // A frame with a byte changed is refused, not misread.
+        let mut bad = buf[ranges[1].clone()].to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(decode_frame(&bad), Err(Damage::Checksum));
     }
 }

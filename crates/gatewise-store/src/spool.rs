@@ -89,7 +89,6 @@ pub(crate) struct SpoolWriter {
     active: Option<Active>,
     next_number: u64,
     total: Arc<AtomicU64>,
-    buf: Vec<u8>,
     _lock: Arc<File>,
 }
 
@@ -180,7 +179,6 @@ pub(crate) fn open(
             active: None,
             next_number,
             total: Arc::clone(&total),
-            buf: Vec::new(),
             _lock: Arc::clone(&lock),
         },
         SpoolReader {
@@ -220,32 +218,48 @@ impl SpoolWriter {
     /// Appends the records (as far as the size limit allows); they are
     /// synced to disk when the segment is sealed. On error nothing of the
     /// batch is kept.
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         batch: &[KeyedRecord],
         now: Instant,
     ) -> Result<Appended, StoreError> {
-        let mut out = Appended::default();
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let room = self.max_bytes.saturating_sub(self.bytes());
+        let mut buf = Vec::new();
         for k in batch {
-            let start = buf.len();
-            codec::encode(k, &mut buf);
-            if buf.len() as u64 > room {
-                buf.truncate(start);
-                out.dropped += 1;
-                continue;
+            codec::encode_keyed(k, &mut buf);
+        }
+        self.append_encoded(&buf, batch.len() as u64, now)
+    }
+
+    /// Appends `records` already [`codec::encode`]d records, as far as
+    /// the size limit allows (whole frames, in order; the rest is counted
+    /// as dropped). They are synced to disk when the segment is sealed. On
+    /// error nothing of them is kept.
+    pub(crate) fn append_encoded(
+        &mut self,
+        bytes: &[u8],
+        records: u64,
+        now: Instant,
+    ) -> Result<Appended, StoreError> {
+        let mut out = Appended::default();
+        let room = self.max_bytes.saturating_sub(self.bytes());
+        let fits = if bytes.len() as u64 <= room {
+            out.spooled = records;
+            bytes.len()
+        } else {
+            let mut end = 0;
+            for frame in codec::frames(bytes) {
+                if frame.end as u64 > room {
+                    break;
+                }
+                end = frame.end;
+                out.spooled += 1;
             }
-            out.spooled += 1;
-        }
-        let result = self.write(&buf, now, &mut out);
-        // Keep the buffer's capacity for the next batch, unless it grew
-        // unusually large.
-        if buf.capacity() <= 4 << 20 {
-            self.buf = buf;
-        }
-        result.map(|()| out)
+            out.dropped = records.saturating_sub(out.spooled);
+            end
+        };
+        self.write(&bytes[..fits], now, &mut out)?;
+        Ok(out)
     }
 
     fn write(&mut self, buf: &[u8], now: Instant, out: &mut Appended) -> Result<(), StoreError> {

@@ -2,50 +2,57 @@
 //! wait, and gets every one of them into the store.
 //!
 //! ```text
-//! RecordSender::send ─try_send─► main channel ─► writer thread ──hand-off (1 batch)──► indexer thread ─► CallLog
-//!        │ full                                   │   ▲ batch back        sealed segments ─►│ replay, oldest first
-//!        └─try_send─► overflow channel ─► spool ◄─┘   └──── (store failed) ◄───────────────┘
+//! RecordSender::send ─encode─► inbox (bytes) ─► writer thread ──hand-off (chunk)──► indexer thread ─► CallLog
+//!                                                │   ▲ chunk back        sealed segments ─►│ replay, oldest first
+//!                                                └► spool ◄─── (store failed) ◄────────────┘
 //! ```
 //!
-//! Two threads. The **writer thread** stamps each record with its
-//! [`RecordKey`] (a random writer id, a sequence number) and batches up to
-//! `batch_size` records or `batch_wait`. A batch goes to the indexer when
-//! the indexer is free and the store works; otherwise it is appended to the
-//! spool, a compact binary log on disk ([`crate::codec`]), which costs a
-//! small fraction of a database insert. The **indexer thread** owns the
-//! store: it stores handed-over batches, replays sealed spool segments
-//! (oldest first, a chunk acknowledged only once stored) and runs
-//! retention. A record whose key is already stored is skipped, so nothing
-//! is lost and nothing doubles.
+//! [`RecordSender::send`] stamps the record with its [`RecordKey`] (the
+//! writer's random id, a sequence number), encodes it in the spool's
+//! binary format ([`crate::codec`]) on the calling thread and appends the
+//! bytes to the **inbox**, a buffer behind a mutex held for one copy. The
+//! record's memory is freed where it was allocated, and nothing else is
+//! allocated per record: under load the call log costs the request path
+//! one encoding and one copy (issue 6's budget is 10% of the gateway's
+//! throughput).
 //!
-//! The indexer runs at background CPU priority (`nice` 19, when
-//! `background_indexer`): on a machine with idle CPU that changes nothing
-//! (records are queryable within `batch_wait`), but when traffic saturates
-//! the CPU the gateway keeps it, records go to the spool, and the store
-//! catches up when the load drops. The call log then costs the request path
-//! little more than an append to a file (issue 6's budget is 10% of the
-//! gateway's throughput; a database insert with its indexes costs more than
-//! that on its own).
+//! Two threads. The **writer thread** takes the whole inbox every
+//! `batch_wait` (or when `batch_size` records wait) as one chunk. The chunk
+//! goes to the indexer when the indexer is free and the store works;
+//! otherwise its bytes are appended to the spool as they are (one write),
+//! which costs a small fraction of a database insert. The **indexer
+//! thread** owns the store: it decodes handed-over chunks and stores them in
+//! transactions of `batch_size`, replays sealed spool segments (oldest
+//! first, a chunk acknowledged only once stored) and runs retention. A
+//! record whose key is already stored is skipped, so nothing is lost and
+//! nothing doubles.
 //!
-//! Channels are `crossbeam-channel` bounded queues: `try_send` never
-//! blocks, and each thread waits on several queues at once (`select!`). A
-//! record is dropped only when the spool is at its size limit (or both
-//! channels are full, or after shutdown), and drops are logged with
-//! `tracing::error!` at most once a minute.
+//! The indexer runs at background CPU priority (`SCHED_IDLE`, else `nice`
+//! 19, when `background_indexer`): on a machine with idle CPU that changes
+//! nothing (records are queryable within `batch_wait`), but when traffic
+//! saturates the CPU the gateway keeps it, records go to the spool, and the
+//! store catches up when the load drops.
+//!
+//! A record is dropped only when the inbox is full (the writer thread
+//! cannot keep up), when the spool is at its size limit, or after
+//! shutdown; drops are counted and logged with `tracing::error!` at most
+//! once a minute.
 
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use gatewise_core::calllog::CallRecord;
 use gatewise_core::clock::Clock;
 
 use crate::StoreError;
 use crate::calllog::{CallLog, KeyedRecord, RecordKey, Retention};
+use crate::codec;
 use crate::load::{LoadProbe, ProcStat};
 use crate::spool::{self, Segment, SpoolReader, SpoolWriter};
 use crate::time::{Throttle, now};
@@ -53,15 +60,17 @@ use crate::time::{Throttle, now};
 /// How the writer batches, spools and cleans up.
 #[derive(Clone)]
 pub struct WriterConfig {
-    /// Most records per store transaction.
+    /// Most records per store transaction; the writer thread also takes
+    /// the inbox as soon as this many records wait in it.
     pub batch_size: usize,
-    /// Longest a record waits for its batch to fill.
+    /// Longest a record waits in the inbox for the writer thread.
     pub batch_wait: Duration,
-    /// Capacity of the main channel, records.
-    pub channel_capacity: usize,
-    /// Capacity of the overflow channel (records that found the main
-    /// channel full, on their way to the spool), records.
-    pub overflow_capacity: usize,
+    /// Most records waiting in the inbox; past it records are dropped (the
+    /// writer thread is not keeping up).
+    pub queue_capacity: usize,
+    /// Most bytes waiting in the inbox (encoded records); past it records
+    /// are dropped.
+    pub queue_max_bytes: usize,
     /// Directory of the spool (created if missing; one writer at a time).
     pub spool_dir: PathBuf,
     /// Size limit of the spool; past it records are dropped (and counted).
@@ -137,8 +146,8 @@ impl std::fmt::Debug for WriterConfig {
         f.debug_struct("WriterConfig")
             .field("batch_size", &self.batch_size)
             .field("batch_wait", &self.batch_wait)
-            .field("channel_capacity", &self.channel_capacity)
-            .field("overflow_capacity", &self.overflow_capacity)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("queue_max_bytes", &self.queue_max_bytes)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
             .field("spool_segment_bytes", &self.spool_segment_bytes)
@@ -153,8 +162,8 @@ impl std::fmt::Debug for WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults: batches of 1,000 or 100 ms; 65,536 records in the
-    /// channel and as many in overflow; a 1 GiB spool in 64 MiB segments,
+    /// Defaults: batches of 1,000 or 100 ms; up to 65,536 records or
+    /// 64 MiB in the inbox; a 1 GiB spool in 64 MiB segments,
     /// sealed after 200 ms; retry after 1 s; retention (none set) every
     /// 60 s; the indexer at background priority, waiting while the CPUs
     /// are busy ([`Defer::new`]).
@@ -162,8 +171,8 @@ impl WriterConfig {
         WriterConfig {
             batch_size: 1_000,
             batch_wait: Duration::from_millis(100),
-            channel_capacity: 65_536,
-            overflow_capacity: 65_536,
+            queue_capacity: 65_536,
+            queue_max_bytes: 64 << 20,
             spool_dir: spool_dir.into(),
             spool_max_bytes: 1 << 30,
             spool_segment_bytes: 64 << 20,
@@ -195,14 +204,14 @@ pub struct Counters {
     pub replayed: u64,
     /// Spooled records found already stored when replayed (skipped).
     pub duplicates: u64,
-    /// Records lost: spool at its limit, spool unwritable, both channels
-    /// full, sent after shutdown, or spool lines unreadable.
+    /// Records lost: spool at its limit, spool unwritable, inbox full,
+    /// sent after shutdown, or spool frames unreadable.
     pub dropped: u64,
     /// Failed store calls.
     pub store_errors: u64,
     /// Bytes waiting in the spool.
     pub spool_bytes: u64,
-    /// Records waiting in the channels.
+    /// Records waiting in the inbox for the writer thread.
     pub backlog: u64,
     /// The indexer is waiting for the CPUs to be less busy (records go to
     /// the spool meanwhile).
@@ -236,10 +245,20 @@ struct Shared {
     indexer_tid: Arc<AtomicI32>,
     stopped: AtomicBool,
     warned_stopped: AtomicBool,
+    /// This writer's id, the first half of every record key.
+    writer_id: i64,
+    /// The last sequence number given out.
+    seq: AtomicI64,
+    /// Encoded records on their way to the writer thread.
+    inbox: Mutex<Inbox>,
+    /// Inbox limits and the count that wakes the writer thread early.
+    queue_capacity: u64,
+    queue_max_bytes: usize,
+    nudge_at: u64,
 }
 
 impl Shared {
-    fn snapshot(&self, backlog: usize) -> Counters {
+    fn snapshot(&self) -> Counters {
         Counters {
             queued: self.queued.load(Relaxed),
             written: self.written.load(Relaxed),
@@ -249,60 +268,123 @@ impl Shared {
             dropped: self.dropped.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
             spool_bytes: self.spool_bytes.load(Relaxed),
-            backlog: backlog as u64,
+            backlog: self.inbox().records,
             deferring: self.deferring.load(Relaxed),
         }
     }
+
+    /// The inbox; a panic while it was held leaves whole frames in it
+    /// (bytes are appended in one copy), so a poisoned lock is used as is.
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes everything in the inbox, leaving `spare` (emptied) in its
+    /// place so that its capacity is reused.
+    fn take_inbox(&self, mut spare: Vec<u8>) -> Chunk {
+        spare.clear();
+        let mut inbox = self.inbox();
+        let bytes = std::mem::replace(&mut inbox.bytes, spare);
+        let records = std::mem::take(&mut inbox.records);
+        inbox.nudged = false;
+        Chunk { bytes, records }
+    }
 }
+
+/// Encoded records waiting for the writer thread.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// Whole frames ([`codec::encode`]), in the order they were sent.
+    bytes: Vec<u8>,
+    records: u64,
+    /// The writer thread was woken since it last took the inbox.
+    nudged: bool,
+}
+
+/// Encoded records moving between the threads as one piece: taken from
+/// the inbox, handed to the indexer, given back to be spooled.
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+thread_local! {
+    /// Each sending thread encodes here before the one copy into the inbox
+    /// (so the inbox lock is held only for the copy).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer that grew past this (a record with a large captured
+/// body) is given back instead of kept per thread.
+const SCRATCH_KEEP: usize = 64 << 10;
 
 /// What became of a sent record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// In the main channel.
+    /// In the inbox, on its way to the store or the spool.
     Queued,
-    /// The main channel was full: in the overflow channel, bound for the
-    /// spool.
-    Overflow,
-    /// Lost (both channels full, or the writer has stopped); counted.
+    /// Lost (the inbox is full, or the writer has stopped); counted.
     Dropped,
 }
 
 /// The request path's end: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct RecordSender {
-    main: Sender<Box<CallRecord>>,
-    overflow: Sender<Box<CallRecord>>,
+    /// Wakes the writer thread before its tick when a batch is ready.
+    nudge: Sender<()>,
     shared: Arc<Shared>,
 }
 
 impl RecordSender {
-    /// Hands a record to the writer without waiting: `try_send` into the
-    /// main channel, else into the overflow channel, else it is dropped
-    /// (counted).
+    /// Hands a record to the writer without waiting: encodes it on this
+    /// thread and appends it to the inbox, or drops it (counted) when the
+    /// inbox is full or the writer has stopped.
     pub fn send(&self, record: CallRecord) -> Delivery {
-        if self.shared.stopped.load(Relaxed) {
+        let shared = &*self.shared;
+        if shared.stopped.load(Relaxed) {
             return self.dropped_after_stop();
         }
-        // Boxed: a channel slot is a pointer, so capacity costs memory only
-        // when used (a record is about 0.5 KiB before its strings).
-        match self.main.try_send(Box::new(record)) {
-            Ok(()) => {
-                self.shared.queued.fetch_add(1, Relaxed);
+        let key = RecordKey {
+            writer: shared.writer_id,
+            seq: shared.seq.fetch_add(1, Relaxed) + 1,
+        };
+        let taken = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            codec::encode(key, &record, buf);
+            let nudge = {
+                let mut inbox = shared.inbox();
+                if inbox.records >= shared.queue_capacity
+                    || inbox.bytes.len() + buf.len() > shared.queue_max_bytes
+                {
+                    None
+                } else {
+                    inbox.bytes.extend_from_slice(buf);
+                    inbox.records += 1;
+                    let nudge = inbox.records >= shared.nudge_at && !inbox.nudged;
+                    inbox.nudged |= nudge;
+                    Some(nudge)
+                }
+            };
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            nudge
+        });
+        match taken {
+            Some(nudge) => {
+                shared.queued.fetch_add(1, Relaxed);
+                if nudge {
+                    // Full means a wake-up is already pending.
+                    let _ = self.nudge.try_send(());
+                }
                 Delivery::Queued
             }
-            Err(TrySendError::Full(record)) => match self.overflow.try_send(record) {
-                Ok(()) => {
-                    self.shared.queued.fetch_add(1, Relaxed);
-                    Delivery::Overflow
-                }
-                Err(TrySendError::Full(_)) => {
-                    // The writer logs drops (once a minute).
-                    self.shared.dropped.fetch_add(1, Relaxed);
-                    Delivery::Dropped
-                }
-                Err(TrySendError::Disconnected(_)) => self.dropped_after_stop(),
-            },
-            Err(TrySendError::Disconnected(_)) => self.dropped_after_stop(),
+            None => {
+                // The writer logs drops (once a minute).
+                shared.dropped.fetch_add(1, Relaxed);
+                Delivery::Dropped
+            }
         }
     }
 
@@ -316,7 +398,7 @@ impl RecordSender {
 
     /// The writer's counters now.
     pub fn counters(&self) -> Counters {
-        self.shared.snapshot(self.main.len() + self.overflow.len())
+        self.shared.snapshot()
     }
 }
 
@@ -328,14 +410,12 @@ pub struct WriterHandle {
     stop: Sender<()>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
-    main: Receiver<Box<CallRecord>>,
-    overflow: Receiver<Box<CallRecord>>,
 }
 
 impl WriterHandle {
     /// The writer's counters now.
     pub fn counters(&self) -> Counters {
-        self.shared.snapshot(self.main.len() + self.overflow.len())
+        self.shared.snapshot()
     }
 
     /// Stops the writer after it has stored (or, if the store is down,
@@ -352,14 +432,14 @@ impl WriterHandle {
             return Ok(());
         };
         // Records sent from now on are dropped (counted); those already in
-        // the channels are stored by the writer before it ends.
+        // the inbox are stored by the writer before it ends.
         self.shared.stopped.store(true, Relaxed);
         let _ = self.stop.try_send(());
         let joined = thread.join();
         // A record that slipped in while the writer was finishing.
-        let late = self.main.try_iter().count() + self.overflow.try_iter().count();
+        let late = self.shared.take_inbox(Vec::new()).records;
         if late > 0 {
-            self.shared.dropped.fetch_add(late as u64, Relaxed);
+            self.shared.dropped.fetch_add(late, Relaxed);
             tracing::error!(late, "call records sent during shutdown: dropped");
         }
         joined.map_err(|_| StoreError::WriterPanicked)
@@ -374,13 +454,13 @@ impl Drop for WriterHandle {
     }
 }
 
-/// Batches waiting for the indexer before the writer spools instead.
-const HANDOFF_BATCHES: usize = 4;
+/// Chunks waiting for the indexer before the writer spools instead.
+const HANDOFF_CHUNKS: usize = 2;
 
 /// Longest the writer waits for room in the hand-off (an indexer storing a
 /// batch of 1,000 needs about 15 ms here). Bounded: an indexer that the
 /// scheduler keeps waiting may never make room while records pile up in
-/// the channel; once the writer sees the CPUs busy it stops handing over
+/// the inbox; once the writer sees the CPUs busy it stops handing over
 /// at all (`deferring`).
 const HANDOFF_WAIT: Duration = Duration::from_millis(50);
 
@@ -418,16 +498,23 @@ impl Writer {
             indexer_tid: Arc::new(AtomicI32::new(0)),
             stopped: AtomicBool::new(false),
             warned_stopped: AtomicBool::new(false),
+            writer_id: random_writer_id(),
+            seq: AtomicI64::new(0),
+            inbox: Mutex::new(Inbox::default()),
+            queue_capacity: config.queue_capacity.max(1) as u64,
+            queue_max_bytes: config.queue_max_bytes.max(1),
+            nudge_at: config.batch_size.max(1) as u64,
         });
-        let capacity = config.channel_capacity.max(1);
-        let (main_tx, main_rx) = bounded(capacity);
-        let (over_tx, over_rx) = bounded(config.overflow_capacity.max(1));
+        let (nudge_tx, nudge_rx) = bounded(1);
         let (stop_tx, stop_rx) = bounded(1);
-        // A few batches in hand-off (a short burst need not touch the
+        // A chunk or two in hand-off (a short burst need not touch the
         // spool); past them the writer spools.
-        let (hand_tx, hand_rx) = bounded(HANDOFF_BATCHES);
+        let (hand_tx, hand_rx) = bounded(HANDOFF_CHUNKS);
         let (seg_tx, seg_rx) = unbounded();
         let (back_tx, back_rx) = unbounded();
+        // Emptied chunk buffers go back to the writer, so the inbox keeps
+        // warm memory instead of faulting in new pages on the request path.
+        let (recycle_tx, recycle_rx) = bounded(HANDOFF_CHUNKS + 1);
         let t = now();
         let indexer = Indexer {
             store: Box::new(store),
@@ -435,6 +522,7 @@ impl Writer {
             handoff: hand_rx,
             segments: seg_rx,
             back: back_tx,
+            recycle: recycle_tx,
             shared: Arc::clone(&shared),
             store_ok: true,
             retry_at: t,
@@ -448,16 +536,15 @@ impl Writer {
             .map_err(|e| StoreError::io("starting the call-log indexer thread", e))?;
         let worker = Worker {
             spool: spool_w,
-            main: main_rx.clone(),
-            overflow: over_rx.clone(),
+            nudge: nudge_rx,
             stop: stop_rx,
             handoff: Some(hand_tx),
             segments: Some(seg_tx),
             back: back_rx,
+            recycle: recycle_rx,
+            spare: Vec::new(),
             indexer: Some(indexer),
             shared: Arc::clone(&shared),
-            writer_id: random_writer_id(),
-            seq: 0,
             drop_log: Throttle::new(Duration::from_secs(60)),
             dropped_logged: 0,
             error_log: Throttle::new(Duration::from_secs(60)),
@@ -471,16 +558,13 @@ impl Writer {
             .map_err(|e| StoreError::io("starting the call-log writer thread", e))?;
         Ok((
             RecordSender {
-                main: main_tx,
-                overflow: over_tx,
+                nudge: nudge_tx,
                 shared: Arc::clone(&shared),
             },
             WriterHandle {
                 stop: stop_tx,
                 thread: Some(thread),
                 shared,
-                main: main_rx,
-                overflow: over_rx,
             },
         ))
     }
@@ -523,21 +607,22 @@ fn lower_priority() {
     }
 }
 
-/// The writer thread: batches, hands over or spools.
+/// The writer thread: takes the inbox, hands it over or spools it.
 struct Worker {
     spool: SpoolWriter,
-    main: Receiver<Box<CallRecord>>,
-    overflow: Receiver<Box<CallRecord>>,
+    nudge: Receiver<()>,
     stop: Receiver<()>,
     /// To the indexer; dropped at shutdown (the indexer then finishes).
-    handoff: Option<Sender<Vec<KeyedRecord>>>,
+    handoff: Option<Sender<Chunk>>,
     segments: Option<Sender<Segment>>,
-    /// Batches the indexer could not store.
-    back: Receiver<Vec<KeyedRecord>>,
+    /// Chunks the indexer could not store.
+    back: Receiver<Chunk>,
+    /// Buffers of chunks the indexer stored.
+    recycle: Receiver<Vec<u8>>,
+    /// The buffer the inbox gets next.
+    spare: Vec<u8>,
     indexer: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
-    writer_id: i64,
-    seq: i64,
     drop_log: Throttle,
     dropped_logged: u64,
     error_log: Throttle,
@@ -550,20 +635,18 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.config.batch_size.max(1));
         loop {
-            let stop = self.collect(&mut batch);
-            if !batch.is_empty() {
-                self.flush(&mut batch);
-            }
+            let stop = self.wait();
+            self.spool_returned();
+            self.take_and_flush();
             if stop {
-                self.finish(&mut batch);
+                self.finish();
                 return;
             }
             self.look_at_the_load(now());
             // Sealed, a segment can be replayed: when it is old enough, or
             // at once when the indexer has nothing else to do (it took every
-            // batch handed over and is not waiting for the CPUs), so a
+            // chunk handed over and is not waiting for the CPUs), so a
             // burst does not leave it idle for `seal_after`.
             let indexer_idle = self.handoff.as_ref().is_some_and(|h| h.is_empty())
                 && !self.shared.deferring.load(Relaxed);
@@ -573,6 +656,33 @@ impl Worker {
                 self.seal();
             }
             self.log_drops();
+        }
+    }
+
+    /// Sleeps until the tick, a nudge (a batch waits in the inbox), a
+    /// chunk given back, or the stop. True when the writer should stop.
+    ///
+    /// The writer never wakes per record: woken by every `send`, the
+    /// request path would pay a futex call and a context switch per
+    /// request (measured, that was most of the call log's cost); a tick
+    /// costs one wake-up, and a record waits at most a tick.
+    fn wait(&mut self) -> bool {
+        let tick = self
+            .config
+            .batch_wait
+            .min(self.config.seal_after)
+            .clamp(Duration::from_millis(5), Duration::from_secs(1));
+        select! {
+            recv(self.stop) -> _ => true,
+            // Every sender gone: nothing more can come.
+            recv(self.nudge) -> n => n.is_err(),
+            recv(self.back) -> c => {
+                if let Ok(c) = c {
+                    self.spool_chunk(c);
+                }
+                false
+            },
+            default(tick) => false,
         }
     }
 
@@ -600,136 +710,57 @@ impl Worker {
         }
     }
 
-    fn keyed(&mut self, record: Box<CallRecord>) -> KeyedRecord {
-        self.seq += 1;
-        KeyedRecord {
-            key: RecordKey {
-                writer: self.writer_id,
-                seq: self.seq,
-            },
-            record: *record,
-        }
-    }
-
-    /// Waits for records and fills `batch`; overflowed records and batches
-    /// the indexer gave back go to the spool on the way. True when the
-    /// writer should stop.
-    ///
-    /// The writer never sleeps on the main channel: it wakes every `tick`
-    /// and drains it. Blocked on the channel, every `send` on the request
-    /// path would wake it (a futex call and a context switch per request:
-    /// measured, that was most of the call log's cost); polling costs one
-    /// wake-up per tick, and a record waits at most a tick.
-    fn collect(&mut self, batch: &mut Vec<KeyedRecord>) -> bool {
-        let size = self.config.batch_size.max(1);
-        let tick = self
-            .config
-            .batch_wait
-            .min(self.config.seal_after)
-            .clamp(Duration::from_millis(5), Duration::from_secs(1));
-        let until = now() + tick;
-        loop {
-            self.spill_overflow();
-            self.spool_returned();
-            while batch.len() < size {
-                match self.main.try_recv() {
-                    Ok(r) => {
-                        let k = self.keyed(r);
-                        batch.push(k);
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    // Every sender is gone: nothing more can come.
-                    Err(TryRecvError::Disconnected) => return true,
-                }
-            }
-            let t = now();
-            if batch.len() >= size || t >= until {
-                return false;
-            }
-            select! {
-                recv(self.overflow) -> r => {
-                    if let Ok(r) = r {
-                        // With the rest of the overflow, in one append.
-                        let k = self.keyed(r);
-                        let mut spill = vec![k];
-                        while spill.len() < size {
-                            match self.overflow.try_recv() {
-                                Ok(r) => {
-                                    let k = self.keyed(r);
-                                    spill.push(k);
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        self.spool(&spill);
-                    }
-                },
-                recv(self.back) -> b => {
-                    if let Ok(b) = b {
-                        self.spool(&b);
-                    }
-                },
-                recv(self.stop) -> _ => return true,
-                default(until - t) => {},
-            }
-        }
-    }
-
-    /// Records that found the main channel full go to the spool.
-    fn spill_overflow(&mut self) {
-        if self.overflow.is_empty() {
+    /// Takes what waits in the inbox and hands it over or spools it.
+    fn take_and_flush(&mut self) {
+        let spare = self
+            .recycle
+            .try_iter()
+            .last()
+            .unwrap_or_else(|| std::mem::take(&mut self.spare));
+        let chunk = self.shared.take_inbox(spare);
+        if chunk.records == 0 {
+            self.spare = chunk.bytes;
             return;
         }
-        let size = self.config.batch_size.max(1);
-        let mut spill = Vec::with_capacity(size.min(self.overflow.len()));
-        while let Ok(r) = self.overflow.try_recv() {
-            let k = self.keyed(r);
-            spill.push(k);
-            if spill.len() >= size {
-                self.spool(&spill);
-                spill.clear();
-            }
-        }
-        if !spill.is_empty() {
-            self.spool(&spill);
-        }
+        self.flush(chunk);
     }
 
-    /// Batches the indexer could not store go to the spool.
+    /// Chunks the indexer could not store go to the spool.
     fn spool_returned(&mut self) {
-        while let Ok(b) = self.back.try_recv() {
-            self.spool(&b);
+        while let Ok(c) = self.back.try_recv() {
+            self.spool_chunk(c);
         }
     }
 
-    /// Hands a batch to the indexer when it is free (or frees up within
+    /// Hands a chunk to the indexer when it is free (or frees up within
     /// [`HANDOFF_WAIT`]) and the store works and the CPUs are not busy;
     /// spools it otherwise.
-    fn flush(&mut self, batch: &mut Vec<KeyedRecord>) {
+    fn flush(&mut self, chunk: Chunk) {
+        let mut chunk = chunk;
         if self.shared.store_ok.load(Relaxed)
             && !self.shared.deferring.load(Relaxed)
             && let Some(handoff) = &self.handoff
         {
-            let full = std::mem::replace(batch, Vec::with_capacity(self.config.batch_size.max(1)));
             // Wait a little for the indexer (the request path does not wait:
-            // the channel in front of the writer absorbs it); a batch that
+            // the inbox in front of the writer absorbs it); a chunk that
             // still finds it busy goes to the spool. Without the wait a
             // burst would take the longer way through the spool though the
             // indexer is about to be free.
-            match handoff.send_timeout(full, self.config.batch_wait.min(HANDOFF_WAIT)) {
+            match handoff.send_timeout(chunk, self.config.batch_wait.min(HANDOFF_WAIT)) {
                 Ok(()) => return,
-                Err(e) => *batch = e.into_inner(),
+                Err(e) => chunk = e.into_inner(),
             }
         }
-        self.spool(batch);
-        batch.clear();
+        self.spool_chunk(chunk);
     }
 
-    fn spool(&mut self, batch: &[KeyedRecord]) {
-        if batch.is_empty() {
+    fn spool_chunk(&mut self, chunk: Chunk) {
+        if chunk.records == 0 {
             return;
         }
-        let appended = self.spool.append(batch, now());
+        let appended = self
+            .spool
+            .append_encoded(&chunk.bytes, chunk.records, now());
         match appended {
             Ok(a) => {
                 self.shared.spooled.fetch_add(a.spooled, Relaxed);
@@ -742,7 +773,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.shared.dropped.fetch_add(batch.len() as u64, Relaxed);
+                self.shared.dropped.fetch_add(chunk.records, Relaxed);
                 if self.error_log.ready(now()) {
                     tracing::error!("call-log spool unwritable, records dropped: {e}");
                 }
@@ -752,6 +783,10 @@ impl Worker {
                 }
                 self.log_drops();
             }
+        }
+        // Keep the larger buffer for the inbox.
+        if chunk.bytes.capacity() > self.spare.capacity() {
+            self.spare = chunk.bytes;
         }
     }
 
@@ -785,37 +820,21 @@ impl Worker {
         }
     }
 
-    /// Shutdown: everything still in the channels is handed over or
-    /// spooled, the active segment sealed; then the indexer stores what it
-    /// was given and replays the spool if the store works, and what it
-    /// gives back stays spooled for the next start.
-    fn finish(&mut self, batch: &mut Vec<KeyedRecord>) {
-        self.spill_overflow();
-        let size = self.config.batch_size.max(1);
-        loop {
-            while batch.len() < size {
-                match self.main.try_recv() {
-                    Ok(r) => {
-                        let k = self.keyed(r);
-                        batch.push(k);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            self.flush(batch);
-        }
-        self.spill_overflow();
+    /// Shutdown: what is still in the inbox is handed over or spooled,
+    /// the active segment sealed; then the indexer stores what it was given
+    /// and replays the spool if the store works, and what it gives back
+    /// stays spooled for the next start.
+    fn finish(&mut self) {
+        self.spool_returned();
+        self.take_and_flush();
         self.spool_returned();
         self.seal();
         // The indexer finishes once its inputs are closed.
         self.handoff = None;
         self.segments = None;
         let mut returned = false;
-        while let Ok(b) = self.back.recv() {
-            self.spool(&b);
+        while let Ok(c) = self.back.recv() {
+            self.spool_chunk(c);
             returned = true;
         }
         if returned {
@@ -827,7 +846,7 @@ impl Worker {
             tracing::error!("call-log indexer panicked");
         }
         self.log_drops();
-        let c = self.shared.snapshot(0);
+        let c = self.shared.snapshot();
         tracing::info!(
             queued = c.queued,
             written = c.written,
@@ -844,9 +863,10 @@ impl Worker {
 struct Indexer {
     store: Box<dyn CallLog>,
     spool: SpoolReader,
-    handoff: Receiver<Vec<KeyedRecord>>,
+    handoff: Receiver<Chunk>,
     segments: Receiver<Segment>,
-    back: Sender<Vec<KeyedRecord>>,
+    back: Sender<Chunk>,
+    recycle: Sender<Vec<u8>>,
     shared: Arc<Shared>,
     store_ok: bool,
     retry_at: Instant,
@@ -871,8 +891,8 @@ impl Indexer {
             .clamp(Duration::from_millis(5), Duration::from_secs(1));
         loop {
             select! {
-                recv(self.handoff) -> b => match b {
-                    Ok(b) => self.store_batch(b),
+                recv(self.handoff) -> c => match c {
+                    Ok(c) => self.store_chunk(c),
                     Err(_) => break,
                 },
                 recv(self.segments) -> s => {
@@ -887,27 +907,67 @@ impl Indexer {
         self.finish();
     }
 
-    /// Stores a handed-over batch; gives it back to be spooled when the
-    /// store fails.
-    fn store_batch(&mut self, batch: Vec<KeyedRecord>) {
-        match self.store.append(&batch) {
-            Ok(n) => {
-                self.recovered();
-                self.shared.written.fetch_add(n as u64, Relaxed);
-                let dup = batch.len().saturating_sub(n) as u64;
-                if dup > 0 {
-                    self.shared.duplicates.fetch_add(dup, Relaxed);
+    /// Stores a handed-over chunk in transactions of `batch_size`; what
+    /// is not stored when the store fails is given back to be spooled.
+    fn store_chunk(&mut self, chunk: Chunk) {
+        let size = self.config.batch_size.max(1);
+        let mut batch = Vec::with_capacity(size.min(chunk.records as usize));
+        // Where the batch being built starts in the chunk.
+        let mut batch_start = 0;
+        let mut frames = codec::frames(&chunk.bytes).peekable();
+        while frames.peek().is_some() {
+            batch.clear();
+            let mut corrupt = 0;
+            for frame in frames.by_ref().take(size) {
+                // Encoded in this process a moment ago: damage here is a bug.
+                match codec::decode_frame(&chunk.bytes[frame]) {
+                    Ok(k) => batch.push(k),
+                    Err(_) => corrupt += 1,
                 }
             }
-            Err(e) => {
+            if corrupt > 0 {
+                tracing::error!(
+                    records = corrupt,
+                    "call records unreadable in memory: dropped"
+                );
+                self.shared.dropped.fetch_add(corrupt, Relaxed);
+            }
+            let batch_end = frames.peek().map_or(chunk.bytes.len(), |f| f.start);
+            if batch.is_empty() {
+                batch_start = batch_end;
+                continue;
+            }
+            if let Err(e) = self.store_batch(&batch) {
                 self.failed(&e);
-                if let Err(b) = self.back.send(batch) {
+                let rest = Chunk {
+                    bytes: chunk.bytes[batch_start..].to_vec(),
+                    records: codec::frames(&chunk.bytes[batch_start..]).count() as u64,
+                };
+                if let Err(c) = self.back.send(rest) {
                     // The writer is gone (it never leaves before the
                     // indexer; this is a last resort).
-                    self.shared.dropped.fetch_add(b.0.len() as u64, Relaxed);
+                    self.shared.dropped.fetch_add(c.0.records, Relaxed);
                 }
+                return;
             }
+            batch_start = batch_end;
         }
+        drop(frames);
+        let mut bytes = chunk.bytes;
+        bytes.clear();
+        let _ = self.recycle.try_send(bytes);
+    }
+
+    /// Stores one batch straight from the writer (counted as written).
+    fn store_batch(&mut self, batch: &[KeyedRecord]) -> Result<(), StoreError> {
+        let n = self.store.append(batch)?;
+        self.recovered();
+        self.shared.written.fetch_add(n as u64, Relaxed);
+        let dup = batch.len().saturating_sub(n) as u64;
+        if dup > 0 {
+            self.shared.duplicates.fetch_add(dup, Relaxed);
+        }
+        Ok(())
     }
 
     fn failed(&mut self, e: &StoreError) {
@@ -1016,8 +1076,8 @@ impl Indexer {
     /// spool is replayed if the store works.
     fn finish(&mut self) {
         self.shared.deferring.store(false, Relaxed);
-        while let Ok(b) = self.handoff.try_recv() {
-            self.store_batch(b);
+        while let Ok(c) = self.handoff.try_recv() {
+            self.store_chunk(c);
         }
         self.take_segments();
         // One more try even if the store failed a moment ago.

@@ -204,9 +204,7 @@ fn a_database_file_replaced_by_a_directory_spools_then_recovers() {
 
 fn a_stuck_store_sends_records_to_the_spool_without_waiting(db: &TestDb) {
     let (store, _gate, control) = Gated::new(db.open());
-    let mut cfg = config(&db.spool());
-    cfg.channel_capacity = 4;
-    cfg.overflow_capacity = 10_000;
+    let cfg = config(&db.spool());
     let (tx, handle) = Writer::start(store, cfg).unwrap();
     tx.send(record(0));
     // The indexer is now stuck in the store.
@@ -214,13 +212,18 @@ fn a_stuck_store_sends_records_to_the_spool_without_waiting(db: &TestDb) {
         .entered
         .recv_timeout(Duration::from_secs(10))
         .unwrap();
-    for i in 1..=400 {
-        if tx.send(record(i)) == Delivery::Dropped {
-            panic!("dropped record {i}");
+    // Eight rounds of 50, each taken by the writer as one chunk (or less).
+    for round in 0..8 {
+        for i in 1..=50 {
+            let n = round * 50 + i;
+            if tx.send(record(n)) == Delivery::Dropped {
+                panic!("dropped record {n}");
+            }
         }
+        wait_until("taken by the writer", || handle.counters().backlog == 0);
     }
-    // The writer goes on: one batch (at most 100) waits for the indexer,
-    // the rest is spooled while the store is stuck.
+    // The writer goes on: two chunks (at most 100 records) wait for the
+    // indexer, the rest is spooled while the store is stuck.
     wait_until("spooled while the store is stuck", || {
         handle.counters().spooled >= 300
     });
@@ -237,7 +240,7 @@ fn shutdown_flushes_everything(db: &TestDb) {
     // Batches that would wait a minute to fill.
     cfg.batch_size = 100_000;
     cfg.batch_wait = Duration::from_secs(60);
-    cfg.channel_capacity = 100_000;
+    cfg.queue_capacity = 100_000;
     let (tx, handle) = Writer::start(db.open(), cfg).unwrap();
     for i in 0..5_000 {
         tx.send(record(i));

@@ -8,7 +8,7 @@
 //! | `GET /api/v1/calls/{request_id}` | one call with its whole trace |
 //! | `GET /api/v1/calls/{request_id}/diagnosis` | the doctor's findings about that call |
 //! | `GET /api/v1/stats` | per-minute or per-hour calls, errors, percentiles, reasons |
-//! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters, rate limits and caches |
+//! | `GET /api/v1/state` | configuration version, reloads, upstreams, issuers' keys, counters, rate limits and caches, the call log's writer, the span exporter |
 //! | `GET /api/v1/openapi.json` | the OpenAPI document of this API |
 //! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
 //! | `GET`/`PUT /api/v1/logging` | the log filter in force; change it without a restart |
@@ -448,15 +448,25 @@ async fn state(State(admin): State<Admin>) -> Json<Value> {
             "deferring": c.deferring,
         })
     });
+    let span_export = admin.spans.as_ref().map(|s| {
+        let c = s();
+        json!({
+            "queued": c.queued,
+            "exported": c.exported,
+            "dropped": c.dropped,
+            "failed": c.failed,
+        })
+    });
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "gateway": gateway,
         "call_log": call_log,
+        "span_export": span_export,
     }))
 }
 
 /// Prometheus: the gateway's families, then the call log's writer, then
-/// `# EOF`.
+/// the span exporter, then `# EOF`.
 async fn metrics(State(admin): State<Admin>) -> Result<Response, AdminError> {
     let mut out = String::with_capacity(8 * 1024);
     let failed = |e: std::fmt::Error| AdminError::Internal(format!("encoding metrics: {e}"));
@@ -467,6 +477,9 @@ async fn metrics(State(admin): State<Admin>) -> Result<Response, AdminError> {
     }
     if let Some(w) = &admin.writer {
         crate::metrics::encode_writer(&w(), &mut out).map_err(failed)?;
+    }
+    if let Some(s) = &admin.spans {
+        crate::metrics::encode_span_export(&s(), &mut out).map_err(failed)?;
     }
     prometheus_client::encoding::text::encode_eof(&mut out).map_err(failed)?;
     Ok((

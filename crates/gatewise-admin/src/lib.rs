@@ -24,6 +24,24 @@ use std::sync::{Arc, Mutex};
 /// Reads the call-log writer's counters (queued, written, spooled, ...).
 pub type WriterCounters = Arc<dyn Fn() -> Counters + Send + Sync>;
 
+/// The OTLP span exporter's counters, as a snapshot (the binary reads them
+/// from its exporter; this crate does not depend on it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpanExportCounters {
+    /// Calls waiting in the exporter's queue now.
+    pub queued: u64,
+    /// Spans the collector accepted.
+    pub exported: u64,
+    /// Sampled calls dropped because the queue was full (their spans are
+    /// lost).
+    pub dropped: u64,
+    /// Spans lost to exports that failed or timed out.
+    pub failed: u64,
+}
+
+/// Reads the OTLP span exporter's counters.
+pub type SpanExportReader = Arc<dyn Fn() -> SpanExportCounters + Send + Sync>;
+
 /// Reads (`None`) or replaces (`Some(directives)`) the running log filter
 /// (`tracing` `EnvFilter` syntax: `info`, `gatewise_gateway=debug,info`);
 /// returns the filter in force, or why the new one was refused.
@@ -35,6 +53,7 @@ pub struct Admin {
     pub(crate) calls: Option<Arc<Mutex<Box<dyn CallLog>>>>,
     pub(crate) gateway: Option<Arc<Gateway>>,
     pub(crate) writer: Option<WriterCounters>,
+    pub(crate) spans: Option<SpanExportReader>,
     pub(crate) logging: Option<LogControl>,
     pub(crate) token: Option<Arc<str>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -45,6 +64,8 @@ impl std::fmt::Debug for Admin {
         f.debug_struct("Admin")
             .field("calls", &self.calls.is_some())
             .field("gateway", &self.gateway.is_some())
+            .field("writer", &self.writer.is_some())
+            .field("span_export", &self.spans.is_some())
             .field("token", &self.token.as_ref().map(|_| "«set»"))
             .finish_non_exhaustive()
     }
@@ -58,6 +79,7 @@ impl Admin {
             calls: None,
             gateway: None,
             writer: None,
+            spans: None,
             logging: None,
             token: None,
             clock,
@@ -79,6 +101,13 @@ impl Admin {
     /// Reports the writer's counters.
     pub fn with_writer(mut self, counters: WriterCounters) -> Admin {
         self.writer = Some(counters);
+        self
+    }
+
+    /// Reports the OTLP span exporter's counters (`span_export` in
+    /// `/api/v1/state`, `gatewise_otlp_*` in `/metrics`).
+    pub fn with_span_export(mut self, counters: SpanExportReader) -> Admin {
+        self.spans = Some(counters);
         self
     }
 

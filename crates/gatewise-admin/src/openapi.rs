@@ -42,6 +42,11 @@ pub fn document() -> Value {
                     "capacity": {"type": "integer", "description": "most entries it holds"},
                     "hits": {"type": "integer", "description": "lookups answered from the cache"},
                     "misses": {"type": "integer", "description": "lookups that were not: a signature check or an introspection call followed"}}},
+                "SpanExport": {"type": "object", "description": "The OTLP span exporter's counters since the start", "required": ["queued", "exported", "dropped", "failed"], "properties": {
+                    "queued": {"type": "integer", "description": "calls waiting in the export queue now"},
+                    "exported": {"type": "integer", "description": "spans the collector accepted"},
+                    "dropped": {"type": "integer", "description": "sampled calls whose spans were lost because the queue was full"},
+                    "failed": {"type": "integer", "description": "spans lost to exports that failed or timed out"}}},
                 "TraceStep": {"type": "object", "required": ["step", "outcome", "micros"], "properties": {
                     "step": {"type": "string", "description": "route, body_limit, jwt, introspection, scope, rate_limit, upstream, inspect, client_closed, response_body"},
                     "outcome": {"type": "string", "enum": ["ok", "refused", "error", "skipped"]},
@@ -118,7 +123,7 @@ pub fn document() -> Value {
                 ],
                 "responses": {"200": {"description": "buckets without calls are left out"}, "400": problem, "401": problem, "503": problem}}},
             "/api/v1/state": {"get": {
-                "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, rate limits and caches, the call log's writer",
+                "summary": "Configuration version and reloads, upstream targets, each issuer's keys (kids, age, last error, refetches, clock skew), counters, rate limits and caches, the call log's writer, the OTLP span exporter",
                 "security": secured,
                 "responses": {"200": {"description": "state", "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "version": {"type": "string"},
@@ -131,7 +136,8 @@ pub fn document() -> Value {
                         "inspector_findings": {"type": "array"}, "inspector_repairs": {"type": "array"},
                         "rate_limits": {"type": "array", "description": "the routes with a rate limit, in configuration order", "items": {"$ref": "#/components/schemas/RateLimit"}},
                         "caches": {"type": "array", "description": "the verified-token cache, then each introspector's", "items": {"$ref": "#/components/schemas/Cache"}}}},
-                    "call_log": {"type": ["object", "null"], "description": "the call log's writer: queued, written, spooled, replayed, dropped, store_errors, spool_bytes, backlog, deferring (the indexer waits for busy CPUs; records wait in the spool)"}}}}}},
+                    "call_log": {"type": ["object", "null"], "description": "the call log's writer: queued, written, spooled, replayed, dropped, store_errors, spool_bytes, backlog, deferring (the indexer waits for busy CPUs; records wait in the spool)"},
+                    "span_export": {"anyOf": [{"$ref": "#/components/schemas/SpanExport"}, {"type": "null"}], "description": "the OTLP span exporter; null when [telemetry.otlp] is not configured"}}}}}},
                     "401": problem}}},
             "/api/v1/logging": {
                 "get": {"summary": "The log filter in force", "security": secured,
@@ -139,7 +145,7 @@ pub fn document() -> Value {
                 "put": {"summary": "Change the log filter without a restart (tracing EnvFilter directives)", "security": secured,
                         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["filter"], "properties": {"filter": {"type": "string", "examples": ["gatewise_gateway=debug,info"]}}}}}},
                         "responses": {"200": {"description": "the filter now in force"}, "400": problem, "401": problem, "404": problem}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; rate-limit decisions by route; cache lookups (hit, miss) and entries; call-log queue, spool and drops; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics in OpenMetrics text: requests by route, status and reason; latency histograms; JWKS fetches, kid misses, cache hits; rate-limit decisions by route; cache lookups (hit, miss) and entries; call-log queue, spool and drops; OTLP spans exported, dropped and failed, and the export queue; inspector findings", "security": secured, "responses": {"200": {"description": "application/openmetrics-text"}, "401": problem}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": secured, "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
     })

@@ -474,3 +474,128 @@ async fn metrics_count_requests_by_route_status_and_reason() {
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(text.matches("# EOF").count(), 1);
 }
+
+/// Serves `admin` on a free loopback port; gives its base URL.
+async fn serve(admin: Admin) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(admin.serve(listener, std::future::pending()));
+    base
+}
+
+#[tokio::test]
+async fn span_export_counters_are_in_state_and_metrics_when_attached() {
+    use gatewise_admin::SpanExportCounters;
+    let http = reqwest::Client::new();
+    let admin =
+        Admin::new(Arc::new(FixedClock(NOW_S))).with_span_export(Arc::new(|| SpanExportCounters {
+            queued: 3,
+            exported: 41,
+            dropped: 2,
+            failed: 5,
+        }));
+    let base = serve(admin).await;
+
+    let state: Value = http
+        .get(format!("{base}/api/v1/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state["span_export"],
+        serde_json::json!({"queued": 3, "exported": 41, "dropped": 2, "failed": 5})
+    );
+    assert!(state["call_log"].is_null(), "{state}");
+
+    // The OpenAPI document names exactly these members.
+    let doc: Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let documented = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        documented(&doc["components"]["schemas"]["SpanExport"]["properties"]),
+        documented(&state["span_export"])
+    );
+    let state_members = &doc["paths"]["/api/v1/state"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["properties"];
+    assert!(
+        state_members.get("span_export").is_some(),
+        "{state_members}"
+    );
+
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "# TYPE gatewise_otlp_spans_exported counter",
+        "gatewise_otlp_spans_exported_total 41",
+        "gatewise_otlp_spans_dropped_total 2",
+        "gatewise_otlp_spans_failed_total 5",
+        "# TYPE gatewise_otlp_queue gauge",
+        "gatewise_otlp_queue 3",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("gatewise_calllog_"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1);
+}
+
+#[tokio::test]
+async fn without_span_export_state_says_null_and_metrics_leave_it_out() {
+    let http = reqwest::Client::new();
+    let admin = Admin::new(Arc::new(FixedClock(NOW_S))).with_writer(Arc::new(|| {
+        gatewise_store::Counters {
+            spooled: 4,
+            ..Default::default()
+        }
+    }));
+    let base = serve(admin).await;
+    let state: Value = http
+        .get(format!("{base}/api/v1/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        state.as_object().unwrap().contains_key("span_export"),
+        "{state}"
+    );
+    assert!(state["span_export"].is_null(), "{state}");
+    assert_eq!(state["call_log"]["spooled"], 4);
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("gatewise_otlp"), "{text}");
+    for line in [
+        "# HELP gatewise_calllog_spooled Call records written to the spool (the database was away or slow, or the CPUs were busy).",
+        "# HELP gatewise_calllog_dropped Call records lost (the in-memory queue or the spool was full, or sent after shutdown).",
+        "gatewise_calllog_spooled_total 4",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

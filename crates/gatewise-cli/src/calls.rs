@@ -9,8 +9,8 @@ use gatewise_config::model::{CallLogConfig, PostgresUrl};
 use gatewise_core::calllog::CallRecord;
 use gatewise_gateway::calls::{CallLogging, CallSink};
 use gatewise_store::{
-    CallLog as CallLogStore, PostgresCallLog, Retention, SqliteCallLog, SqliteOptions, Writer,
-    WriterConfig, WriterHandle,
+    CallLog as CallLogStore, Defer, PostgresCallLog, Retention, SqliteCallLog, SqliteOptions,
+    Writer, WriterConfig, WriterHandle,
 };
 use std::sync::Arc;
 
@@ -94,6 +94,27 @@ pub(crate) async fn reader(config: &CallLogConfig) -> anyhow::Result<Box<dyn Cal
         .context("call_log: opening the reader failed")?
 }
 
+/// The writer's settings from `[call_log]`.
+fn writer_config(config: &CallLogConfig) -> WriterConfig {
+    let mut wc = WriterConfig::new(&config.spool_dir, Arc::new(crate::clock::SystemClock));
+    wc.queue_capacity = config.queue;
+    wc.queue_max_bytes = usize::try_from(config.queue_max_bytes).unwrap_or(usize::MAX);
+    wc.batch_size = config.batch_size;
+    wc.batch_wait = config.batch_wait;
+    wc.spool_max_bytes = config.spool_max_bytes;
+    wc.background_indexer = config.background_indexer;
+    wc.defer = config.index_when_idle.then(|| Defer {
+        min_idle: config.index_min_idle,
+        ..Defer::new()
+    });
+    wc.retention = Retention {
+        max_age_ms: Some(u64::try_from(config.max_age.as_millis()).unwrap_or(u64::MAX)),
+        max_rows: None,
+        max_bytes: Some(config.max_bytes),
+    };
+    wc
+}
+
 /// Opens (creating when missing) the store and the spool, replays
 /// whatever an earlier run left in the spool, and starts the writer.
 pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
@@ -121,14 +142,7 @@ pub(crate) async fn start(config: &CallLogConfig) -> anyhow::Result<CallLog> {
             .await
             .context("call_log: opening the store failed")??
     };
-    let mut wc = WriterConfig::new(&config.spool_dir, Arc::new(crate::clock::SystemClock));
-    wc.queue_capacity = config.queue;
-    wc.spool_max_bytes = config.spool_max_bytes;
-    wc.retention = Retention {
-        max_age_ms: Some(u64::try_from(config.max_age.as_millis()).unwrap_or(u64::MAX)),
-        max_rows: None,
-        max_bytes: Some(config.max_bytes),
-    };
+    let wc = writer_config(config);
     let (sender, handle) = Writer::start(store, wc).with_context(|| {
         format!(
             "call_log: cannot start the writer (spool {})",
@@ -197,7 +211,9 @@ pub(crate) fn tee(store: Option<&CallLog>, spans: Option<&SpanExport>) -> Option
 }
 
 #[cfg(feature = "otel")]
-use otel::{SpanExport, SpanQueue};
+pub(crate) use otel::SpanExport;
+#[cfg(feature = "otel")]
+use otel::SpanQueue;
 
 /// The span exporter (`[telemetry.otlp]`), when this build has it.
 #[cfg(feature = "otel")]
@@ -248,6 +264,21 @@ mod otel {
             self.sample_ratio
         }
 
+        /// Reads the exporter's counters (the admin API's `span_export`
+        /// and `gatewise_otlp_*` metrics).
+        pub(crate) fn counters(&self) -> gatewise_admin::SpanExportReader {
+            let queue = self.queue.clone();
+            std::sync::Arc::new(move || {
+                let c = queue.counters();
+                gatewise_admin::SpanExportCounters {
+                    queued: c.queued,
+                    exported: c.exported,
+                    dropped: c.dropped,
+                    failed: c.failed,
+                }
+            })
+        }
+
         /// Sends what waits (bounded by the export timeout) and logs the
         /// final counters.
         pub(crate) async fn shutdown(self) {
@@ -277,6 +308,10 @@ impl SpanExport {
     }
 
     fn sample_ratio(&self) -> f64 {
+        match *self {}
+    }
+
+    pub(crate) fn counters(&self) -> gatewise_admin::SpanExportReader {
         match *self {}
     }
 
@@ -351,6 +386,44 @@ mod tests {
         let e = super::start_spans(&otlp()).err().unwrap().to_string();
         assert!(e.starts_with("telemetry.otlp: "), "{e}");
         assert!(e.contains("`otel`"), "{e}");
+    }
+
+    /// `[call_log]`'s writer settings reach the writer; `index_when_idle =
+    /// false` means the indexer never waits.
+    #[test]
+    fn the_writer_gets_the_call_log_settings() {
+        use gatewise_config::model::CallLogConfig;
+        let default = super::writer_config(&CallLogConfig::default());
+        assert_eq!(default.batch_size, 1000);
+        assert_eq!(default.batch_wait, std::time::Duration::from_millis(100));
+        assert_eq!(default.queue_max_bytes, 64 << 20);
+        assert!(default.background_indexer);
+        assert_eq!(default.defer.map(|d| d.min_idle), Some(0.25));
+
+        let wc = super::writer_config(&CallLogConfig {
+            queue: 10,
+            queue_max_bytes: 2 << 20,
+            batch_size: 7,
+            batch_wait: std::time::Duration::from_millis(20),
+            background_indexer: false,
+            index_min_idle: 0.5,
+            ..CallLogConfig::default()
+        });
+        assert_eq!(
+            (wc.queue_capacity, wc.queue_max_bytes, wc.batch_size),
+            (10, 2 << 20, 7)
+        );
+        assert_eq!(wc.batch_wait, std::time::Duration::from_millis(20));
+        assert!(!wc.background_indexer);
+        let defer = wc.defer.unwrap();
+        assert_eq!(defer.min_idle, 0.5);
+        assert_eq!(defer.max_spool_fraction, 0.5);
+
+        let never = super::writer_config(&CallLogConfig {
+            index_when_idle: false,
+            ..CallLogConfig::default()
+        });
+        assert!(never.defer.is_none());
     }
 
     #[cfg(feature = "otel")]

@@ -338,7 +338,8 @@ async fn serve(
         gateway = gateway.with_call_log(logging);
     }
     let gateway = Arc::new(gateway);
-    let admin = match start_admin(&cfg, &gateway, call_log.as_ref(), logging).await {
+    let admin = match start_admin(&cfg, &gateway, call_log.as_ref(), spans.as_ref(), logging).await
+    {
         Ok(a) => a,
         Err(e) => {
             if let Some(log) = call_log {
@@ -394,11 +395,13 @@ async fn serve(
 }
 
 /// Starts the admin listener when `[admin]` is enabled: the call log
-/// (read through its own connection), the gateway's state, health.
+/// (read through its own connection), the gateway's state, the span
+/// exporter's counters, health.
 async fn start_admin(
     cfg: &Config,
     gateway: &Arc<Gateway>,
     call_log: Option<&crate::calls::CallLog>,
+    spans: Option<&crate::calls::SpanExport>,
     logging: gatewise_admin::LogControl,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let ac = &cfg.static_config.admin;
@@ -415,6 +418,9 @@ async fn start_admin(
         admin = admin
             .with_calls(reader)
             .with_writer(Arc::clone(&log.counters));
+    }
+    if let Some(spans) = spans {
+        admin = admin.with_span_export(spans.counters());
     }
     if let Some(token) = &ac.token {
         let t = gatewise_gateway::resolve_secret(token, &ProcessEnv)

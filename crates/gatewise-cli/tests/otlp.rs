@@ -429,6 +429,38 @@ async fn spans_are_exported_and_the_trace_reaches_the_upstream() {
         }
     }
 
+    // The admin API counts what went out.
+    let metrics = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gatewise_otlp_spans_exported_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gatewise_otlp_spans_exported in:\n{metrics}"));
+    assert!(exported > 0, "{metrics}");
+    assert!(
+        metrics.contains("gatewise_otlp_spans_failed_total 0"),
+        "{metrics}"
+    );
+    let state: serde_json::Value = http
+        .get(format!("http://{admin}/api/v1/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        state["span_export"]["exported"].as_u64() > Some(0),
+        "{state}"
+    );
+
     let log = stop(child).await;
     assert!(log.contains("exporting spans over OTLP"), "{log}");
     assert!(log.contains("OTLP span export stopped"), "{log}");

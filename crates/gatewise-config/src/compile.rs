@@ -83,6 +83,13 @@ const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 const MIN_CALL_LOG_BYTES: u64 = 1024 * 1024;
 /// Records are about 1 KiB in memory; 4 Mi of them is already 4 GiB.
 const MAX_CALL_LOG_QUEUE: u64 = 4 * 1024 * 1024;
+/// Records per database transaction: past 100,000 one transaction holds
+/// the database for too long.
+const MAX_CALL_LOG_BATCH: u64 = 100_000;
+/// The writer's tick: shorter wakes it for nothing, longer keeps records
+/// (and the admin API's view of them) waiting.
+const MIN_CALL_LOG_BATCH_WAIT: Duration = Duration::from_millis(5);
+const MAX_CALL_LOG_BATCH_WAIT: Duration = Duration::from_secs(10);
 /// Spans are about 1 KiB in memory; past a million the exporter cannot
 /// keep up anyway.
 const MAX_OTLP_QUEUE: u64 = 1024 * 1024;
@@ -941,6 +948,66 @@ impl<'t> Cx<'t> {
                 d.queue
             }
         };
+        let queue_max_bytes = raw.queue_max_size.map_or(d.queue_max_bytes, |s| s.0);
+        if queue_max_bytes < MIN_CALL_LOG_BYTES {
+            self.error(
+                &p.key("queue_max_size"),
+                format!("must be at least 1MiB (1048576 bytes), not {queue_max_bytes}"),
+            );
+        }
+        let batch_size = match raw.batch_size {
+            None => d.batch_size,
+            Some(n) if (1..=MAX_CALL_LOG_BATCH).contains(&n) => {
+                usize::try_from(n).unwrap_or(d.batch_size)
+            }
+            Some(n) => {
+                self.error(
+                    &p.key("batch_size"),
+                    format!("must be between 1 and {MAX_CALL_LOG_BATCH}, not {n}"),
+                );
+                d.batch_size
+            }
+        };
+        let batch_wait = match raw.batch_wait {
+            None => d.batch_wait,
+            Some(Dur(w)) if (MIN_CALL_LOG_BATCH_WAIT..=MAX_CALL_LOG_BATCH_WAIT).contains(&w) => w,
+            Some(Dur(w)) => {
+                self.error(
+                    &p.key("batch_wait"),
+                    format!(
+                        "must be between {} and {}, not {}",
+                        fmt_duration(MIN_CALL_LOG_BATCH_WAIT),
+                        fmt_duration(MAX_CALL_LOG_BATCH_WAIT),
+                        fmt_duration(w)
+                    ),
+                );
+                d.batch_wait
+            }
+        };
+        let index_when_idle = raw.index_when_idle.unwrap_or(d.index_when_idle);
+        let index_min_idle = match raw.index_min_idle {
+            None => d.index_min_idle,
+            Some(f) if f > 0.0 && f <= 1.0 => {
+                if !index_when_idle {
+                    self.warn(
+                        &p.key("index_min_idle"),
+                        "has no effect with `index_when_idle = false` (the indexer never waits \
+                         for idle CPUs)",
+                    );
+                }
+                f
+            }
+            Some(f) => {
+                self.error(
+                    &p.key("index_min_idle"),
+                    format!(
+                        "must be more than 0 and at most 1 (the fraction of time the CPUs are \
+                         idle, e.g. 0.25), not {f}"
+                    ),
+                );
+                d.index_min_idle
+            }
+        };
         let postgres = match (
             raw.postgres_url,
             raw.postgres_url_env,
@@ -995,6 +1062,12 @@ impl<'t> Cx<'t> {
             max_bytes,
             spool_max_bytes,
             queue,
+            queue_max_bytes,
+            batch_size,
+            batch_wait,
+            background_indexer: raw.background_indexer.unwrap_or(d.background_indexer),
+            index_when_idle,
+            index_min_idle,
             keep_query: raw.keep_query.unwrap_or(d.keep_query),
             postgres,
         }

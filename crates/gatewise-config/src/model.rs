@@ -136,6 +136,23 @@ pub struct CallLogConfig {
     pub spool_max_bytes: u64,
     /// Records held in memory on their way to the database (default 65,536).
     pub queue: usize,
+    /// Bytes (encoded records) held in memory on their way to the database;
+    /// past it records are dropped (default 64 MiB, at least 1 MiB).
+    pub queue_max_bytes: u64,
+    /// Most records per database transaction (default 1,000; 1 to 100,000).
+    pub batch_size: usize,
+    /// Longest a record waits in memory for the writer thread (default
+    /// 100 ms; 5 ms to 10 s).
+    pub batch_wait: Duration,
+    /// Run the indexer (the thread that writes to the database) at
+    /// background CPU priority (default true).
+    pub background_indexer: bool,
+    /// Wait with indexing while the CPUs are busy, leaving records in the
+    /// spool (default true; false: never wait).
+    pub index_when_idle: bool,
+    /// With `index_when_idle`: index only while the CPUs were idle at least
+    /// this fraction of the time (default 0.25; more than 0, at most 1).
+    pub index_min_idle: f64,
     /// Keep query strings in recorded paths (default false: they may carry
     /// secrets).
     pub keep_query: bool,
@@ -164,6 +181,12 @@ impl Default for CallLogConfig {
             max_bytes: defaults::DEFAULT_CALL_LOG_MAX_BYTES,
             spool_max_bytes: defaults::DEFAULT_CALL_LOG_SPOOL_MAX_BYTES,
             queue: defaults::DEFAULT_CALL_LOG_QUEUE,
+            queue_max_bytes: defaults::DEFAULT_CALL_LOG_QUEUE_MAX_BYTES,
+            batch_size: defaults::DEFAULT_CALL_LOG_BATCH_SIZE,
+            batch_wait: defaults::DEFAULT_CALL_LOG_BATCH_WAIT,
+            background_indexer: true,
+            index_when_idle: true,
+            index_min_idle: defaults::DEFAULT_CALL_LOG_INDEX_MIN_IDLE,
             keep_query: false,
             postgres: None,
         }
@@ -576,6 +599,14 @@ pub mod defaults {
     pub const DEFAULT_CALL_LOG_SPOOL_MAX_BYTES: u64 = 1 << 30;
     /// Default of `call_log.queue`.
     pub const DEFAULT_CALL_LOG_QUEUE: usize = 65_536;
+    /// Default of `call_log.queue_max_size`.
+    pub const DEFAULT_CALL_LOG_QUEUE_MAX_BYTES: u64 = 64 << 20;
+    /// Default of `call_log.batch_size`.
+    pub const DEFAULT_CALL_LOG_BATCH_SIZE: usize = 1_000;
+    /// Default of `call_log.batch_wait`.
+    pub const DEFAULT_CALL_LOG_BATCH_WAIT: Duration = Duration::from_millis(100);
+    /// Default of `call_log.index_min_idle`.
+    pub const DEFAULT_CALL_LOG_INDEX_MIN_IDLE: f64 = 0.25;
     /// Default of `telemetry.otlp.timeout`.
     pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default of `telemetry.otlp.service_name`.

@@ -131,6 +131,18 @@ pub(crate) struct RawCallLog {
     pub(crate) spool_max_size: Option<ByteSize>,
     /// `queue = 65536`: records held in memory before the spool takes over.
     pub(crate) queue: Option<u64>,
+    /// `queue_max_size = "64MiB"`: bytes held in memory likewise.
+    pub(crate) queue_max_size: Option<ByteSize>,
+    /// `batch_size = 1000`: records per database transaction.
+    pub(crate) batch_size: Option<u64>,
+    /// `batch_wait = "100ms"`: longest a record waits for the writer.
+    pub(crate) batch_wait: Option<Dur>,
+    /// `background_indexer = true`: the indexer at background CPU priority.
+    pub(crate) background_indexer: Option<bool>,
+    /// `index_when_idle = true`: wait with indexing while the CPUs are busy.
+    pub(crate) index_when_idle: Option<bool>,
+    /// `index_min_idle = 0.25`: the idle fraction that counts as not busy.
+    pub(crate) index_min_idle: Option<f64>,
     /// `keep_query = false`.
     pub(crate) keep_query: Option<bool>,
     /// `postgres_url = "postgres://gatewise@db:5432/calls"` (no password).

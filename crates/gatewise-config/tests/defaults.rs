@@ -54,6 +54,12 @@ fn omitted_keys_take_their_defaults() {
                 max_bytes: 1 << 30,
                 spool_max_bytes: 1 << 30,
                 queue: 65_536,
+                queue_max_bytes: 64 << 20,
+                batch_size: 1000,
+                batch_wait: Duration::from_millis(100),
+                background_indexer: true,
+                index_when_idle: true,
+                index_min_idle: 0.25,
                 keep_query: false,
                 postgres: None,
             },
@@ -130,6 +136,55 @@ fn omitted_keys_take_their_defaults() {
         },
     };
     assert_eq!(compiled.config, expected);
+}
+
+/// The writer's knobs: defaults, and values given.
+#[test]
+fn call_log_writer_settings() {
+    let d = compile("").unwrap().config.static_config.call_log;
+    assert_eq!(
+        (d.queue_max_bytes, d.batch_size, d.batch_wait),
+        (64 << 20, 1000, Duration::from_millis(100))
+    );
+    assert!(d.background_indexer && d.index_when_idle);
+    assert_eq!(d.index_min_idle, 0.25);
+    assert_eq!(d, CallLogConfig::default());
+
+    let c = support::ok(&format!(
+        "{MINIMAL}\n[call_log]\nqueue_max_size = \"16MiB\"\nbatch_size = 250\nbatch_wait = \"20ms\"\n\
+         background_indexer = false\nindex_min_idle = 0.5\n",
+    ));
+    assert_eq!(c.warnings, []);
+    let l = c.config.static_config.call_log;
+    assert_eq!(l.queue_max_bytes, 16 << 20);
+    assert_eq!(l.batch_size, 250);
+    assert_eq!(l.batch_wait, Duration::from_millis(20));
+    assert!(!l.background_indexer && l.index_when_idle);
+    assert_eq!(l.index_min_idle, 0.5);
+
+    // The bounds themselves; an integer is a fraction too.
+    let c = support::ok(&format!(
+        "{MINIMAL}\n[call_log]\nqueue_max_size = 1048576\nbatch_size = 100000\nbatch_wait = \"10s\"\n\
+         index_min_idle = 1\n",
+    ));
+    let l = c.config.static_config.call_log;
+    assert_eq!(
+        (
+            l.queue_max_bytes,
+            l.batch_size,
+            l.batch_wait,
+            l.index_min_idle
+        ),
+        (1 << 20, 100_000, Duration::from_secs(10), 1.0)
+    );
+    let l = support::ok(&format!(
+        "{MINIMAL}\n[call_log]\nbatch_wait = \"5ms\"\nindex_when_idle = false\n"
+    ))
+    .config
+    .static_config
+    .call_log;
+    assert_eq!(l.batch_wait, Duration::from_millis(5));
+    assert!(!l.index_when_idle);
 }
 
 #[test]

@@ -264,6 +264,84 @@ fn call_log_mistakes_are_all_named() {
 }
 
 #[test]
+fn call_log_writer_settings_out_of_range_are_named() {
+    let text = format!(
+        "{BASE}\n[call_log]\nqueue_max_size = \"512KiB\"\nbatch_size = 0\nbatch_wait = \"1ms\"\nindex_min_idle = 1.5\n"
+    );
+    let text_lines: Vec<&str> = text.lines().collect();
+    let line = |needle: &str| {
+        1 + text_lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap()
+    };
+    assert_eq!(
+        errors(&text),
+        [
+            format!(
+                "gatewise.toml:{}:18: call_log.queue_max_size: must be at least 1MiB (1048576 bytes), not 524288",
+                line("queue_max_size")
+            ),
+            format!(
+                "gatewise.toml:{}:14: call_log.batch_size: must be between 1 and 100000, not 0",
+                line("batch_size")
+            ),
+            format!(
+                "gatewise.toml:{}:14: call_log.batch_wait: must be between 5ms and 10s, not 1ms",
+                line("batch_wait")
+            ),
+            format!(
+                "gatewise.toml:{}:18: call_log.index_min_idle: must be more than 0 and at most 1 \
+                 (the fraction of time the CPUs are idle, e.g. 0.25), not 1.5",
+                line("index_min_idle")
+            ),
+        ]
+    );
+    let with = |lines: &str| format!("{BASE}\n[call_log]\n{lines}\n");
+    for (setting, error) in [
+        (
+            "index_min_idle = 0",
+            "call_log.index_min_idle: must be more than 0 and at most 1",
+        ),
+        (
+            "index_min_idle = -0.25",
+            "call_log.index_min_idle: must be more than 0 and at most 1",
+        ),
+        (
+            "index_min_idle = nan",
+            "call_log.index_min_idle: must be more than 0 and at most 1",
+        ),
+        (
+            "batch_size = 100001",
+            "call_log.batch_size: must be between 1 and 100000, not 100001",
+        ),
+        (
+            "batch_wait = \"11s\"",
+            "call_log.batch_wait: must be between 5ms and 10s, not 11s",
+        ),
+        (
+            "batch_wait = 100",
+            "call_log.batch_wait: invalid type: integer `100`, expected a duration",
+        ),
+        (
+            "index_when_idle = \"no\"",
+            "call_log.index_when_idle: invalid type: string \"no\", expected true or false",
+        ),
+    ] {
+        let errs = errors(&with(setting));
+        assert_eq!(errs.len(), 1, "{setting}: {errs:?}");
+        assert!(errs[0].contains(error), "{setting}: {errs:?}");
+    }
+    // A fraction nothing reads: said so.
+    let w = warnings(&with("index_when_idle = false\nindex_min_idle = 0.5"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("call_log.index_min_idle: has no effect with `index_when_idle = false`"),
+        "{w:?}"
+    );
+}
+
+#[test]
 fn route_matcher_duplicates_name_both_routes() {
     let text = format!(
         r#"{BASE}

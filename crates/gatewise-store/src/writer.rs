@@ -86,7 +86,7 @@ pub struct WriterConfig {
     /// Wall-clock time, for retention by age.
     pub clock: Arc<dyn Clock>,
     /// Run the indexer (the thread that writes to the store) at background
-    /// CPU priority (`nice` 19), so that under CPU saturation records wait
+    /// CPU priority (`SCHED_IDLE`, else `nice` 19), so that under CPU saturation records wait
     /// in the spool instead of taking CPU from the gateway.
     pub background_indexer: bool,
     /// Longest a spool segment stays open while it has records; sealed, its

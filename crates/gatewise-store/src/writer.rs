@@ -526,6 +526,7 @@ impl Writer {
             shared: Arc::clone(&shared),
             store_ok: true,
             retry_at: t,
+            last_chunk: 0,
             next_retention: t + config.retention_every,
             error_log: Throttle::new(Duration::from_secs(60)),
             config: config.clone(),
@@ -870,6 +871,8 @@ struct Indexer {
     shared: Arc<Shared>,
     store_ok: bool,
     retry_at: Instant,
+    /// Records in the last chunk handed over (see `maintain`).
+    last_chunk: u64,
     next_retention: Instant,
     error_log: Throttle,
     config: WriterConfig,
@@ -910,6 +913,7 @@ impl Indexer {
     /// Stores a handed-over chunk in transactions of `batch_size`; what
     /// is not stored when the store fails is given back to be spooled.
     fn store_chunk(&mut self, chunk: Chunk) {
+        self.last_chunk = chunk.records;
         let size = self.config.batch_size.max(1);
         let mut batch = Vec::with_capacity(size.min(chunk.records as usize));
         // Where the batch being built starts in the chunk.
@@ -1007,8 +1011,17 @@ impl Indexer {
             return;
         }
         if !self.spool.is_empty() && (self.store_ok || t >= self.retry_at) {
-            while !self.spool.is_empty() && (all || self.handoff.is_empty()) && self.replay_chunk()
+            // New chunks go first, but not always: under steady traffic a
+            // chunk may wait in the hand-off whenever the indexer looks, and
+            // the spool would never shrink. So at least as many spooled
+            // records as the last chunk brought are replayed each time.
+            let owed = self.last_chunk.max(self.config.batch_size.max(1) as u64);
+            let mut replayed = 0;
+            while !self.spool.is_empty()
+                && (all || replayed < owed || self.handoff.is_empty())
+                && let Some(n) = self.replay_chunk()
             {
+                replayed += n;
                 self.take_segments();
             }
         }
@@ -1030,16 +1043,16 @@ impl Indexer {
         }
     }
 
-    /// Stores one chunk of the spool. False when nothing more can be done
-    /// now (store failed, spool unreadable).
-    fn replay_chunk(&mut self) -> bool {
+    /// Stores one chunk of the spool; how many records it held, or `None`
+    /// when nothing more can be done now (store failed, spool unreadable).
+    fn replay_chunk(&mut self) -> Option<u64> {
         let chunk = match self.spool.read_chunk(self.config.batch_size.max(1)) {
             Ok(c) => c,
             Err(e) => {
                 if self.error_log.ready(now()) {
                     tracing::error!("call-log spool unreadable: {e}");
                 }
-                return false;
+                return None;
             }
         };
         if chunk.corrupt > 0 {
@@ -1051,7 +1064,7 @@ impl Indexer {
         }
         if chunk.records.is_empty() {
             self.spool.ack();
-            return true;
+            return Some(chunk.corrupt);
         }
         match self.store.append(&chunk.records) {
             Ok(n) => {
@@ -1062,12 +1075,12 @@ impl Indexer {
                 if dup > 0 {
                     self.shared.duplicates.fetch_add(dup, Relaxed);
                 }
-                true
+                Some(chunk.records.len() as u64)
             }
             Err(e) => {
                 self.spool.nack();
                 self.failed(&e);
-                false
+                None
             }
         }
     }

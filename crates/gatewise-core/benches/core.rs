@@ -1,5 +1,6 @@
-//! Benchmarks of the pure core: judging a typical token response, and
-//! checking an RS256 JWT against the raw aws-lc-rs verify it is built on.
+//! Benchmarks of the pure core: judging a typical token response,
+//! checking an RS256 JWT against the raw aws-lc-rs verify it is built on,
+//! and the call log's per-request masking of headers.
 //!
 //! Run: `cargo bench -p gatewise-core`. Figures go in the closing notes as
 //! ratios against the raw verify measured in the same run.
@@ -9,10 +10,12 @@
 use gatewise_test_support::mint;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use gatewise_core::calllog::{mask_headers, mask_request_headers, mask_request_headers_hashed};
 use gatewise_core::capture;
 use gatewise_core::diagnose::{self, Context, Expect};
 use gatewise_core::jose::jwk::{self, VerifyingKey};
 use gatewise_core::jose::{Alg, check, jwt};
+use gatewise_core::secret;
 use serde_json::json;
 use std::hint::black_box;
 
@@ -107,6 +110,75 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(jwt::inspect(black_box(&token), &opts)))
     });
     g.finish();
+
+    call_log(c, &token);
+}
+
+/// What the call log does with every request's and response's headers
+/// (`gatewise-gateway`'s `calls`): mask them, and fingerprint the bearer
+/// token; with the token's SHA-256 known (the gateway hashes it once per
+/// request, for the log and its verified-token cache) or not.
+fn call_log(c: &mut Criterion, token: &str) {
+    let authorization = format!("Bearer {token}");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-53995c3f42cd8ad8-01";
+    let request: Vec<(&str, &[u8])> = vec![
+        ("host", b"api.example.com"),
+        ("user-agent", b"okhttp/4.12.0"),
+        ("accept", b"application/json"),
+        ("accept-encoding", b"gzip"),
+        ("authorization", authorization.as_bytes()),
+        ("traceparent", traceparent.as_bytes()),
+    ];
+    let response: Vec<(&str, &[u8])> = vec![
+        ("server", b"nginx/1.24.0"),
+        ("date", b"Sat, 28 Nov 2026 10:00:00 GMT"),
+        ("content-type", b"application/json"),
+        ("content-length", b"612"),
+        ("cache-control", b"no-store"),
+        (
+            "set-cookie",
+            b"sid=31d4d96e407aad42; Path=/; Secure; HttpOnly",
+        ),
+        ("x-request-id", b"gw-1a2b3c-4f"),
+    ];
+    let mut g = c.benchmark_group("call log");
+    g.bench_function("header values as text: from_utf8_lossy", |b| {
+        b.iter(|| {
+            for (_, v) in black_box(&request) {
+                black_box(String::from_utf8_lossy(v));
+            }
+        })
+    });
+    g.bench_function("header values as text: from_utf8", |b| {
+        b.iter(|| {
+            for (_, v) in black_box(&request) {
+                let _ = black_box(std::str::from_utf8(v));
+            }
+        })
+    });
+    let (request, response) = (as_text(&request), as_text(&response));
+    g.bench_function(
+        format!("SHA-256 of the bearer token ({} bytes)", token.len()),
+        |b| b.iter(|| secret::sha256(black_box(token.as_bytes()))),
+    );
+    g.bench_function("mask request headers (hashes the token)", |b| {
+        b.iter(|| mask_request_headers(black_box(request.iter().copied())))
+    });
+    let known = secret::Hashed::new(token.as_bytes());
+    g.bench_function("mask request headers (token hashed already)", |b| {
+        b.iter(|| mask_request_headers_hashed(black_box(request.iter().copied()), Some(&known)))
+    });
+    g.bench_function("mask response headers", |b| {
+        b.iter(|| mask_headers(black_box(response.iter().copied())))
+    });
+    g.finish();
+}
+
+/// Header pairs as `(name, value)` text, as the gateway passes them.
+fn as_text<'a>(h: &[(&'a str, &'a [u8])]) -> Vec<(&'a str, &'a str)> {
+    h.iter()
+        .map(|(n, v)| (*n, std::str::from_utf8(v).unwrap_or_default()))
+        .collect()
 }
 
 criterion_group!(benches, bench);

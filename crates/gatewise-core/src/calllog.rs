@@ -463,44 +463,42 @@ pub fn is_secret_header(name: &str) -> bool {
 /// are.
 pub fn mask_header_value(name: &str, value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    push_masked_value(&mut out, name, value);
+    if name.eq_ignore_ascii_case("authorization")
+        || name.eq_ignore_ascii_case("proxy-authorization")
+    {
+        secret::push_masked_authorization::<&[u8]>(&mut out, value, None);
+    } else {
+        push_masked_value(&mut out, name, value);
+    }
     out
 }
 
-/// [`mask_header_value`], appended to `out`.
+/// [`mask_header_value`], appended to `out` (no allocation of its own:
+/// every header of every logged request comes through here).
 fn push_masked_value(out: &mut String, name: &str, value: &str) {
-    // Header names from HTTP/2 and from hyper are lower case already.
-    let lower;
-    let n = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        lower = name.to_ascii_lowercase();
-        lower.as_str()
-    } else {
-        name
-    };
-    match n {
-        "authorization" | "proxy-authorization" => {
-            out.push_str(&secret::mask_authorization(value));
-        }
-        "cookie" => {
-            for (i, c) in value.split(';').enumerate() {
-                if i > 0 {
-                    out.push_str("; ");
-                }
-                push_masked_cookie_pair(out, c.trim());
-            }
-        }
-        "set-cookie" => {
-            let mut parts = value.split(';');
-            if let Some(c) = parts.next() {
-                push_masked_cookie_pair(out, c.trim());
-            }
-            for a in parts {
+    // `eq_ignore_ascii_case` compares lengths first: a name that is none of
+    // these costs a few length checks. The authorization names are handled
+    // by the caller, with the bearer fingerprint.
+    if name.eq_ignore_ascii_case("cookie") {
+        for (i, c) in value.split(';').enumerate() {
+            if i > 0 {
                 out.push_str("; ");
-                out.push_str(a.trim());
             }
+            push_masked_cookie_pair(out, c.trim());
         }
-        _ if is_secret_header(n) => out.push_str(&secret::mask(value)),
-        _ => out.push_str(value),
+    } else if name.eq_ignore_ascii_case("set-cookie") {
+        let mut parts = value.split(';');
+        if let Some(c) = parts.next() {
+            push_masked_cookie_pair(out, c.trim());
+        }
+        for a in parts {
+            out.push_str("; ");
+            out.push_str(a.trim());
+        }
+    } else if is_secret_header(name) {
+        secret::push_mask(out, value);
+    } else {
+        out.push_str(value);
     }
 }
 
@@ -509,9 +507,9 @@ fn push_masked_cookie_pair(out: &mut String, pair: &str) {
         Some((name, value)) => {
             out.push_str(name.trim());
             out.push('=');
-            out.push_str(&secret::mask(value.trim()));
+            secret::push_mask(out, value.trim());
         }
-        None => out.push_str(&secret::mask(pair)),
+        None => secret::push_mask(out, pair),
     }
 }
 
@@ -536,27 +534,49 @@ where
     N: AsRef<str>,
     V: AsRef<str>,
 {
+    mask_request_headers_hashed::<N, V, &[u8]>(headers, None)
+}
+
+/// [`mask_request_headers`] when the bearer token was hashed already (the
+/// gateway hashes it once per request, for this and for its
+/// verified-token cache): when the `Authorization` credential is
+/// `bearer`'s secret, its digest is used instead of hashing again. The
+/// result is the same as [`mask_request_headers`] gives.
+pub fn mask_request_headers_hashed<N, V, S>(
+    headers: impl IntoIterator<Item = (N, V)>,
+    bearer: Option<&secret::Hashed<S>>,
+) -> (MaskedHeaders, Option<String>)
+where
+    N: AsRef<str>,
+    V: AsRef<str>,
+    S: AsRef<[u8]>,
+{
     let headers = headers.into_iter();
     let pairs = headers.size_hint().0;
     // Room for typical names and values; the string grows if needed.
     let mut out = MaskedHeaders::with_capacity(pairs, pairs * 48);
-    let mut bearer = None;
+    let mut fingerprint = None;
     for (n, v) in headers {
         let (n, v) = (n.as_ref(), v.as_ref());
         if n.eq_ignore_ascii_case("authorization") {
-            let (masked, fp) = secret::mask_authorization_with_fingerprint(v);
-            if bearer.is_none()
-                && v.split_once(' ')
-                    .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-            {
-                bearer = Some(fp);
-            }
-            out.push_with(n, |t| t.push_str(&masked));
+            out.push_with(n, |t| {
+                let sha256 = secret::push_masked_authorization(t, v, bearer);
+                if fingerprint.is_none()
+                    && v.split_once(' ')
+                        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+                {
+                    fingerprint = Some(secret::fingerprint_of_sha256(&sha256));
+                }
+            });
+        } else if n.eq_ignore_ascii_case("proxy-authorization") {
+            out.push_with(n, |t| {
+                secret::push_masked_authorization(t, v, None::<&secret::Hashed<S>>);
+            });
         } else {
             out.push_with(n, |t| push_masked_value(t, n, v));
         }
     }
-    (out, bearer)
+    (out, fingerprint)
 }
 
 /// The token's fingerprint for a record: the first 8 hex digits of its
@@ -621,6 +641,40 @@ mod tests {
         let (_, fp) = mask_request_headers([("authorization", "Basic dTpw")]);
         assert_eq!(fp, None);
         assert!(is_secret_header("X-CLIENT-SECRET") && !is_secret_header("x-request-id"));
+    }
+
+    #[test]
+    fn a_known_bearer_digest_gives_the_same_record() {
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+        let headers = [
+            ("host", "api.test".to_owned()),
+            ("Authorization", format!("Bearer {token}")),
+            ("Proxy-Authorization", "Basic dTpw".to_owned()),
+            ("cookie", "a=1; b=2".to_owned()),
+            ("Set-Cookie", "sid=x; Path=/".to_owned()),
+            ("x-api-key", "k".to_owned()),
+        ];
+        let plain = mask_request_headers(headers.clone());
+        let known = secret::Hashed::new(token.as_bytes());
+        assert_eq!(
+            mask_request_headers_hashed(headers.clone(), Some(&known)),
+            plain
+        );
+        // A digest of another token is not used for this one.
+        let other = secret::Hashed::new(b"another-token".as_slice());
+        assert_eq!(mask_request_headers_hashed(headers, Some(&other)), plain);
+        assert_eq!(plain.1, Some(token_fingerprint(token)));
+        for (n, v) in plain.0.iter() {
+            let original = match n {
+                "host" => "api.test".to_owned(),
+                "Authorization" => format!("Bearer {token}"),
+                "Proxy-Authorization" => "Basic dTpw".to_owned(),
+                "cookie" => "a=1; b=2".to_owned(),
+                "Set-Cookie" => "sid=x; Path=/".to_owned(),
+                _ => "k".to_owned(),
+            };
+            assert_eq!(v, mask_header_value(n, &original), "{n}");
+        }
     }
 
     const BEARER: &str =

@@ -37,37 +37,119 @@ pub fn sha256(secret: &[u8]) -> [u8; 32] {
 /// A short, stable fingerprint of a secret: the first 8 hex digits of its
 /// SHA-256, so two captures can be compared without showing the value.
 pub fn fingerprint(secret: &[u8]) -> String {
-    let d = digest::digest(&digest::SHA256, secret);
+    fingerprint_of_sha256(&sha256(secret))
+}
+
+/// [`fingerprint`] of a secret whose SHA-256 is known: the first 8 hex
+/// digits of `sha256`.
+pub fn fingerprint_of_sha256(sha256: &[u8; 32]) -> String {
     let mut out = String::with_capacity(8);
-    push_hex(&mut out, d.as_ref().get(..4).unwrap_or_default());
+    push_hex(&mut out, sha256.get(..4).unwrap_or_default());
     out
 }
 
-/// Appends `bytes` as lower-case hex (the call log masks every request's
-/// headers: `format!` per byte would cost more than the hash).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digit = |n: u8| char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'));
-    for b in bytes {
-        out.push(digit(b >> 4));
-        out.push(digit(b & 15));
+/// A secret and its SHA-256, hashed once for every use of the digest on
+/// one request (the call log's fingerprint, a cache key). `S` is whatever
+/// holds the secret's bytes. `Debug` shows the fingerprint, never the
+/// secret.
+#[derive(Clone)]
+pub struct Hashed<S> {
+    secret: S,
+    sha256: [u8; 32],
+}
+
+impl<S: AsRef<[u8]>> Hashed<S> {
+    /// Hashes `secret`.
+    pub fn new(secret: S) -> Self {
+        let sha256 = sha256(secret.as_ref());
+        Hashed { secret, sha256 }
     }
+
+    /// The secret's bytes.
+    pub fn secret(&self) -> &[u8] {
+        self.secret.as_ref()
+    }
+
+    /// The secret's SHA-256.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// The SHA-256 of `secret`: the digest of `known` when `secret` is
+    /// byte for byte the secret it holds (a comparison costs far less than
+    /// the hash), else computed now. So a digest is never reused for
+    /// another value.
+    pub fn sha256_of(known: Option<&Self>, secret: &[u8]) -> [u8; 32] {
+        match known {
+            Some(k) if k.secret.as_ref() == secret => k.sha256,
+            _ => sha256(secret),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Hashed<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut fp = String::with_capacity(8);
+        push_hex(&mut fp, self.sha256.get(..4).unwrap_or_default());
+        f.debug_struct("Hashed")
+            .field("fingerprint", &fp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends `bytes` as lower-case hex (the call log writes trace ids and
+/// fingerprints on every request: no `format!`, no per-digit push).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        for (b, pair) in chunk.iter().zip(buf.chunks_exact_mut(2)) {
+            if let [hi, lo] = pair {
+                *hi = digit(b >> 4);
+                *lo = digit(b & 15);
+            }
+        }
+        let hex = buf.get(..chunk.len() * 2).unwrap_or_default();
+        // Hex digits are ASCII: this never fails.
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
+    }
+}
+
+/// `n` in decimal, appended to `out` (without the formatting machinery).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut buf = [0u8; 20];
+    let mut len = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = buf.get(buf.len() - len..).unwrap_or_default();
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 /// Masks a secret value: its length and fingerprint, never its content.
 pub fn mask(secret: &str) -> String {
     let mut out = String::with_capacity(32);
-    push_mask(&mut out, secret, &fingerprint(secret.as_bytes()));
+    push_mask(&mut out, secret);
     out
 }
 
-/// Appends `«N chars, sha256:FP»` for a secret whose fingerprint is known.
-fn push_mask(out: &mut String, secret: &str, fp: &str) {
-    use std::fmt::Write as _;
+/// [`mask`], appended to `out`.
+pub fn push_mask(out: &mut String, secret: &str) {
+    push_mask_sha256(out, secret, &sha256(secret.as_bytes()));
+}
+
+/// Appends `«N chars, sha256:FP»` for a secret whose SHA-256 is known.
+fn push_mask_sha256(out: &mut String, secret: &str, sha256: &[u8; 32]) {
     out.push('«');
-    let _ = write!(out, "{}", secret.chars().count());
+    push_decimal(out, secret.chars().count());
     out.push_str(" chars, sha256:");
-    out.push_str(fp);
+    push_hex(out, sha256.get(..4).unwrap_or_default());
     out.push('»');
 }
 
@@ -79,23 +161,31 @@ pub fn mask_authorization(value: &str) -> String {
 /// Masks an `Authorization` header value, keeping the scheme, and returns
 /// the credential's fingerprint too (hashed once: the call log keeps both).
 pub fn mask_authorization_with_fingerprint(value: &str) -> (String, String) {
-    match value.split_once(' ') {
+    let mut out = String::with_capacity(value.split_once(' ').map_or(0, |(s, _)| s.len()) + 32);
+    let sha256 = push_masked_authorization::<&[u8]>(&mut out, value, None);
+    (out, fingerprint_of_sha256(&sha256))
+}
+
+/// [`mask_authorization`], appended to `out`; returns the SHA-256 of the
+/// credential it masked (the part after the scheme, or the whole value
+/// when there is no scheme). When `known` holds that credential, its
+/// digest is used instead of hashing again.
+pub fn push_masked_authorization<S: AsRef<[u8]>>(
+    out: &mut String,
+    value: &str,
+    known: Option<&Hashed<S>>,
+) -> [u8; 32] {
+    let cred = match value.split_once(' ') {
         Some((scheme, cred)) => {
-            let cred = cred.trim();
-            let fp = fingerprint(cred.as_bytes());
-            let mut out = String::with_capacity(scheme.len() + 32);
             out.push_str(scheme);
             out.push(' ');
-            push_mask(&mut out, cred, &fp);
-            (out, fp)
+            cred.trim()
         }
-        None => {
-            let fp = fingerprint(value.as_bytes());
-            let mut out = String::with_capacity(32);
-            push_mask(&mut out, value, &fp);
-            (out, fp)
-        }
-    }
+        None => value,
+    };
+    let sha256 = Hashed::sha256_of(known, cred.as_bytes());
+    push_mask_sha256(out, cred, &sha256);
+    sha256
 }
 
 /// A copy of a JSON value with secret members masked, at any depth.
@@ -181,6 +271,71 @@ mod tests {
         let m = mask_authorization("Basic Y2xpZW50OnNlY3JldA==");
         assert!(m.starts_with("Basic «"));
         assert!(!m.contains("Y2xpZW50"));
+    }
+
+    #[test]
+    fn masks_are_unchanged() {
+        // The exact text records and evidence have always shown.
+        let fp = fingerprint(b"abc");
+        assert_eq!(fp, "ba7816bf");
+        assert_eq!(mask("abc"), "«3 chars, sha256:ba7816bf»");
+        assert_eq!(mask(""), format!("«0 chars, sha256:{}»", fingerprint(b"")));
+        assert_eq!(
+            mask_authorization("Bearer  abc "),
+            "Bearer «3 chars, sha256:ba7816bf»"
+        );
+        assert_eq!(mask_authorization("abc"), "«3 chars, sha256:ba7816bf»");
+        let (m, f) = mask_authorization_with_fingerprint("Basic abc");
+        assert_eq!(
+            (m.as_str(), f.as_str()),
+            ("Basic «3 chars, sha256:ba7816bf»", "ba7816bf")
+        );
+        let long = "é".repeat(1234);
+        assert!(mask(&long).starts_with("«1234 chars, sha256:"));
+    }
+
+    #[test]
+    fn hex_and_decimal() {
+        let mut s = String::new();
+        push_hex(&mut s, &[0x00, 0xf0, 0x67, 0xaa]);
+        assert_eq!(s, "00f067aa");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut long = String::new();
+        push_hex(&mut long, &bytes);
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(long, expected);
+        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut d = String::new();
+            push_decimal(&mut d, n);
+            assert_eq!(d, n.to_string());
+        }
+    }
+
+    #[test]
+    fn a_known_digest_is_used_only_for_its_own_secret() {
+        let known = Hashed::new(b"token-a".as_slice());
+        assert_eq!(known.sha256(), &sha256(b"token-a"));
+        assert_eq!(
+            Hashed::sha256_of(Some(&known), b"token-a"),
+            sha256(b"token-a")
+        );
+        assert_eq!(
+            Hashed::sha256_of(Some(&known), b"token-b"),
+            sha256(b"token-b")
+        );
+        assert_eq!(
+            Hashed::sha256_of(None::<&Hashed<&[u8]>>, b"x"),
+            sha256(b"x")
+        );
+        let mut out = String::new();
+        let d = push_masked_authorization(&mut out, "Bearer token-a", Some(&known));
+        assert_eq!(d, sha256(b"token-a"));
+        assert_eq!(out, mask_authorization("Bearer token-a"));
+        let debug = format!("{known:?}");
+        assert!(
+            !debug.contains("token-a") && debug.contains(&fingerprint(b"token-a")),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::keys::IssuerKeys;
 use crate::problem::Denial;
 use gatewise_config::model::{ClaimTest, IntrospectionPolicy, JwtPolicy, ScopeRule, TokenSource};
 use gatewise_core::jose::check::{self, Policy, Rejection, Verified};
+use gatewise_core::secret::{self, Hashed};
 use http::request::Parts;
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -36,6 +37,68 @@ pub struct Principal {
     /// First 16 hex digits of SHA-256 of the token: identifies it in logs
     /// without revealing it.
     pub fingerprint: String,
+}
+
+/// The bearer token of a request's `Authorization` header with its SHA-256,
+/// hashed once per request (RFC 6750 §2.1): the call log's fingerprint
+/// (`calls`) and the verified-token cache key share the digest. Made by
+/// [`bearer_hash`].
+pub type BearerHash = Hashed<TokenBytes>;
+
+/// The token's bytes inside the `Authorization` header value: the value is
+/// shared (a reference count), not copied. `Debug` shows only the length.
+#[derive(Clone)]
+pub struct TokenBytes {
+    value: HeaderValue,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for TokenBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.value
+            .as_bytes()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for TokenBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBytes")
+            .field("len", &self.end.saturating_sub(self.start))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token of the (first) `Authorization: Bearer` header, found as
+/// [`Authenticator::authenticate`] finds it (scheme case-insensitive, RFC
+/// 9110 §11.1), and hashed. `None` without one. Whatever this finds, the
+/// cache only uses the digest for a token equal to it byte for byte
+/// ([`Hashed::sha256_of`]).
+pub fn bearer_hash(headers: &HeaderMap) -> Option<BearerHash> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    // On bytes: no UTF-8 pass over the token (the call log makes one
+    // anyway). For the visible ASCII `extract` accepts, ASCII trimming is
+    // `str::trim`.
+    let v = value.as_bytes();
+    let lead = v.len() - v.trim_ascii_start().len();
+    let v = v.trim_ascii();
+    let space = v.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = (v.get(..space)?, v.get(space + 1..)?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    if token.is_empty() {
+        return None;
+    }
+    let start = lead + space + 1 + (rest.len() - rest.trim_ascii_start().len());
+    Some(Hashed::new(TokenBytes {
+        value: value.clone(),
+        start,
+        end: start + token.len(),
+    }))
 }
 
 /// A verified token in the cache, with the issuer that verified it.
@@ -95,7 +158,10 @@ impl Authenticator {
     }
 
     /// Checks the request against `policy`. `issuers` are the issuers the
-    /// policy names, in its order; `now` is Unix time.
+    /// policy names, in its order; `now` is Unix time. `known` is the
+    /// request's bearer token hashed already ([`bearer_hash`], when the
+    /// call log hashed it): its digest is the cache key when the token
+    /// found is that token.
     pub async fn authenticate(
         &self,
         parts: &Parts,
@@ -103,9 +169,10 @@ impl Authenticator {
         issuers: &[Arc<IssuerKeys>],
         now: u64,
         counters: &crate::Counters,
+        known: Option<&BearerHash>,
     ) -> Result<Principal, Denial> {
         let token = extract(parts, &policy.token_sources)?;
-        let hash = token_hash(token);
+        let hash = Hashed::sha256_of(known, token.as_bytes());
         let cached = match self.cache.get(&hash) {
             Some(c) => {
                 counters
@@ -152,13 +219,15 @@ impl Authenticator {
         })
     }
 
-    /// Checks the request against an introspection `policy` with `introspection`.
+    /// Checks the request against an introspection `policy` with
+    /// `introspection`. `known` as for [`Authenticator::authenticate`].
     pub async fn introspect(
         &self,
         parts: &Parts,
         policy: &IntrospectionPolicy,
         introspection: &Introspection,
         now: u64,
+        known: Option<&BearerHash>,
     ) -> Result<Principal, Denial> {
         let token = extract(parts, &policy.token_sources)?;
         let a = match introspection.outcome(token, now).await? {
@@ -189,7 +258,7 @@ impl Authenticator {
             client_id: a.client_id,
             scopes: a.scopes,
             kid: None,
-            fingerprint: fingerprint(&token_hash(token)),
+            fingerprint: fingerprint(&Hashed::sha256_of(known, token.as_bytes())),
         })
     }
 
@@ -220,8 +289,12 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     gatewise_core::secret::sha256(token.as_bytes())
 }
 
+/// The principal's fingerprint: the first 16 hex digits of the token's
+/// SHA-256 (no `format!` per byte: this runs on every authenticated request).
 fn fingerprint(hash: &[u8; 32]) -> String {
-    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(16);
+    secret::push_hex(&mut out, hash.get(..8).unwrap_or_default());
+    out
 }
 
 /// Signature verification, uncached: pick the issuer by `iss`, the keys by
@@ -441,4 +514,61 @@ fn claims(policy: &JwtPolicy, v: &Verified) -> Result<(), Denial> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_hash_finds_the_token_extract_finds() {
+        let h = bearer_hash(&headers(&["bEaReR   abc.def.ghi"])).unwrap();
+        assert_eq!(h.secret(), b"abc.def.ghi");
+        let tabs = bearer_hash(&headers(&["Bearer \tx.y.z\t"])).unwrap();
+        assert_eq!(tabs.secret(), b"x.y.z");
+        // Whatever `extract` takes from the header, this finds.
+        for v in [
+            "Bearer a.b.c",
+            "bearer  a.b.c ",
+            "BEARER\ta b",
+            "Bearer a\tb",
+        ] {
+            let h = headers(&[v]);
+            let parts = {
+                let mut r = http::Request::new(());
+                *r.headers_mut() = h.clone();
+                r.into_parts().0
+            };
+            if let Ok(t) = extract(&parts, &[]) {
+                assert_eq!(bearer_hash(&h).unwrap().secret(), t.as_bytes(), "{v}");
+            }
+        }
+        assert_eq!(h.sha256(), &token_hash("abc.def.ghi"));
+        assert!(!format!("{h:?}").contains("abc.def"), "{h:?}");
+        assert!(!format!("{:?}", TokenBytes::clone(&TOKEN)).contains("abc"));
+        for none in [&[][..], &["Basic dTpw"], &["Bearer"], &["Bearer   "]] {
+            assert!(bearer_hash(&headers(none)).is_none(), "{none:?}");
+        }
+    }
+
+    const TOKEN: TokenBytes = TokenBytes {
+        value: HeaderValue::from_static("Bearer abc"),
+        start: 7,
+        end: 10,
+    };
+
+    #[test]
+    fn fingerprint_is_sixteen_hex_digits_of_the_hash() {
+        let hash = token_hash("abc");
+        let expected: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(fingerprint(&hash), expected);
+    }
 }

@@ -8,16 +8,19 @@
 //! fingerprint, the query string only when configured (and then with secret
 //! parameters masked).
 
+use crate::auth::{BearerHash, Principal};
 use crate::body::{Body, BoxError};
 use crate::proxy::Peer;
 use bytes::Bytes;
 use gatewise_core::calllog::{
-    CallRecord, FindingRef, Outcome, Step, TraceStep, mask_headers, mask_request_headers,
-    record_path,
+    CallRecord, FindingRef, MaskedHeaders, Outcome, Step, TraceStep, mask_headers,
+    mask_request_headers_hashed, record_path,
 };
-use http::HeaderMap;
+use gatewise_core::secret;
+use http::{HeaderMap, HeaderValue};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -91,7 +94,8 @@ impl CallLogging {
         self.trace_sample_ratio
     }
 
-    /// Starts the record of a request that arrived now.
+    /// Starts the record of a request that arrived at `started` (the
+    /// gateway's own reading of the clock for the request, not read again).
     pub(crate) fn begin<B>(
         &self,
         parts: &http::Request<B>,
@@ -99,6 +103,7 @@ impl CallLogging {
         request_id: &str,
         start_ms: u64,
         trace: &TraceContext,
+        started: Instant,
     ) -> Pending {
         let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
         let mut record = CallRecord::new(
@@ -111,23 +116,29 @@ impl CallLogging {
         record.bytes_in = content_length(parts.headers()).unwrap_or(0);
         // Refused requests get a fingerprint too (the policy may not have
         // got as far as a principal): the same digits the masked header
-        // shows, from one hash of the token.
-        let (headers, bearer) = mask_request_headers(
+        // shows. The token is hashed once per request: the masked header,
+        // the record's fingerprint and the route's verified-token cache key
+        // (`auth`) all use this digest.
+        let bearer = crate::auth::bearer_hash(parts.headers());
+        let (headers, fingerprint) = mask_request_headers_hashed(
             parts
                 .headers()
                 .iter()
-                .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes()))),
+                .map(|(n, v)| (n.as_str(), header_text(v))),
+            bearer.as_ref(),
         );
         record.request_headers = headers;
-        record.token_fingerprint = bearer;
+        record.token_fingerprint = fingerprint;
         record.trace_id = Some(hex(&trace.trace_id));
         record.span_id = Some(hex(&trace.span_id));
         record.parent_span_id = trace.parent_id.as_ref().map(|p| hex(p));
         record.sampled = Some(trace.sampled);
         Pending {
-            record,
-            started: Instant::now(),
+            record: Box::new(record),
+            started,
             upstream_started: None,
+            bearer,
+            principal: None,
             sink: Arc::clone(&self.sink),
             sent: false,
         }
@@ -139,43 +150,79 @@ pub(crate) fn mark(call: &Option<Pending>) -> Option<Instant> {
     call.as_ref().map(|_| Instant::now())
 }
 
-/// Adds a step to the decision trace of a recorded request.
+/// Adds a step to the decision trace of a recorded request. Returns when
+/// the step ended (the clock is read once): the start of the next step.
 pub(crate) fn note(
     call: &mut Option<Pending>,
     since: Option<Instant>,
     step: Step,
     outcome: Outcome,
     reason: Option<&str>,
-) {
-    if let (Some(p), Some(t)) = (call.as_mut(), since) {
-        p.step(step, outcome, reason, t);
-    }
+) -> Option<Instant> {
+    let (Some(p), Some(t)) = (call.as_mut(), since) else {
+        return None;
+    };
+    let now = Instant::now();
+    p.step_at(step, outcome, reason, t, now);
+    Some(now)
 }
 
-/// Adds a refused or failed step with the operator's detail.
+/// Adds a refused or failed step with the operator's detail. Returns when
+/// the step ended.
 pub(crate) fn note_denial(
     call: &mut Option<Pending>,
     since: Option<Instant>,
     step: Step,
     outcome: Outcome,
     denial: &crate::problem::Denial,
-) {
-    if let (Some(p), Some(t)) = (call.as_mut(), since) {
-        p.step_detail(step, outcome, Some(denial.reason), denial.detail.clone(), t);
+) -> Option<Instant> {
+    let (Some(p), Some(t)) = (call.as_mut(), since) else {
+        return None;
+    };
+    let now = Instant::now();
+    p.step_at(step, outcome, Some(denial.reason), t, now);
+    if let Some(last) = p.record.trace.last_mut() {
+        last.detail = Some(denial.detail.clone());
     }
+    Some(now)
 }
 
 /// A record under construction.
 pub(crate) struct Pending {
-    pub(crate) record: CallRecord,
+    /// Boxed: the record (over 600 bytes) would otherwise be copied at
+    /// every move of the pending call (into the request's future, the
+    /// response body, its box) and make each of them that much bigger.
+    pub(crate) record: Box<CallRecord>,
     started: Instant,
     upstream_started: Option<Instant>,
+    /// The `Authorization` bearer token and its SHA-256 (hashed once).
+    bearer: Option<BearerHash>,
+    /// Who the token says the caller is: moved into the record when it is
+    /// handed over (the request path borrows it until then; no copies).
+    principal: Option<Principal>,
     sink: Arc<dyn CallSink>,
     /// Handed to the sink already (finished, or dropped unfinished).
     sent: bool,
 }
 
 impl Pending {
+    /// The request's `Authorization` bearer token with its SHA-256, when it
+    /// has one: the verified-token cache uses the digest instead of hashing
+    /// the token again.
+    pub(crate) fn bearer(&self) -> Option<&BearerHash> {
+        self.bearer.as_ref()
+    }
+
+    /// The request's principal; the record takes it when it is finished.
+    pub(crate) fn set_principal(&mut self, p: Principal) {
+        self.principal = Some(p);
+    }
+
+    /// The principal given to [`Pending::set_principal`].
+    pub(crate) fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
     /// Adds a step to the decision trace; `since` is when the step began.
     pub(crate) fn step(
         &mut self,
@@ -184,7 +231,21 @@ impl Pending {
         reason: Option<&str>,
         since: Instant,
     ) {
-        let micros = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+        self.step_at(step, outcome, reason, since, Instant::now());
+    }
+
+    /// Adds a step that began at `since` and ended at `now` (a clock
+    /// reading the caller has already made).
+    pub(crate) fn step_at(
+        &mut self,
+        step: Step,
+        outcome: Outcome,
+        reason: Option<&str>,
+        since: Instant,
+        now: Instant,
+    ) {
+        let micros =
+            u32::try_from(now.saturating_duration_since(since).as_micros()).unwrap_or(u32::MAX);
         let mut s = TraceStep::new(step, outcome, micros);
         s.reason = reason.map(str::to_owned);
         self.record.trace.push(s);
@@ -205,17 +266,17 @@ impl Pending {
         }
     }
 
-    /// The request is about to go to `addr` of upstream `name`.
-    pub(crate) fn upstream(&mut self, name: &str, addr: &str) {
+    /// The request is about to go, at `at`, to `addr` of upstream `name`.
+    pub(crate) fn upstream(&mut self, name: &str, addr: &str, at: Instant) {
         self.record.upstream = Some(name.to_owned());
         self.record.upstream_addr = Some(addr.to_owned());
-        self.upstream_started.get_or_insert_with(Instant::now);
+        self.upstream_started.get_or_insert(at);
     }
 
-    /// The upstream's response head arrived.
-    pub(crate) fn first_byte(&mut self) {
+    /// The upstream's response head arrived at `now`.
+    pub(crate) fn first_byte(&mut self, now: Instant) {
         if let Some(t) = self.upstream_started {
-            self.record.upstream_first_byte_us = Some(micros(t.elapsed()));
+            self.record.upstream_first_byte_us = Some(micros(now.saturating_duration_since(t)));
         }
     }
 
@@ -255,9 +316,14 @@ impl Pending {
         self.sent = true;
         let r = &mut self.record;
         r.bytes_out = bytes_out;
-        r.total_us = micros(self.started.elapsed());
+        // One reading of the clock for both durations.
+        let now = Instant::now();
+        r.total_us = micros(now.saturating_duration_since(self.started));
         if let Some(t) = self.upstream_started {
-            r.upstream_total_us = Some(micros(t.elapsed()));
+            r.upstream_total_us = Some(micros(now.saturating_duration_since(t)));
+        }
+        if let Some(p) = self.principal.take() {
+            principal(r, p);
         }
         if aborted {
             r.trace.push(TraceStep {
@@ -268,7 +334,7 @@ impl Pending {
             });
         }
         // Empty strings do not allocate: the placeholder is free.
-        let record = std::mem::replace(&mut self.record, CallRecord::new("", 0, "", ""));
+        let record = std::mem::replace(&mut *self.record, CallRecord::new("", 0, "", ""));
         self.sink.record(record);
     }
 }
@@ -298,17 +364,27 @@ impl Drop for Pending {
     }
 }
 
-/// Fills the principal's part of a record.
-pub(crate) fn principal(record: &mut CallRecord, p: &crate::auth::Principal) {
-    record.issuer = Some(p.issuer.clone());
-    record.kid.clone_from(&p.kid);
-    record.client_id.clone_from(&p.client_id);
-    record.sub.clone_from(&p.subject);
-    record.scopes.clone_from(&p.scopes);
-    if record.token_fingerprint.is_none() {
+/// Fills the principal's part of a record, moving its strings in.
+fn principal(record: &mut CallRecord, p: Principal) {
+    let Principal {
+        issuer,
+        subject,
+        client_id,
+        scopes,
+        kid,
+        mut fingerprint,
+    } = p;
+    record.issuer = Some(issuer);
+    record.kid = kid;
+    record.client_id = client_id;
+    record.sub = subject;
+    record.scopes = scopes;
+    if record.token_fingerprint.is_none() && fingerprint.get(..8).is_some() {
         // A token from a cookie or the query: the principal's fingerprint
-        // is a longer prefix of the same SHA-256.
-        record.token_fingerprint = p.fingerprint.get(..8).map(str::to_owned);
+        // is a longer prefix of the same SHA-256 (`get` checked that 8 is
+        // a character boundary).
+        fingerprint.truncate(8);
+        record.token_fingerprint = Some(fingerprint);
     }
 }
 
@@ -385,11 +461,18 @@ pub(crate) fn refused(mut pending: Pending, reason: &str, resp: &http::Response<
     pending.finish(len, false);
 }
 
-fn masked(h: &HeaderMap) -> gatewise_core::calllog::MaskedHeaders {
-    mask_headers(
-        h.iter()
-            .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes()))),
-    )
+fn masked(h: &HeaderMap) -> MaskedHeaders {
+    mask_headers(h.iter().map(|(n, v)| (n.as_str(), header_text(v))))
+}
+
+/// A header value as text: borrowed when it is UTF-8 (always, in practice:
+/// `from_utf8` checks ASCII a word at a time), else with U+FFFD for the
+/// bytes that are not (what `from_utf8_lossy` gives, at its cost).
+fn header_text(v: &HeaderValue) -> Cow<'_, str> {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()),
+    }
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
@@ -403,12 +486,8 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
 
 /// Lowercase hex, as trace ids are written (W3C Trace Context §3.2.2).
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
+    secret::push_hex(&mut s, bytes);
     s
 }
 
@@ -420,13 +499,21 @@ fn micros(d: std::time::Duration) -> u64 {
 mod tests {
     use super::*;
     use gatewise_core::calllog::token_fingerprint;
-    use gatewise_core::secret;
 
     #[test]
     fn masked_authorization_carries_the_fingerprint() {
         let token = "abc.def.ghi";
         let masked = secret::mask_authorization(&format!("Bearer {token}"));
         assert!(masked.contains(&token_fingerprint(token)), "{masked}");
+    }
+
+    #[test]
+    fn header_text_is_lossless_for_utf8_and_lossy_otherwise() {
+        let v = HeaderValue::from_static("Bearer abc");
+        assert!(matches!(header_text(&v), Cow::Borrowed("Bearer abc")));
+        let raw = HeaderValue::from_bytes(b"caf\xe9 ok").unwrap();
+        assert_eq!(header_text(&raw), String::from_utf8_lossy(raw.as_bytes()));
+        assert_eq!(header_text(&raw), "caf\u{fffd} ok");
     }
 
     #[test]

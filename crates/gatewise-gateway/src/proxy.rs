@@ -1,7 +1,7 @@
 //! The request path: route, authenticate, forward, answer.
 
 use crate::Clock;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{Authenticator, BearerHash, Principal};
 use crate::body::{self, Body};
 use crate::calls::{self, CallLogging, Pending, mark, note, note_denial};
 use crate::inspect::{self, InspectorStats};
@@ -490,10 +490,10 @@ impl Gateway {
             .as_ref()
             .map_or(1.0, CallLogging::trace_sample_ratio);
         let trace = ensure_traceparent(req.headers_mut(), sample_ratio);
-        let mut call = self
-            .calls
-            .as_ref()
-            .map(|c| c.begin(&req, &peer, &request_id, self.clock.unix_millis(), &trace));
+        let mut call = self.calls.as_ref().map(|c| {
+            let start_ms = self.clock.unix_millis();
+            c.begin(&req, &peer, &request_id, start_ms, &trace, started)
+        });
         let mut matched = None;
         match self
             .route_and_forward(&state, req, &peer, &request_id, &mut call, &mut matched)
@@ -575,7 +575,9 @@ impl Gateway {
         if let Some(c) = call.as_mut() {
             c.record.route = Some(route.name.clone());
         }
-        note(call, t, Step::Route, Outcome::Ok, None);
+        // Each step starts when the one before ended: one clock reading
+        // per step, not two.
+        let t = note(call, t, Step::Route, Outcome::Ok, None);
         if let Some(len) = content_length(&parts.headers)
             && len > state.config.max_body_bytes
         {
@@ -588,37 +590,46 @@ impl Gateway {
                     state.config.max_body_bytes
                 ),
             );
-            note_denial(call, mark(call), Step::BodyLimit, Outcome::Refused, &d);
+            note_denial(call, t, Step::BodyLimit, Outcome::Refused, &d);
             return Err(d);
         }
-        let t = mark(call);
         let auth_step = if route.jwt.is_some() {
             Step::Jwt
         } else {
             Step::Introspection
         };
-        let principal = match self.principal(state, route, &parts).await {
+        let known = call.as_ref().and_then(Pending::bearer);
+        let principal = match self.principal(state, route, &parts, known).await {
             Ok(p) => p,
             Err(d) => {
-                note_denial(call, t, auth_step, Outcome::Refused, &d);
-                if let (Some(c), Some(t)) = (call.as_mut(), t) {
-                    c.record.auth_us = Some(micros(t.elapsed()));
+                let end = note_denial(call, t, auth_step, Outcome::Refused, &d);
+                if let (Some(c), Some(t), Some(end)) = (call.as_mut(), t, end) {
+                    c.record.auth_us = Some(micros(end.saturating_duration_since(t)));
                 }
                 return Err(d);
             }
         };
-        if let (Some(c), Some(p), Some(t)) = (call.as_mut(), principal.as_ref(), t) {
-            c.record.auth_us = Some(micros(t.elapsed()));
-            calls::principal(&mut c.record, p);
-            c.step(auth_step, Outcome::Ok, None, t);
-        }
-        let t = mark(call);
+        // A recorded request's principal moves into its record (which
+        // lends it back below); otherwise it stays here.
+        let (principal, t) = match (call.as_mut(), principal, t) {
+            (Some(c), Some(p), Some(t)) => {
+                let end = tokio::time::Instant::now();
+                c.record.auth_us = Some(micros(end.saturating_duration_since(t)));
+                c.step_at(auth_step, Outcome::Ok, None, t, end);
+                c.set_principal(p);
+                (None, Some(end))
+            }
+            (_, p, t) => (p, t),
+        };
         let rate = match (
             state.limiters.get(index).and_then(Option::as_ref),
             &route.rate_limit,
         ) {
             (Some(limiter), Some(rl)) => {
-                let key = rate_key(&rl.key, principal.as_ref(), &parts.headers, peer);
+                let who = principal
+                    .as_ref()
+                    .or_else(|| call.as_ref().and_then(Pending::principal));
+                let key = rate_key(&rl.key, who, &parts.headers, peer);
                 let fields = RateFields {
                     limit: limiter.limit(),
                     remaining: 0,
@@ -681,6 +692,7 @@ impl Gateway {
         state: &State,
         route: &Route,
         parts: &http::request::Parts,
+        known: Option<&BearerHash>,
     ) -> Result<Option<Principal>, Denial> {
         Ok(match &route.jwt {
             Some(policy) => {
@@ -697,6 +709,7 @@ impl Gateway {
                             &issuers,
                             self.clock.unix_now(),
                             &self.counters,
+                            known,
                         )
                         .await?,
                 )
@@ -716,7 +729,7 @@ impl Gateway {
                         })?;
                     Some(
                         self.auth
-                            .introspect(parts, policy, intro, self.clock.unix_now())
+                            .introspect(parts, policy, intro, self.clock.unix_now(), known)
                             .await?,
                     )
                 }
@@ -942,6 +955,8 @@ async fn forward(
     inspector: &InspectorStats,
     call: &mut Option<Pending>,
 ) -> Result<Response<Body>, Denial> {
+    // A recorded request's principal is in its record (see `route_and_forward`).
+    let principal = principal.or_else(|| call.as_ref().and_then(Pending::principal));
     let original_host = parts.headers.get(header::HOST).cloned();
     // An upgrade (WebSocket and others, HTTP/1.1 only): the protocol token
     // is passed on, and after a 101 both connections are spliced.
@@ -1029,13 +1044,16 @@ async fn forward(
         "The upstream is unavailable",
         "no upstream target",
     );
+    // The first attempt starts now; a later one reads the clock again.
+    let mut first = Some(started);
     for _ in 0..attempts {
         let Some((target, _in_flight)) = pool.pick(failed.as_ref()) else {
             break;
         };
-        let t = mark(call);
+        let mut sent_at = first.take().unwrap_or_else(tokio::time::Instant::now);
+        let t = call.as_ref().map(|_| sent_at);
         if let Some(c) = call.as_mut() {
-            c.upstream(&pool.config.name, &target.authority);
+            c.upstream(&pool.config.name, &target.authority, sent_at);
         }
         let mut mode = first_mode;
         let sent = loop {
@@ -1069,10 +1087,14 @@ async fn forward(
                 }
             }
             // The first byte must come within first_byte_timeout and within
-            // what is left of total_timeout.
-            let left = pool.config.total_timeout.saturating_sub(started.elapsed());
-            let sent = tokio::time::timeout(
-                pool.config.first_byte_timeout.min(left),
+            // what is left of total_timeout (measured from `sent_at`, the
+            // clock reading of this attempt: not read again here).
+            let left = pool
+                .config
+                .total_timeout
+                .saturating_sub(sent_at.saturating_duration_since(started));
+            let sent = tokio::time::timeout_at(
+                sent_at + pool.config.first_byte_timeout.min(left),
                 target.send(up, mode),
             )
             .await;
@@ -1082,6 +1104,7 @@ async fn forward(
             // connection's fault, not the target's.
             if replayable && mode == Mode::Pooled && matches!(sent, Ok(Err(SendError::Stale(_)))) {
                 mode = Mode::Fresh;
+                sent_at = tokio::time::Instant::now();
                 continue;
             }
             break sent;
@@ -1089,10 +1112,12 @@ async fn forward(
         match sent {
             Ok(Ok(mut resp)) => {
                 pool.record(&target, !resp.status().is_server_error());
-                if let Some(c) = call.as_mut() {
-                    c.first_byte();
+                if let (Some(c), Some(t)) = (call.as_mut(), t) {
+                    // One clock reading: the first byte and the step's end.
+                    let now = tokio::time::Instant::now();
+                    c.first_byte(now);
+                    c.step_at(Step::Upstream, Outcome::Ok, None, t, now);
                 }
-                note(call, t, Step::Upstream, Outcome::Ok, None);
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                     return splice(
                         resp.headers().get(header::UPGRADE).cloned(),

@@ -70,12 +70,25 @@ fn config(jwks: SocketAddr, echo: SocketAddr, dead: SocketAddr) -> DynamicConfig
         upstreams: vec![fast("echo", echo), fast("dead", dead)],
         routes: vec![
             Route {
-                jwt: Some(jwt),
+                jwt: Some(jwt.clone()),
                 ..Route::new("orders", PathMatch::Prefix("/orders".into()), "echo")
             },
             Route {
                 strip_prefix: true,
                 ..Route::new("public", PathMatch::Prefix("/public".into()), "echo")
+            },
+            Route {
+                jwt: Some(JwtPolicy {
+                    token_sources: vec![TokenSource::Cookie("at".into())],
+                    ..jwt
+                }),
+                rate_limit: Some(RateLimit {
+                    key: RateKey::Subject,
+                    requests: 1,
+                    per: Duration::from_secs(3600),
+                    burst: 1,
+                }),
+                ..Route::new("cookie", PathMatch::Prefix("/cookie".into()), "echo")
             },
             Route::new("dead", PathMatch::Exact("/dead".into()), "dead"),
             Route {
@@ -95,7 +108,7 @@ fn config(jwks: SocketAddr, echo: SocketAddr, dead: SocketAddr) -> DynamicConfig
 
 struct World {
     gw: SocketAddr,
-    _running: Running,
+    running: Running,
     _jwks: DocServer,
     key: TestKey,
     http: reqwest::Client,
@@ -116,7 +129,7 @@ async fn world(logging: CallLogging) -> World {
     assert!(running.gateway.load_keys().await.is_empty());
     World {
         gw: running.addr,
-        _running: running,
+        running,
         _jwks: jwks,
         key,
         http: reqwest::Client::new(),
@@ -446,4 +459,62 @@ async fn the_trace_id_is_shared_by_the_record_and_the_upstream() {
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
     assert_ne!(started, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[tokio::test]
+async fn a_logged_token_keys_the_cache_and_its_principal_is_recorded_on_every_path() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let sink = Arc::new(Collect::default());
+    let w = world(CallLogging::new(sink.clone(), false)).await;
+    let counters = w.running.gateway.counters();
+    // The call log's digest of the bearer token is the cache key: the
+    // second request is a cache hit, another token is not.
+    let token = w.token(NOW + 600);
+    let other = w.token(NOW + 601);
+    for t in [&token, &token, &other] {
+        assert_eq!(w.get("/orders/1", Some(t)).await.0, 200);
+    }
+    assert_eq!(counters.signature_checks.load(Relaxed), 2);
+    assert_eq!(counters.token_cache_hits.load(Relaxed), 1);
+    let records = sink.wait_for(3).await;
+    let fingerprints: Vec<_> = records
+        .iter()
+        .map(|r| r.token_fingerprint.clone())
+        .collect();
+    assert_eq!(
+        fingerprints,
+        [
+            Some(token_fingerprint(&token)),
+            Some(token_fingerprint(&token)),
+            Some(token_fingerprint(&other)),
+        ]
+    );
+
+    // A token from a cookie: no `Authorization` header, so the record's
+    // fingerprint comes from the principal (same digits); the principal is
+    // recorded for an allowed call and for one refused after it (the
+    // route's rate limit).
+    let cookie = |t: &str| {
+        w.http
+            .get(format!("http://{}/cookie/1", w.gw))
+            .header("cookie", format!("at={t}"))
+            .send()
+    };
+    assert_eq!(cookie(&token).await.unwrap().status(), 200);
+    assert_eq!(cookie(&token).await.unwrap().status(), 429);
+    let records = sink.wait_for(2).await;
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for r in &records {
+        assert_eq!(r.token_fingerprint, Some(token_fingerprint(&token)));
+        assert_eq!(r.issuer.as_deref(), Some("main"));
+        assert_eq!(r.sub.as_deref(), Some("user-1"));
+        assert_eq!(r.client_id.as_deref(), Some("c1"));
+        assert_eq!(r.kid.as_deref(), Some("k1"));
+        assert_eq!(r.scopes, ["orders.read", "profile"]);
+        assert!(!serde_json::to_string(r).unwrap().contains(&token));
+    }
+    assert_eq!(
+        (records[1].status, records[1].reason.as_deref()),
+        (429, Some("rate-limited"))
+    );
 }

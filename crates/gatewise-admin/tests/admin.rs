@@ -476,6 +476,11 @@ async fn metrics_count_requests_by_route_status_and_reason() {
 }
 
 /// Serves `admin` on a free loopback port; gives its base URL.
+/// GETs `url` and reads the body as JSON.
+async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn serve(admin: Admin) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -496,14 +501,7 @@ async fn span_export_counters_are_in_state_and_metrics_when_attached() {
         }));
     let base = serve(admin).await;
 
-    let state: Value = http
-        .get(format!("{base}/api/v1/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(&http, format!("{base}/api/v1/state")).await;
     assert_eq!(
         state["span_export"],
         serde_json::json!({"queued": 3, "exported": 41, "dropped": 2, "failed": 5})
@@ -511,14 +509,7 @@ async fn span_export_counters_are_in_state_and_metrics_when_attached() {
     assert!(state["call_log"].is_null(), "{state}");
 
     // The OpenAPI document names exactly these members.
-    let doc: Value = http
-        .get(format!("{base}/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&http, format!("{base}/api/v1/openapi.json")).await;
     let documented = |v: &Value| {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         k.sort();
@@ -568,14 +559,7 @@ async fn without_span_export_state_says_null_and_metrics_leave_it_out() {
         }
     }));
     let base = serve(admin).await;
-    let state: Value = http
-        .get(format!("{base}/api/v1/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(&http, format!("{base}/api/v1/state")).await;
     assert!(
         state.as_object().unwrap().contains_key("span_export"),
         "{state}"

@@ -224,18 +224,17 @@ fn a_postgres_call_log_url_never_carries_its_password_in_the_file() {
     }
 }
 
+/// The 1-based number of the first line of `text` that starts with `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    1 + text.lines().position(|l| l.starts_with(needle)).unwrap()
+}
+
 #[test]
 fn call_log_mistakes_are_all_named() {
     let text = format!(
         "{BASE}\n[call_log]\npath = \"\"\nmax_age = \"0s\"\nmax_size = \"1KiB\"\nqueue = 0\nkeep_query = \"yes\"\n"
     );
-    let text_lines: Vec<&str> = text.lines().collect();
-    let line = |needle: &str| {
-        1 + text_lines
-            .iter()
-            .position(|l| l.starts_with(needle))
-            .unwrap()
-    };
+    let line = |needle: &str| line_of(&text, needle);
     assert_eq!(
         errors(&text),
         [
@@ -268,13 +267,7 @@ fn call_log_writer_settings_out_of_range_are_named() {
     let text = format!(
         "{BASE}\n[call_log]\nqueue_max_size = \"512KiB\"\nbatch_size = 0\nbatch_wait = \"1ms\"\nindex_min_idle = 1.5\n"
     );
-    let text_lines: Vec<&str> = text.lines().collect();
-    let line = |needle: &str| {
-        1 + text_lines
-            .iter()
-            .position(|l| l.starts_with(needle))
-            .unwrap()
-    };
+    let line = |needle: &str| line_of(&text, needle);
     assert_eq!(
         errors(&text),
         [

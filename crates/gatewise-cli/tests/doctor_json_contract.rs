@@ -387,6 +387,26 @@ fn the_page_parses() {
     assert_eq!(masks("a «12 chars, sha256:0a1b2c3d» b «x»"), 1);
 }
 
+/// `doctor token` with client credentials against `url`, in JSON.
+async fn client_credentials_json(url: &str) -> std::process::Output {
+    gatewise(
+        &[
+            "doctor",
+            "token",
+            "--token-url",
+            url,
+            "--client-id",
+            "svc",
+            "--client-secret-env",
+            "GW_CONTRACT_SECRET",
+            "--format",
+            "json",
+        ],
+        &[("GW_CONTRACT_SECRET", "s3cr3t")],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn live_token_run_matches_the_page() {
     let (issuer, secret, _) = authz().await;
@@ -526,22 +546,7 @@ async fn other_live_runs_match_the_page() {
     // A body that is not UTF-8 is `base64`.
     let addr = binary_endpoint().await;
     let url = format!("http://{addr}/token");
-    let out = gatewise(
-        &[
-            "doctor",
-            "token",
-            "--token-url",
-            &url,
-            "--client-id",
-            "svc",
-            "--client-secret-env",
-            "GW_CONTRACT_SECRET",
-            "--format",
-            "json",
-        ],
-        &[("GW_CONTRACT_SECRET", "s3cr3t")],
-    )
-    .await;
+    let out = client_credentials_json(&url).await;
     let v = conforms(&out, Kind::Token);
     let body = &v["transcript"][0]["hops"][0]["response"]["body"];
     assert_eq!(body["bytes"], 5);
@@ -552,22 +557,7 @@ async fn other_live_runs_match_the_page() {
     let closed = l.local_addr().unwrap();
     drop(l);
     let url = format!("http://{closed}/token");
-    let out = gatewise(
-        &[
-            "doctor",
-            "token",
-            "--token-url",
-            &url,
-            "--client-id",
-            "svc",
-            "--client-secret-env",
-            "GW_CONTRACT_SECRET",
-            "--format",
-            "json",
-        ],
-        &[("GW_CONTRACT_SECRET", "s3cr3t")],
-    )
-    .await;
+    let out = client_credentials_json(&url).await;
     let v = conforms(&out, Kind::Token);
     assert_eq!(v["verdict"], "unreachable");
     let t = &v["transcript"][0];

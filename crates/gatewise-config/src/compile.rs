@@ -370,6 +370,31 @@ impl<'t> Cx<'t> {
         d
     }
 
+    /// A size of at least 1 MiB (a call-log limit).
+    fn at_least_one_mib(&mut self, path: &Path, value: Option<ByteSize>, default: u64) -> u64 {
+        let bytes = value.map_or(default, |s| s.0);
+        if bytes < MIN_CALL_LOG_BYTES {
+            self.error(
+                path,
+                format!("must be at least 1MiB (1048576 bytes), not {bytes}"),
+            );
+        }
+        bytes
+    }
+
+    /// A count from 1 to `max`; the default when missing or out of range
+    /// (then an error).
+    fn count_up_to(&mut self, path: &Path, value: Option<u64>, max: u64, default: usize) -> usize {
+        match value {
+            None => default,
+            Some(n) if (1..=max).contains(&n) => usize::try_from(n).unwrap_or(default),
+            Some(n) => {
+                self.error(path, format!("must be between 1 and {max}, not {n}"));
+                default
+            }
+        }
+    }
+
     /// A list that must not be empty; missing is an error when `required`.
     /// Gives no items when missing or empty.
     fn list<'r, T>(&mut self, path: &Path, value: Option<&'r [T]>, required: bool) -> &'r [T] {
@@ -921,53 +946,24 @@ impl<'t> Cx<'t> {
         let path = path_of(self, "path", raw.path, d.path);
         let spool_dir = path_of(self, "spool_dir", raw.spool_dir, d.spool_dir);
         let max_age = self.positive(&p.key("max_age"), raw.max_age, d.max_age);
-        let max_bytes = raw.max_size.map_or(d.max_bytes, |s| s.0);
-        if max_bytes < MIN_CALL_LOG_BYTES {
-            self.error(
-                &p.key("max_size"),
-                format!("must be at least 1MiB (1048576 bytes), not {max_bytes}"),
-            );
-        }
-        let spool_max_bytes = raw.spool_max_size.map_or(d.spool_max_bytes, |s| s.0);
-        if spool_max_bytes < MIN_CALL_LOG_BYTES {
-            self.error(
-                &p.key("spool_max_size"),
-                format!("must be at least 1MiB (1048576 bytes), not {spool_max_bytes}"),
-            );
-        }
-        let queue = match raw.queue {
-            None => d.queue,
-            Some(n) if (1..=MAX_CALL_LOG_QUEUE).contains(&n) => {
-                usize::try_from(n).unwrap_or(d.queue)
-            }
-            Some(n) => {
-                self.error(
-                    &p.key("queue"),
-                    format!("must be between 1 and {MAX_CALL_LOG_QUEUE}, not {n}"),
-                );
-                d.queue
-            }
-        };
-        let queue_max_bytes = raw.queue_max_size.map_or(d.queue_max_bytes, |s| s.0);
-        if queue_max_bytes < MIN_CALL_LOG_BYTES {
-            self.error(
-                &p.key("queue_max_size"),
-                format!("must be at least 1MiB (1048576 bytes), not {queue_max_bytes}"),
-            );
-        }
-        let batch_size = match raw.batch_size {
-            None => d.batch_size,
-            Some(n) if (1..=MAX_CALL_LOG_BATCH).contains(&n) => {
-                usize::try_from(n).unwrap_or(d.batch_size)
-            }
-            Some(n) => {
-                self.error(
-                    &p.key("batch_size"),
-                    format!("must be between 1 and {MAX_CALL_LOG_BATCH}, not {n}"),
-                );
-                d.batch_size
-            }
-        };
+        let max_bytes = self.at_least_one_mib(&p.key("max_size"), raw.max_size, d.max_bytes);
+        let spool_max_bytes = self.at_least_one_mib(
+            &p.key("spool_max_size"),
+            raw.spool_max_size,
+            d.spool_max_bytes,
+        );
+        let queue = self.count_up_to(&p.key("queue"), raw.queue, MAX_CALL_LOG_QUEUE, d.queue);
+        let queue_max_bytes = self.at_least_one_mib(
+            &p.key("queue_max_size"),
+            raw.queue_max_size,
+            d.queue_max_bytes,
+        );
+        let batch_size = self.count_up_to(
+            &p.key("batch_size"),
+            raw.batch_size,
+            MAX_CALL_LOG_BATCH,
+            d.batch_size,
+        );
         let batch_wait = match raw.batch_wait {
             None => d.batch_wait,
             Some(Dur(w)) if (MIN_CALL_LOG_BATCH_WAIT..=MAX_CALL_LOG_BATCH_WAIT).contains(&w) => w,

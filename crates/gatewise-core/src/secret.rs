@@ -65,6 +65,13 @@ impl<S: AsRef<[u8]>> Hashed<S> {
         Hashed { secret, sha256 }
     }
 
+    /// Hashes `secret`, or takes its digest from `memo` when the memo has
+    /// seen it.
+    pub fn new_in(secret: S, memo: &mut DigestMemo) -> Self {
+        let sha256 = memo.sha256(secret.as_ref());
+        Hashed { secret, sha256 }
+    }
+
     /// The secret's bytes.
     pub fn secret(&self) -> &[u8] {
         self.secret.as_ref()
@@ -85,6 +92,14 @@ impl<S: AsRef<[u8]>> Hashed<S> {
             _ => sha256(secret),
         }
     }
+
+    /// [`Hashed::sha256_of`], with `memo` asked before hashing.
+    pub fn sha256_of_in(known: Option<&Self>, secret: &[u8], memo: &mut DigestMemo) -> [u8; 32] {
+        match known {
+            Some(k) if k.secret.as_ref() == secret => k.sha256,
+            _ => memo.sha256(secret),
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for Hashed<S> {
@@ -95,6 +110,98 @@ impl<S> std::fmt::Debug for Hashed<S> {
             .field("fingerprint", &fp)
             .finish_non_exhaustive()
     }
+}
+
+/// The SHA-256 of recently seen secrets (a bounded two-way set-associative
+/// table), so that a token presented again is not hashed again: hashing a
+/// 700-byte JWT costs far more than finding it here. A secret is found
+/// only when it equals a remembered one byte for byte, compared in
+/// constant time (the table holds other callers' tokens; how much of one
+/// matched must not show in the time taken). Secrets longer than
+/// [`DigestMemo::MAX_SECRET`] are hashed and not kept, which bounds the
+/// memory to `capacity * MAX_SECRET`. Meant to be kept per thread: no locks.
+#[derive(Default)]
+pub struct DigestMemo {
+    /// `2 * sets` entries; a set is two adjacent entries, the first the
+    /// more recently filled.
+    entries: Vec<Option<Memo>>,
+}
+
+struct Memo {
+    secret: Box<[u8]>,
+    sha256: [u8; 32],
+}
+
+impl DigestMemo {
+    /// Longest secret kept (longer ones are hashed every time).
+    pub const MAX_SECRET: usize = 2048;
+
+    /// A memo of about `capacity` secrets (rounded up to a power of two, at
+    /// least 2). Nothing is allocated before the first secret.
+    pub fn new(capacity: usize) -> Self {
+        let n = capacity.max(2).next_power_of_two();
+        let mut entries = Vec::new();
+        entries.resize_with(n, || None);
+        DigestMemo { entries }
+    }
+
+    /// The SHA-256 of `secret`: remembered, or computed and remembered.
+    pub fn sha256(&mut self, secret: &[u8]) -> [u8; 32] {
+        let sets = self.entries.len() / 2;
+        if sets == 0 || secret.len() > Self::MAX_SECRET {
+            return sha256(secret);
+        }
+        let first = set_of(secret, sets) * 2;
+        for i in [first, first + 1] {
+            if let Some(Some(m)) = self.entries.get(i)
+                && aws_lc_rs::constant_time::verify_slices_are_equal(&m.secret, secret).is_ok()
+            {
+                return m.sha256;
+            }
+        }
+        let digest = sha256(secret);
+        // The newer entry moves to the second place; the older one goes.
+        if let Some(set) = self.entries.get_mut(first..first + 2) {
+            set.swap(0, 1);
+            if let Some(slot) = set.first_mut() {
+                *slot = Some(Memo {
+                    secret: secret.into(),
+                    sha256: digest,
+                });
+            }
+        }
+        digest
+    }
+}
+
+impl std::fmt::Debug for DigestMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestMemo")
+            .field("capacity", &self.entries.len())
+            .field("kept", &self.entries.iter().flatten().count())
+            .finish()
+    }
+}
+
+/// Which set of `sets` (a power of two) holds `secret`: from its length
+/// and its last 16 bytes (a JWT ends with its signature, an opaque token is
+/// random), mixed by a multiplication. Not a cryptographic hash: tokens
+/// chosen to share a set only evict each other, they cannot be confused
+/// (the full secret is compared).
+fn set_of(secret: &[u8], sets: usize) -> usize {
+    let tail = secret
+        .get(secret.len().saturating_sub(16)..)
+        .unwrap_or(secret);
+    let mut word = [0u8; 16];
+    if let Some(dst) = word.get_mut(..tail.len()) {
+        dst.copy_from_slice(tail);
+    }
+    let (a, b) = word.split_at(8);
+    let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let mixed = (a ^ b.rotate_left(29) ^ secret.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The high bits are the well-mixed ones.
+    (mixed >> 32) as usize & (sets - 1)
 }
 
 /// Appends `bytes` as lower-case hex (the call log writes trace ids and
@@ -255,6 +362,33 @@ pub fn mask_text(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_digest_memo_gives_the_digest_and_remembers_it() {
+        let mut memo = DigestMemo::new(4);
+        let a = b"token-a".as_slice();
+        assert_eq!(memo.sha256(a), sha256(a));
+        assert_eq!(memo.sha256(a), sha256(a), "remembered");
+        assert_eq!(format!("{memo:?}"), "DigestMemo { capacity: 4, kept: 1 }");
+        // Same length, same tail set: never confused with another secret.
+        for i in 0..64u8 {
+            let s = [b'x', i, b'y'];
+            assert_eq!(memo.sha256(&s), sha256(&s));
+            assert_eq!(memo.sha256(a), sha256(a));
+        }
+        assert!(memo.entries.iter().flatten().count() <= 4, "bounded");
+    }
+
+    #[test]
+    fn the_digest_memo_keeps_no_long_secrets() {
+        let mut memo = DigestMemo::new(8);
+        let long = vec![b'a'; DigestMemo::MAX_SECRET + 1];
+        assert_eq!(memo.sha256(&long), sha256(&long));
+        assert_eq!(memo.entries.iter().flatten().count(), 0);
+        let mut empty = DigestMemo::default();
+        assert_eq!(empty.sha256(b"x"), sha256(b"x"));
+        assert_eq!(memo.sha256(b""), sha256(b""));
+    }
     use super::*;
 
     #[test]

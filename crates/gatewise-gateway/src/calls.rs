@@ -102,7 +102,6 @@ impl CallLogging {
         peer: &Peer,
         request_id: &str,
         start_ms: u64,
-        trace: &TraceContext,
         started: Instant,
     ) -> Pending {
         let pq = parts.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -129,10 +128,6 @@ impl CallLogging {
         );
         record.request_headers = headers;
         record.token_fingerprint = fingerprint;
-        record.trace_id = Some(hex(&trace.trace_id));
-        record.span_id = Some(hex(&trace.span_id));
-        record.parent_span_id = trace.parent_id.as_ref().map(|p| hex(p));
-        record.sampled = Some(trace.sampled);
         Pending {
             record: Box::new(record),
             started,
@@ -211,6 +206,16 @@ impl Pending {
     /// the token again.
     pub(crate) fn bearer(&self) -> Option<&BearerHash> {
         self.bearer.as_ref()
+    }
+
+    /// The request's place in its trace (the client's `traceparent`, or
+    /// the trace the gateway started).
+    pub(crate) fn trace(&mut self, trace: &TraceContext) {
+        let r = &mut self.record;
+        r.trace_id = Some(hex(&trace.trace_id));
+        r.span_id = Some(hex(&trace.span_id));
+        r.parent_span_id = trace.parent_id.as_ref().map(|p| hex(p));
+        r.sampled = Some(trace.sampled);
     }
 
     /// The request's principal; the record takes it when it is finished.

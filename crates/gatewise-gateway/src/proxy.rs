@@ -489,33 +489,42 @@ impl Gateway {
             .calls
             .as_ref()
             .map_or(1.0, CallLogging::trace_sample_ratio);
-        let trace = ensure_traceparent(req.headers_mut(), sample_ratio);
+        // The record keeps the headers as the client sent them: begun
+        // before the gateway's own `traceparent` replaces the client's (the
+        // record has the trace and span ids in fields of their own).
         let mut call = self.calls.as_ref().map(|c| {
             let start_ms = self.clock.unix_millis();
-            c.begin(&req, &peer, &request_id, start_ms, &trace, started)
+            c.begin(&req, &peer, &request_id, start_ms, started)
         });
+        let trace = ensure_traceparent(req.headers_mut(), sample_ratio);
+        if let Some(p) = &mut call {
+            p.trace(&trace);
+        }
         let mut matched = None;
         match self
             .route_and_forward(&state, req, &peer, &request_id, &mut call, &mut matched)
             .await
         {
-            Ok(mut resp) => {
-                resp.headers_mut()
-                    .insert(X_REQUEST_ID, request_id.header.clone());
+            Ok(resp) => {
                 self.metrics.observe(
                     matched.and_then(|i| state.route_metrics.get(i)),
                     resp.status().as_u16(),
                     "",
                     started.elapsed().as_secs_f64(),
                 );
-                match call {
+                // `x-request-id` is added after the record took the response
+                // headers: the record has the request id in a field of its own.
+                let mut resp = match call {
                     Some(p) => {
                         let (parts, body) = resp.into_parts();
                         let body = p.finish_with_body(parts.status, &parts.headers, body);
                         Response::from_parts(parts, body)
                     }
                     None => resp,
-                }
+                };
+                resp.headers_mut()
+                    .insert(X_REQUEST_ID, request_id.header.clone());
+                resp
             }
             Err(denial) => {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);

@@ -459,6 +459,20 @@ async fn the_trace_id_is_shared_by_the_record_and_the_upstream() {
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
     assert_ne!(started, "4bf92f3577b34da6a3ce929d0e0e4736");
+    // The recorded headers are the client's: the trace the gateway started
+    // is in the record's fields, not in a `traceparent` the client never
+    // sent; a client's own `traceparent` is kept as it came. The request id
+    // the gateway adds to the response is a field too, not a header.
+    assert_eq!(records[0].request_headers.get("traceparent"), None);
+    assert_eq!(records[1].request_headers.get("traceparent"), Some(mine));
+    assert_eq!(
+        records[1].parent_span_id.as_deref(),
+        Some("00f067aa0ba902b7")
+    );
+    for r in &records {
+        assert_eq!(r.response_headers.get("x-request-id"), None);
+        assert!(!r.request_id.is_empty());
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 struct StoreSink(gatewise_store::RecordSender);
 
 impl CallSink for StoreSink {
-    fn record(&self, record: CallRecord) {
+    fn record(&self, record: &CallRecord) {
         self.0.send(record);
     }
 }
@@ -188,8 +188,8 @@ struct Tee {
 }
 
 impl CallSink for Tee {
-    fn record(&self, record: CallRecord) {
-        self.spans.offer(&record);
+    fn record(&self, record: &CallRecord) {
+        self.spans.offer(record);
         if let Some(store) = &self.store {
             store.send(record);
         }

@@ -29,8 +29,9 @@ use tokio::time::Instant;
 /// Where finished call records go. Implementations must not block: the
 /// request path calls this (the store's `RecordSender` queues or spools).
 pub trait CallSink: Send + Sync + 'static {
-    /// Takes one finished record.
-    fn record(&self, record: CallRecord);
+    /// Takes one finished record (by reference: the store encodes it
+    /// where it is, and the request's thread frees it).
+    fn record(&self, record: &CallRecord);
 }
 
 /// Call logging as the gateway runs it.
@@ -338,9 +339,7 @@ impl Pending {
                 ..TraceStep::new(Step::Other("response_body".into()), Outcome::Error, 0)
             });
         }
-        // Empty strings do not allocate: the placeholder is free.
-        let record = std::mem::replace(&mut *self.record, CallRecord::new("", 0, "", ""));
-        self.sink.record(record);
+        self.sink.record(r);
     }
 }
 
@@ -531,7 +530,7 @@ mod tests {
     fn sample_ratio_is_clamped() {
         struct Nowhere;
         impl CallSink for Nowhere {
-            fn record(&self, _: CallRecord) {}
+            fn record(&self, _: &CallRecord) {}
         }
         let l = CallLogging::new(Arc::new(Nowhere), false);
         assert_eq!(l.trace_sample_ratio(), 1.0);

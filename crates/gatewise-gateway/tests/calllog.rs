@@ -23,7 +23,8 @@ const AUD: &str = "https://api.test";
 struct Collect(Mutex<Vec<CallRecord>>);
 
 impl CallSink for Collect {
-    fn record(&self, record: CallRecord) {
+    fn record(&self, record: &CallRecord) {
+        let record = record.clone();
         self.0.lock().unwrap().push(record);
     }
 }
@@ -364,7 +365,7 @@ async fn records_reach_sqlite_through_the_writer_without_secrets() {
     .unwrap();
     struct Sender(gatewise_store::RecordSender);
     impl CallSink for Sender {
-        fn record(&self, r: CallRecord) {
+        fn record(&self, r: &CallRecord) {
             self.0.send(r);
         }
     }

@@ -340,7 +340,8 @@ impl RecordSender {
     /// Hands a record to the writer without waiting: encodes it on this
     /// thread and appends it to the inbox, or drops it (counted) when the
     /// inbox is full or the writer has stopped.
-    pub fn send(&self, record: CallRecord) -> Delivery {
+    pub fn send(&self, record: impl std::borrow::Borrow<CallRecord>) -> Delivery {
+        let record = record.borrow();
         let shared = &*self.shared;
         if shared.stopped.load(Relaxed) {
             return self.dropped_after_stop();
@@ -351,7 +352,7 @@ impl RecordSender {
         };
         let taken = SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
-            codec::encode(key, &record, buf);
+            codec::encode(key, record, buf);
             let nudge = {
                 let mut inbox = shared.inbox();
                 if inbox.records >= shared.queue_capacity

@@ -146,6 +146,12 @@ pub(crate) fn mark(call: &Option<Pending>) -> Option<Instant> {
     call.as_ref().map(|_| Instant::now())
 }
 
+/// When the request arrived, if it is being recorded: the start of its
+/// first step (routing begins at once; no second clock reading).
+pub(crate) fn arrival(call: &Option<Pending>) -> Option<Instant> {
+    call.as_ref().map(|p| p.started)
+}
+
 /// Adds a step to the decision trace of a recorded request. Returns when
 /// the step ended (the clock is read once): the start of the next step.
 pub(crate) fn note(

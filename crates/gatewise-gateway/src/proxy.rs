@@ -3,7 +3,7 @@
 use crate::Clock;
 use crate::auth::{Authenticator, BearerHash, Principal};
 use crate::body::{self, Body};
-use crate::calls::{self, CallLogging, Pending, mark, note, note_denial};
+use crate::calls::{self, CallLogging, Pending, arrival, mark, note, note_denial};
 use crate::inspect::{self, InspectorStats};
 use crate::introspect::Introspection;
 use crate::keys::IssuerKeys;
@@ -568,7 +568,7 @@ impl Gateway {
         let (parts, incoming) = req.into_parts();
         let path = parts.uri.path();
         let routes = &state.config.routes;
-        let t = mark(call);
+        let t = arrival(call);
         // Owned: `parts` moves into `forward` below.
         let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
         let route = state

@@ -14,6 +14,7 @@
 use core::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::finding::Finding;
 use crate::secret;
@@ -318,14 +319,16 @@ pub struct MaskedHeaders {
     /// Names and values, back to back.
     text: String,
     /// Per pair: where its name ends and where its value ends in `text`.
-    ends: Vec<(usize, usize)>,
+    /// Inline up to [`INLINE_PAIRS`] pairs: a request's headers usually fit,
+    /// so a set costs one allocation (the text), not two.
+    ends: SmallVec<[(u32, u32); INLINE_PAIRS]>,
 }
 
 impl MaskedHeaders {
     fn with_capacity(pairs: usize, bytes: usize) -> Self {
         MaskedHeaders {
             text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(pairs),
+            ends: SmallVec::with_capacity(pairs),
         }
     }
 
@@ -335,13 +338,16 @@ impl MaskedHeaders {
         self.text.push_str(name);
         let name_end = self.text.len();
         value(&mut self.text);
-        self.ends.push((name_end, self.text.len()));
+        // Offsets past 4 GiB cannot happen: a header set that large is
+        // refused long before (the text is the header section).
+        self.ends.push((to_u32(name_end), to_u32(self.text.len())));
     }
 
     /// The pairs, in the order given.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
             let name = self.text.get(start..n).unwrap_or_default();
             let value = self.text.get(n..v).unwrap_or_default();
             start = v;
@@ -396,6 +402,15 @@ impl<'de> Deserialize<'de> for MaskedHeaders {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Vec::<(String, String)>::deserialize(deserializer).map(MaskedHeaders::from_stored)
     }
+}
+
+/// Header pairs a [`MaskedHeaders`] holds without allocating.
+const INLINE_PAIRS: usize = 12;
+
+/// An offset in a header set's text, saturated (never reached: see
+/// [`MaskedHeaders::push_with`]).
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// True when a header of this name carries a secret: `Authorization`,

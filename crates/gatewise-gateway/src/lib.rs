@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod body;
 pub mod calls;
+pub mod h1;
 pub mod inspect;
 pub mod introspect;
 pub mod keys;

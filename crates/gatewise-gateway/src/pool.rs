@@ -9,8 +9,13 @@
 //! one multiplexed HTTP/2 connection whose sender every request clones.
 //! Upgrade requests (WebSocket and others) get a dedicated HTTP/1.1
 //! connection that never returns to the pool.
+//!
+//! Plain `http` targets skip hyper's client for everything but upgrades:
+//! their HTTP/1.1 connections are written and read by the request's own
+//! task ([`crate::h1`]) and wait in a second idle list.
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
+use crate::h1;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version, header};
@@ -34,9 +39,6 @@ pub const MAX_IDLE: usize = 256;
 /// How long an idle connection is kept before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Any error a connection attempt can fail with.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Why a request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -50,10 +52,10 @@ pub enum SendError {
     /// idempotent request may be sent again (RFC 9112 §9.3.1, RFC 9110
     /// §9.2.2); others may not.
     #[error("the kept-alive connection closed before answering: {0}")]
-    Stale(#[source] hyper::Error),
+    Stale(#[source] BoxError),
     /// The request failed after it was sent (no valid response).
     #[error("{0}")]
-    Request(#[source] hyper::Error),
+    Request(#[source] BoxError),
 }
 
 impl SendError {
@@ -135,6 +137,12 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle connection of the request-driven client and since when it waits.
+struct IdleInline {
+    conn: h1::Conn,
+    since: Instant,
+}
+
 /// The connections of one target.
 pub struct Conns {
     connector: Arc<Connector>,
@@ -149,6 +157,8 @@ pub struct Conns {
     host_header: HeaderValue,
     /// Idle HTTP/1.1 connections; the most recently used at the back.
     idle: Mutex<VecDeque<Idle>>,
+    /// Idle connections of `http` targets ([`crate::h1`]).
+    inline_idle: Mutex<VecDeque<IdleInline>>,
     /// The shared HTTP/2 connection, once ALPN picked h2.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// What the target's last new connection spoke (`PROTO_*`).
@@ -208,6 +218,7 @@ impl Conns {
             server_name,
             host_header,
             idle: Mutex::new(VecDeque::new()),
+            inline_idle: Mutex::new(VecDeque::new()),
             h2: Mutex::new(None),
             proto: AtomicU8::new(PROTO_UNKNOWN),
             reaper: AtomicBool::new(false),
@@ -216,11 +227,101 @@ impl Conns {
 
     /// Idle HTTP/1.1 connections waiting for a request.
     pub fn idle_count(&self) -> usize {
-        self.idle_list().len()
+        self.idle_list().len() + self.inline_list().len()
     }
 
     fn idle_list(&self) -> MutexGuard<'_, VecDeque<Idle>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn inline_list(&self) -> MutexGuard<'_, VecDeque<IdleInline>> {
+        self.inline_idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends on a connection of the request-driven client (`http` targets):
+    /// an idle one that is still open, else a new one.
+    async fn send_inline(
+        self: &Arc<Self>,
+        mut req: Request<Body>,
+        mode: Mode,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        self.h1_form(&mut req);
+        if mode == Mode::Pooled {
+            while let Some(conn) = self.checkout_inline() {
+                match conn.send(req).await {
+                    Ok((head, reader)) => return Ok(self.inline_response(head, reader)),
+                    Err(h1::Failure::Unsent(back, _)) => req = *back,
+                    Err(h1::Failure::Stale(e)) => return Err(SendError::Stale(Box::new(e))),
+                    Err(h1::Failure::Failed(e)) => return Err(SendError::Request(Box::new(e))),
+                }
+            }
+        }
+        let limit = self.connector.connect_timeout;
+        let tcp = match tokio::time::timeout(limit, self.tcp()).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(SendError::connect(e)),
+            Err(_) => {
+                return Err(SendError::connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {} ms", limit.as_millis()),
+                )));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        match h1::Conn::new(tcp).send(req).await {
+            Ok((head, reader)) => Ok(self.inline_response(head, reader)),
+            // Nothing reached the upstream: as good as no connection.
+            Err(h1::Failure::Unsent(_, e)) => Err(SendError::connect(e)),
+            Err(h1::Failure::Stale(e) | h1::Failure::Failed(e)) => {
+                Err(SendError::Request(Box::new(e)))
+            }
+        }
+    }
+
+    fn inline_response(
+        self: &Arc<Self>,
+        head: Response<()>,
+        mut reader: h1::Reader,
+    ) -> Response<UpstreamBody> {
+        // A body that is empty returns the connection at once.
+        if let Some(conn) = reader.take_reusable() {
+            self.put_inline(conn);
+        }
+        let conns = Arc::clone(self);
+        head.map(|()| UpstreamBody {
+            kind: Kind::Inline { reader, conns },
+        })
+    }
+
+    fn checkout_inline(&self) -> Option<h1::Conn> {
+        loop {
+            let idle = self.inline_list().pop_back()?;
+            if idle.conn.is_usable() {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    fn put_inline(self: &Arc<Self>, conn: h1::Conn) {
+        let max = self.connector.max_idle;
+        if max == 0 {
+            return;
+        }
+        let since = Instant::now();
+        let evicted = {
+            let mut idle = self.inline_list();
+            let evicted = if idle.len() >= max {
+                idle.pop_front()
+            } else {
+                None
+            };
+            idle.push_back(IdleInline { conn, since });
+            evicted
+        };
+        drop(evicted);
+        self.ensure_reaper();
     }
 
     /// Sends `req` (its URI in origin form, path and query) and returns the
@@ -231,6 +332,9 @@ impl Conns {
         mut req: Request<Body>,
         mode: Mode,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        if mode != Mode::Upgrade && self.server_name.is_none() {
+            return self.send_inline(req, mode).await;
+        }
         if mode == Mode::Upgrade {
             let Fresh::H1(mut tx) = self.connect(true).await? else {
                 return Err(SendError::connect(
@@ -240,7 +344,7 @@ impl Conns {
             self.h1_form(&mut req);
             return match tx.send_request(req).await {
                 Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
-                Err(e) => Err(SendError::Request(e)),
+                Err(e) => Err(SendError::Request(Box::new(e))),
             };
         }
         if mode == Mode::Pooled {
@@ -267,9 +371,9 @@ impl Conns {
                             // next idle connection, or a new one, takes it.
                             Some(back) => req = back,
                             None if lost(e.error()) => {
-                                return Err(SendError::Stale(e.into_error()));
+                                return Err(SendError::Stale(Box::new(e.into_error())));
                             }
-                            None => return Err(SendError::Request(e.into_error())),
+                            None => return Err(SendError::Request(Box::new(e.into_error()))),
                         },
                     }
                 }
@@ -282,7 +386,7 @@ impl Conns {
                     Ok(resp) => Ok(self.pooled(resp, tx)),
                     Err(mut e) => match e.take_message() {
                         Some(_) => Err(SendError::connect(e.into_error())),
-                        None => Err(SendError::Request(e.into_error())),
+                        None => Err(SendError::Request(Box::new(e.into_error()))),
                     },
                 }
             }
@@ -346,7 +450,7 @@ impl Conns {
             Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
             Err(mut e) => match e.take_message() {
                 Some(back) => Err(Err(back)),
-                None => Err(Ok(SendError::Request(e.into_error()))),
+                None => Err(Ok(SendError::Request(Box::new(e.into_error())))),
             },
         }
     }
@@ -383,8 +487,10 @@ impl Conns {
     ) -> Response<UpstreamBody> {
         let conns = Arc::clone(self);
         resp.map(|inner| UpstreamBody {
-            inner,
-            back: Some(Checkin { tx, conns }),
+            kind: Kind::Hyper {
+                inner,
+                back: Some(Checkin { tx, conns }),
+            },
         })
     }
 
@@ -425,6 +531,10 @@ impl Conns {
             evicted
         };
         drop(evicted);
+        self.ensure_reaper();
+    }
+
+    fn ensure_reaper(self: &Arc<Self>) {
         if !self.reaper.load(Ordering::Relaxed) && !self.reaper.swap(true, Ordering::Relaxed) {
             self.start_reaper();
         }
@@ -454,6 +564,15 @@ impl Conns {
     fn reap(&self, now: Instant, timeout: Duration) {
         let expired: Vec<Idle> = {
             let mut idle = self.idle_list();
+            let n = idle
+                .iter()
+                .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
+                .count();
+            idle.drain(..n).collect()
+        };
+        drop(expired);
+        let expired: Vec<IdleInline> = {
+            let mut idle = self.inline_list();
             let n = idle
                 .iter()
                 .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
@@ -585,61 +704,121 @@ struct Checkin {
 /// when the body has ended (a body dropped before its end closes it, as
 /// its unread rest would be in the way).
 pub struct UpstreamBody {
-    inner: Incoming,
-    back: Option<Checkin>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// From a hyper client connection.
+    Hyper {
+        inner: Incoming,
+        back: Option<Checkin>,
+    },
+    /// Read by the request's task from its connection ([`crate::h1`]).
+    Inline {
+        reader: h1::Reader,
+        conns: Arc<Conns>,
+    },
 }
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pooled = match &self.kind {
+            Kind::Hyper { back, .. } => back.is_some(),
+            Kind::Inline { .. } => true,
+        };
         f.debug_struct("UpstreamBody")
-            .field("pooled", &self.back.is_some())
+            .field("pooled", &pooled)
             .finish_non_exhaustive()
     }
 }
 
 impl UpstreamBody {
     fn unpooled(inner: Incoming) -> UpstreamBody {
-        UpstreamBody { inner, back: None }
+        UpstreamBody {
+            kind: Kind::Hyper { inner, back: None },
+        }
     }
 
+    /// Gives the connection back when the body has ended on a connection
+    /// that stays open.
     fn checkin(&mut self) {
-        if let Some(c) = self.back.take() {
-            c.conns.checkin(c.tx);
+        match &mut self.kind {
+            Kind::Hyper { back, .. } => {
+                if let Some(c) = back.take() {
+                    c.conns.checkin(c.tx);
+                }
+            }
+            Kind::Inline { reader, conns } => {
+                if let Some(conn) = reader.take_reusable() {
+                    conns.put_inline(conn);
+                }
+            }
         }
     }
 }
 
 impl http_body::Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.checkin(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.checkin(),
-            Poll::Ready(Some(Err(_))) => this.back = None,
-            _ => {}
+        match &mut this.kind {
+            Kind::Hyper { inner, back } => {
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                let ended = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => inner.is_end_stream(),
+                    Poll::Ready(Some(Err(_))) => {
+                        *back = None;
+                        false
+                    }
+                    Poll::Pending => false,
+                };
+                if ended && let Some(c) = back.take() {
+                    c.conns.checkin(c.tx);
+                }
+                polled.map_err(Into::into)
+            }
+            Kind::Inline { reader, conns } => {
+                let polled = reader.poll_frame(cx);
+                // The last bytes of a body return the connection with them:
+                // the next request may want it before this body is polled
+                // again.
+                let ended = match &polled {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => reader.is_done(),
+                    _ => false,
+                };
+                if ended && let Some(conn) = reader.take_reusable() {
+                    conns.put_inline(conn);
+                }
+                polled.map_err(Into::into)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.kind {
+            Kind::Hyper { inner, .. } => inner.is_end_stream(),
+            Kind::Inline { reader, .. } => reader.is_done(),
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match &self.kind {
+            Kind::Hyper { inner, .. } => inner.size_hint(),
+            Kind::Inline { reader, .. } => reader.size_hint(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if self.back.is_some() && self.inner.is_end_stream() {
+        if self.is_end_stream() {
             self.checkin();
         }
     }
@@ -649,6 +828,7 @@ impl Drop for UpstreamBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
+    use std::sync::Mutex;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// An upstream answering every request on a connection with `ok`.
@@ -693,6 +873,229 @@ mod tests {
         let mut req = Request::new(crate::body::empty());
         *req.uri_mut() = Uri::from_static("/");
         req
+    }
+
+    /// An upstream that answers the requests on each connection with
+    /// `answers`, in turn, and keeps what it read. A request's body is read
+    /// by its `content-length` or to the end of its chunks. After an answer
+    /// that ends with the connection (no length, or `connection: close`) the
+    /// connection is closed.
+    async fn scripted(
+        answers: Vec<&'static [u8]>,
+    ) -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let answers = answers.clone();
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    for answer in answers {
+                        let mut req = Vec::new();
+                        let mut b = [0u8; 1];
+                        while !req.ends_with(b"\r\n\r\n") {
+                            if !s.read(&mut b).await.is_ok_and(|n| n == 1) {
+                                return;
+                            }
+                            req.push(b[0]);
+                        }
+                        let head = String::from_utf8_lossy(&req).to_lowercase();
+                        if let Some(n) = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                        {
+                            let mut body = vec![0u8; n];
+                            s.read_exact(&mut body).await.unwrap();
+                            req.extend_from_slice(&body);
+                        } else if head.contains("transfer-encoding: chunked") {
+                            while !req.ends_with(b"0\r\n\r\n") {
+                                s.read_exact(&mut b).await.unwrap();
+                                req.push(b[0]);
+                            }
+                        }
+                        log.lock().unwrap().push(req);
+                        s.write_all(answer).await.unwrap();
+                        let text = String::from_utf8_lossy(answer).to_lowercase();
+                        if text.contains("connection: close")
+                            || !(text.contains("content-length") || text.contains("chunked"))
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn body_of(resp: Response<UpstreamBody>) -> Result<Vec<u8>, BoxError> {
+        Ok(resp.into_body().collect().await?.to_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn chunked_interim_and_close_delimited_answers_pass_through() {
+        let (addr, _) = scripted(vec![
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        ])
+        .await;
+        let conns = conns(addr, Duration::from_secs(60));
+        let resp = conns.send(get(), Mode::Pooled).await.unwrap();
+        assert_eq!(body_of(resp).await.unwrap(), b"Wikipedia");
+        assert_eq!(
+            conns.idle_count(),
+            1,
+            "a chunked answer read to its end keeps the connection"
+        );
+        let resp = conns.send(get(), Mode::Pooled).await.unwrap();
+        assert_eq!(resp.body().size_hint().exact(), Some(3));
+        assert_eq!(body_of(resp).await.unwrap(), b"abc");
+        let resp = conns.send(get(), Mode::Pooled).await.unwrap();
+        assert_eq!(resp.version(), Version::HTTP_10);
+        assert_eq!(body_of(resp).await.unwrap(), b"until the end");
+        assert_eq!(
+            conns.idle_count(),
+            0,
+            "a body that ends with the connection takes it along"
+        );
+    }
+
+    #[tokio::test]
+    async fn smuggling_shaped_answers_are_refused() {
+        for answer in [
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n0\r\n\r\n"
+                .as_slice(),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0x3\r\n\r\nabc",
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+        ] {
+            let (addr, _) = scripted(vec![answer]).await;
+            let conns = conns(addr, Duration::from_secs(60));
+            let err = conns.send(get(), Mode::Pooled).await.unwrap_err();
+            assert!(
+                matches!(err, SendError::Request(_)),
+                "{}: {err}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn request_bodies_are_framed_by_their_length_or_chunked() {
+        let ok: &'static [u8] = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+        let (addr, seen) = scripted(vec![ok, ok, ok]).await;
+        let conns = conns(addr, Duration::from_secs(60));
+        // A known length.
+        let mut req = Request::new(crate::body::full("hello"));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = Uri::from_static("/a?b=c");
+        req.headers_mut().insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        let resp = conns.send(req, Mode::Pooled).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::NO_CONTENT);
+        assert!(body_of(resp).await.unwrap().is_empty());
+        // An unknown length: chunked.
+        let stream = Pieces(vec![
+            Bytes::from_static(b"part one, "),
+            Bytes::from_static(b"part two"),
+        ]);
+        let mut req = Request::new(crate::body::boxed(stream));
+        *req.method_mut() = http::Method::PUT;
+        *req.uri_mut() = Uri::from_static("/up");
+        let resp = conns.send(req, Mode::Pooled).await.unwrap();
+        let _ = body_of(resp).await.unwrap();
+        // No body: no length on a GET.
+        let resp = conns.send(get(), Mode::Pooled).await.unwrap();
+        let _ = body_of(resp).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let text: Vec<String> = seen
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        assert!(
+            text[0].starts_with("POST /a?b=c HTTP/1.1\r\n"),
+            "{}",
+            text[0]
+        );
+        assert!(text[0].contains("content-length: 5\r\n"), "{}", text[0]);
+        assert!(
+            !text[0].contains("chunked"),
+            "the client's framing is not passed on: {}",
+            text[0]
+        );
+        assert!(text[0].ends_with("\r\n\r\nhello"), "{}", text[0]);
+        assert!(
+            text[1].contains("transfer-encoding: chunked\r\n"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[1].ends_with("\r\n\r\na\r\npart one, \r\n8\r\npart two\r\n0\r\n\r\n"),
+            "{}",
+            text[1]
+        );
+        assert!(text[2].starts_with("GET / HTTP/1.1\r\n"), "{}", text[2]);
+        assert!(!text[2].contains("content-length"), "{}", text[2]);
+        assert!(
+            text[2].contains(&format!("host: {addr}\r\n")),
+            "{}",
+            text[2]
+        );
+        assert_eq!(conns.idle_count(), 1, "all three went over one connection");
+    }
+
+    /// A body of pieces whose length is not known in advance.
+    struct Pieces(Vec<Bytes>);
+
+    impl http_body::Body for Pieces {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if self.0.is_empty() {
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Ok(http_body::Frame::data(self.0.remove(0)))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_the_body_was_read_is_passed_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).await.unwrap();
+                head.push(b[0]);
+            }
+            s.write_all(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!")
+                .await
+                .unwrap();
+            // Stop reading; closing with unread data resets the connection.
+            drop(s);
+        });
+        let conns = conns(addr, Duration::from_secs(60));
+        let mut req = Request::new(crate::body::full(vec![b'x'; 8 << 20]));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = Uri::from_static("/upload");
+        let resp = conns.send(req, Mode::Pooled).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body_of(resp).await.unwrap(), b"big!");
+        assert_eq!(conns.idle_count(), 0);
     }
 
     #[tokio::test]

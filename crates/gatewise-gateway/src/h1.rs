@@ -26,7 +26,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -43,6 +43,12 @@ const MAX_CHUNK_LINE: usize = 4096;
 
 /// Request body bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 << 10;
+
+/// A request body piece at least this large is written as it is.
+const DIRECT_WRITE: usize = 16 << 10;
+
+/// The request buffer's capacity kept while a connection is idle.
+const KEEP_OUT: usize = 8 << 10;
 
 /// Read buffer size (grows while a head is longer).
 const READ_CHUNK: usize = 8 << 10;
@@ -66,7 +72,6 @@ pub enum Error {
 }
 
 /// An HTTP/1.1 connection to an upstream, idle between exchanges.
-#[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
     /// Bytes read and not yet used (none while idle).
@@ -78,7 +83,6 @@ pub struct Conn {
 }
 
 /// How an exchange failed.
-#[derive(Debug)]
 pub enum Failure {
     /// Nothing was written (the first write failed before any of the body
     /// was taken): the request, to be sent on another connection.
@@ -89,6 +93,28 @@ pub enum Failure {
     Stale(Error),
     /// The exchange failed after it began.
     Failed(Error),
+}
+
+// `Debug` by hand: the buffers hold request heads (`Authorization`) and
+// `Failure::Unsent` a whole request; neither may reach a log.
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("peer", &self.stream.peer_addr().ok())
+            .field("reused", &self.reused)
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unsent(_, e) => f.debug_tuple("Unsent").field(e).finish_non_exhaustive(),
+            Failure::Stale(e) => f.debug_tuple("Stale").field(e).finish(),
+            Failure::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
 }
 
 impl Conn {
@@ -115,9 +141,7 @@ impl Conn {
     pub async fn send(mut self, req: Request<Body>) -> Result<(Response<()>, Reader), Failure> {
         let head_request = req.method() == Method::HEAD;
         let reused = std::mem::replace(&mut self.reused, true);
-        let chunked = self.write_head(&req);
-        // Small requests (every GET) go in one write: the head, and the body
-        // when it is already complete.
+        let out_framing = self.write_head(&req);
         let (parts, mut body) = req.into_parts();
         // Let the other requests that are ready parse first, so that the
         // upstream gets this tick's requests together: each write wakes the
@@ -129,6 +153,16 @@ impl Conn {
         // than through hyper's client.
         tokio::task::yield_now().await;
         if body.is_end_stream() {
+            // Small requests (every GET) go in one write.
+            match out_framing {
+                OutFraming::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
+                OutFraming::Length(0) | OutFraming::Empty => {}
+                OutFraming::Length(_) => {
+                    return Err(Failure::Failed(Error::Invalid(
+                        "the request body ended before its length",
+                    )));
+                }
+            }
             if let Err(e) = self.stream.write_all(&self.out).await {
                 return Err(Failure::Unsent(
                     Box::new(Request::from_parts(parts, body)),
@@ -136,54 +170,77 @@ impl Conn {
                 ));
             }
         } else {
-            let mut first = true;
+            let mut sent_any = false;
+            let mut left = match out_framing {
+                OutFraming::Length(n) => Some(n),
+                _ => None,
+            };
+            let chunked = out_framing == OutFraming::Chunked;
             loop {
-                let frame = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-                let end = match frame {
-                    None => true,
-                    Some(Err(e)) => return Err(Failure::Failed(Error::Body(e))),
-                    Some(Ok(frame)) => {
-                        match frame.into_data() {
-                            Ok(data) => {
-                                if chunked && !data.is_empty() {
-                                    push_chunk_size(&mut self.out, data.len());
-                                    self.out.extend_from_slice(&data);
-                                    self.out.extend_from_slice(b"\r\n");
-                                } else {
-                                    self.out.extend_from_slice(&data);
-                                }
-                            }
-                            // Trailers are dropped: few upstreams read them,
-                            // and hyper's client did not send them either.
-                            Err(_trailers) => {}
-                        }
-                        body.is_end_stream()
-                    }
-                };
-                if end && chunked {
-                    self.out.extend_from_slice(b"0\r\n\r\n");
-                }
-                if end || self.out.len() >= WRITE_BATCH {
-                    if let Err(e) = self.stream.write_all(&self.out).await {
-                        // An upstream may answer before it has read the
-                        // whole body (a 413, a 401) and stop reading: that
-                        // answer is the one to pass on (RFC 9112 §9.5), on
-                        // a connection not reused after it.
-                        if !first || !reused {
-                            self.out.clear();
-                            if let Ok((resp, framing, _)) = self.read_head(head_request).await {
+                // What is gathered goes out as soon as the body has nothing
+                // more at once: a streamed body is not held back.
+                let frame =
+                    match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                        Poll::Ready(frame) => frame,
+                        Poll::Pending => {
+                            if !self.out.is_empty()
+                                && let Some((resp, framing)) =
+                                    self.flush(&[], &mut sent_any, reused, head_request).await?
+                            {
                                 return Ok((resp, self.into_reader(framing, false)));
                             }
+                            poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
                         }
-                        // Only the first write can be retried: after it, part
-                        // of the body is gone.
-                        if first && reused {
-                            return Err(Failure::Stale(Error::Io(e)));
-                        }
-                        return Err(Failure::Failed(Error::Io(e)));
+                    };
+                let ended = frame.is_none();
+                let data = match frame {
+                    None => None,
+                    Some(Err(e)) => return Err(Failure::Failed(Error::Body(e))),
+                    // Trailers are dropped: few upstreams read them.
+                    Some(Ok(frame)) => frame.into_data().ok(),
+                };
+                if let Some(data) = data.filter(|d| !d.is_empty()) {
+                    // The length sent in the head is the length sent: more
+                    // would be read as another request (RFC 9112 §6.2).
+                    if let Some(l) = left.as_mut() {
+                        *l = l.checked_sub(data.len() as u64).ok_or(Failure::Failed(
+                            Error::Invalid("the request body is longer than its length"),
+                        ))?;
                     }
-                    first = false;
-                    self.out.clear();
+                    if chunked {
+                        let _ = write!(self.out, "{:x}\r\n", data.len());
+                    }
+                    if data.len() >= DIRECT_WRITE {
+                        // Large pieces are written as they are, not copied.
+                        if let Some((resp, framing)) = self
+                            .flush(&data, &mut sent_any, reused, head_request)
+                            .await?
+                        {
+                            return Ok((resp, self.into_reader(framing, false)));
+                        }
+                    } else {
+                        self.out.extend_from_slice(&data);
+                    }
+                    if chunked {
+                        self.out.extend_from_slice(b"\r\n");
+                    }
+                }
+                let end = ended || body.is_end_stream();
+                if end {
+                    if chunked {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    if left.is_some_and(|l| l > 0) {
+                        return Err(Failure::Failed(Error::Invalid(
+                            "the request body ended before its length",
+                        )));
+                    }
+                }
+                if (end || self.out.len() >= WRITE_BATCH)
+                    && let Some((resp, framing)) =
+                        self.flush(&[], &mut sent_any, reused, head_request).await?
+                {
+                    return Ok((resp, self.into_reader(framing, false)));
                 }
                 if end {
                     break;
@@ -191,8 +248,8 @@ impl Conn {
             }
         }
         self.out.clear();
-        // A large request body grew the buffer: not kept while idle.
-        if self.out.capacity() > 2 * WRITE_BATCH {
+        // Not kept large while idle.
+        if self.out.capacity() > KEEP_OUT {
             self.out = Vec::new();
         }
         match self.read_head(head_request).await {
@@ -200,6 +257,40 @@ impl Conn {
             Err(Error::Closed) if reused => Err(Failure::Stale(Error::Closed)),
             Err(e) => Err(Failure::Failed(e)),
         }
+    }
+
+    /// Writes what `out` gathered, then `extra`. When a write fails, an
+    /// upstream may have answered before reading the whole body (a 413, a
+    /// 401) and stopped reading: that answer is the one to pass on (RFC 9112
+    /// §9.5), on a connection not reused after it.
+    async fn flush(
+        &mut self,
+        extra: &[u8],
+        sent_any: &mut bool,
+        reused: bool,
+        head_request: bool,
+    ) -> Result<Option<(Response<()>, Framing)>, Failure> {
+        let mut written = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        if written.is_ok() && !extra.is_empty() {
+            written = self.stream.write_all(extra).await;
+        }
+        let Err(e) = written else {
+            *sent_any = true;
+            return Ok(None);
+        };
+        if (*sent_any || !reused)
+            && let Ok((resp, framing, _)) = self.read_head(head_request).await
+        {
+            return Ok(Some((resp, framing)));
+        }
+        // Nothing went out on a connection that had been idle: lost to an
+        // upstream that closed it (the body is partly taken, so only the
+        // caller's rule for idempotent requests may send it again).
+        if !*sent_any && reused {
+            return Err(Failure::Stale(Error::Io(e)));
+        }
+        Err(Failure::Failed(Error::Io(e)))
     }
 
     fn into_reader(self, framing: Framing, keep_alive: bool) -> Reader {
@@ -211,8 +302,8 @@ impl Conn {
         }
     }
 
-    /// The request head, in `self.out`; true when the body goes chunked.
-    fn write_head(&mut self, req: &Request<Body>) -> bool {
+    /// The request head, in `self.out`, and how its body is framed.
+    fn write_head(&mut self, req: &Request<Body>) -> OutFraming {
         let out = &mut self.out;
         out.clear();
         out.extend_from_slice(req.method().as_str().as_bytes());
@@ -232,7 +323,7 @@ impl Conn {
         }
         let body = req.body();
         let had_length = req.headers().contains_key(CONTENT_LENGTH);
-        let chunked = match body.size_hint().exact() {
+        let framing = match body.size_hint().exact() {
             // No body: a length only where one is expected (RFC 9110 §8.6:
             // a request without content need not say so).
             Some(0) if body.is_end_stream() => {
@@ -240,21 +331,19 @@ impl Conn {
                 {
                     out.extend_from_slice(b"content-length: 0\r\n");
                 }
-                false
+                OutFraming::Empty
             }
             Some(n) => {
-                out.extend_from_slice(b"content-length: ");
-                push_decimal(out, n);
-                out.extend_from_slice(b"\r\n");
-                false
+                let _ = write!(out, "content-length: {n}\r\n");
+                OutFraming::Length(n)
             }
             None => {
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                true
+                OutFraming::Chunked
             }
         };
         out.extend_from_slice(b"\r\n");
-        chunked
+        framing
     }
 
     /// Reads until a final response head (1xx answers are skipped, RFC 9110
@@ -280,7 +369,13 @@ impl Conn {
                 }
             }
             self.buf.reserve(READ_CHUNK);
-            let n = self.stream.read_buf(&mut self.buf).await?;
+            let n = match self.stream.read_buf(&mut self.buf).await {
+                Ok(n) => n,
+                // A reset before any byte of an answer is the same loss as a
+                // close (an idle connection the upstream dropped).
+                Err(e) if !received && is_lost(&e) => return Err(Error::Closed),
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return Err(if received {
                     Error::Invalid("the connection closed inside the response head")
@@ -344,6 +439,17 @@ impl Conn {
         *resp.headers_mut() = headers;
         Ok(Some(Parsed::Final(resp, framing, keep_alive)))
     }
+}
+
+/// How a request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutFraming {
+    /// No body.
+    Empty,
+    /// `Content-Length`, this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
 }
 
 enum Parsed {
@@ -665,40 +771,15 @@ fn fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     }
 }
 
-fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(slot) = buf.get_mut(i) {
-            *slot = DIGITS.get(n & 15).copied().unwrap_or(b'0');
-        }
-        n >>= 4;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(slot) = buf.get_mut(i) {
-            *slot = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+/// An I/O error that means the peer is gone.
+fn is_lost(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 #[cfg(test)]
@@ -801,14 +882,5 @@ mod tests {
             framing(&h, StatusCode::NO_CONTENT, false).unwrap(),
             Framing::Length(0)
         );
-    }
-
-    #[test]
-    fn numbers_are_written_as_framing_needs() {
-        let mut out = Vec::new();
-        push_chunk_size(&mut out, 0x1a2b);
-        push_decimal(&mut out, 0);
-        push_decimal(&mut out, 18446744073709551615);
-        assert_eq!(out, b"1a2b\r\n018446744073709551615");
     }
 }

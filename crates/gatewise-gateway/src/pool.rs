@@ -828,6 +828,7 @@ impl Drop for UpstreamBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
+    use std::future::Future as _;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -1067,6 +1068,120 @@ mod tests {
                 return Poll::Ready(None);
             }
             Poll::Ready(Some(Ok(http_body::Frame::data(self.0.remove(0)))))
+        }
+    }
+
+    /// A body that gives `first`, then waits for `gate`, then gives
+    /// `second`; its length is not known in advance.
+    struct Gated {
+        first: Option<Bytes>,
+        gate: Option<tokio::sync::oneshot::Receiver<()>>,
+        second: Option<Bytes>,
+    }
+
+    impl http_body::Body for Gated {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            if let Some(b) = self.first.take() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(b))));
+            }
+            if let Some(gate) = self.gate.as_mut() {
+                let _ = std::task::ready!(Pin::new(gate).poll(cx));
+                self.gate = None;
+            }
+            Poll::Ready(self.second.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_goes_out_as_it_comes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open_tx, open_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut b = [0u8; 1];
+            // The first piece arrives while the body still waits for more.
+            while !seen.ends_with(b"5\r\nfirst\r\n") {
+                s.read_exact(&mut b).await.unwrap();
+                seen.push(b[0]);
+            }
+            open_tx.send(()).unwrap();
+            while !seen.ends_with(b"6\r\nsecond\r\n0\r\n\r\n") {
+                s.read_exact(&mut b).await.unwrap();
+                seen.push(b[0]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let conns = conns(addr, Duration::from_secs(60));
+        let body = Gated {
+            first: Some(Bytes::from_static(b"first")),
+            gate: Some(open_rx),
+            second: Some(Bytes::from_static(b"second")),
+        };
+        let mut req = Request::new(crate::body::boxed(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = Uri::from_static("/stream");
+        let resp = tokio::time::timeout(Duration::from_secs(10), conns.send(req, Mode::Pooled))
+            .await
+            .expect("the first piece was held back")
+            .unwrap();
+        assert_eq!(body_of(resp).await.unwrap(), b"ok");
+    }
+
+    /// A body that says it has `said` bytes and gives `data`.
+    struct Lying {
+        said: u64,
+        data: Option<Bytes>,
+    }
+
+    impl http_body::Body for Lying {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.data.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.said)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_its_length_is_not_sent_on() {
+        let ok: &'static [u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+        for (said, data) in [(3, "hello"), (8, "hello")] {
+            let (addr, seen) = scripted(vec![ok]).await;
+            let conns = conns(addr, Duration::from_secs(60));
+            let body = Lying {
+                said,
+                data: Some(Bytes::from_static(data.as_bytes())),
+            };
+            let mut req = Request::new(crate::body::boxed(body));
+            *req.method_mut() = http::Method::POST;
+            *req.uri_mut() = Uri::from_static("/x");
+            let err = tokio::time::timeout(Duration::from_secs(10), conns.send(req, Mode::Pooled))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(matches!(err, SendError::Request(_)), "{said}: {err}");
+            assert_eq!(conns.idle_count(), 0);
+            assert!(
+                seen.lock().unwrap().iter().all(|r| !r.ends_with(b"hello")),
+                "{said}: the body went out"
+            );
         }
     }
 

@@ -131,16 +131,69 @@ const PROTO_UNKNOWN: u8 = 0;
 const PROTO_H1: u8 = 1;
 const PROTO_H2: u8 = 2;
 
-/// An idle HTTP/1.1 connection and since when it waits.
-struct Idle {
-    tx: http1::SendRequest<Body>,
+/// An idle connection and since when it waits.
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
-/// An idle connection of the request-driven client and since when it waits.
-struct IdleInline {
-    conn: h1::Conn,
-    since: Instant,
+/// Idle connections of one kind, the most recently used at the back,
+/// behind a mutex held only to push or pop (connections are closed
+/// outside it).
+struct IdleList<C>(Mutex<VecDeque<Idle<C>>>);
+
+impl<C> IdleList<C> {
+    fn new() -> Self {
+        IdleList(Mutex::new(VecDeque::new()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Idle<C>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The most recently used connection that `usable` accepts; the others
+    /// on the way are closed.
+    fn pop(&self, usable: impl Fn(&C) -> bool) -> Option<C> {
+        loop {
+            let idle = self.lock().pop_back()?;
+            if usable(&idle.conn) {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    /// Keeps `conn`; past `max` connections the oldest is closed.
+    fn push(&self, conn: C, max: usize) {
+        let since = Instant::now();
+        let evicted = {
+            let mut idle = self.lock();
+            let evicted = if idle.len() >= max {
+                idle.pop_front()
+            } else {
+                None
+            };
+            idle.push_back(Idle { conn, since });
+            evicted
+        };
+        drop(evicted);
+    }
+
+    /// Closes the connections idle for `timeout` or longer at `now`.
+    fn expire(&self, now: Instant, timeout: Duration) {
+        let expired: Vec<Idle<C>> = {
+            let mut idle = self.lock();
+            let n = idle
+                .iter()
+                .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
+                .count();
+            idle.drain(..n).collect()
+        };
+        drop(expired);
+    }
 }
 
 /// The connections of one target.
@@ -156,9 +209,9 @@ pub struct Conns {
     /// `Host` for HTTP/1.1 requests that have none (RFC 9112 §3.2).
     host_header: HeaderValue,
     /// Idle HTTP/1.1 connections; the most recently used at the back.
-    idle: Mutex<VecDeque<Idle>>,
+    idle: IdleList<http1::SendRequest<Body>>,
     /// Idle connections of `http` targets ([`crate::h1`]).
-    inline_idle: Mutex<VecDeque<IdleInline>>,
+    inline_idle: IdleList<h1::Conn>,
     /// The shared HTTP/2 connection, once ALPN picked h2.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// What the target's last new connection spoke (`PROTO_*`).
@@ -217,8 +270,8 @@ impl Conns {
             port,
             server_name,
             host_header,
-            idle: Mutex::new(VecDeque::new()),
-            inline_idle: Mutex::new(VecDeque::new()),
+            idle: IdleList::new(),
+            inline_idle: IdleList::new(),
             h2: Mutex::new(None),
             proto: AtomicU8::new(PROTO_UNKNOWN),
             reaper: AtomicBool::new(false),
@@ -227,17 +280,7 @@ impl Conns {
 
     /// Idle HTTP/1.1 connections waiting for a request.
     pub fn idle_count(&self) -> usize {
-        self.idle_list().len() + self.inline_list().len()
-    }
-
-    fn idle_list(&self) -> MutexGuard<'_, VecDeque<Idle>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn inline_list(&self) -> MutexGuard<'_, VecDeque<IdleInline>> {
-        self.inline_idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.idle.len() + self.inline_idle.len()
     }
 
     /// Sends on a connection of the request-driven client (`http` targets):
@@ -296,12 +339,7 @@ impl Conns {
     }
 
     fn checkout_inline(&self) -> Option<h1::Conn> {
-        loop {
-            let idle = self.inline_list().pop_back()?;
-            if idle.conn.is_usable() {
-                return Some(idle.conn);
-            }
-        }
+        self.inline_idle.pop(h1::Conn::is_usable)
     }
 
     fn put_inline(self: &Arc<Self>, conn: h1::Conn) {
@@ -309,18 +347,7 @@ impl Conns {
         if max == 0 {
             return;
         }
-        let since = Instant::now();
-        let evicted = {
-            let mut idle = self.inline_list();
-            let evicted = if idle.len() >= max {
-                idle.pop_front()
-            } else {
-                None
-            };
-            idle.push_back(IdleInline { conn, since });
-            evicted
-        };
-        drop(evicted);
+        self.inline_idle.push(conn, max);
         self.ensure_reaper();
     }
 
@@ -472,12 +499,7 @@ impl Conns {
     /// The most recently used idle connection that can take a request;
     /// closed ones are dropped on the way.
     fn checkout(&self) -> Option<http1::SendRequest<Body>> {
-        loop {
-            let idle = self.idle_list().pop_back()?;
-            if idle.tx.is_ready() {
-                return Some(idle.tx);
-            }
-        }
+        self.idle.pop(http1::SendRequest::is_ready)
     }
 
     fn pooled(
@@ -519,18 +541,7 @@ impl Conns {
         if max == 0 {
             return;
         }
-        let since = Instant::now();
-        let evicted = {
-            let mut idle = self.idle_list();
-            let evicted = if idle.len() >= max {
-                idle.pop_front()
-            } else {
-                None
-            };
-            idle.push_back(Idle { tx, since });
-            evicted
-        };
-        drop(evicted);
+        self.idle.push(tx, max);
         self.ensure_reaper();
     }
 
@@ -562,24 +573,8 @@ impl Conns {
     }
 
     fn reap(&self, now: Instant, timeout: Duration) {
-        let expired: Vec<Idle> = {
-            let mut idle = self.idle_list();
-            let n = idle
-                .iter()
-                .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
-                .count();
-            idle.drain(..n).collect()
-        };
-        drop(expired);
-        let expired: Vec<IdleInline> = {
-            let mut idle = self.inline_list();
-            let n = idle
-                .iter()
-                .take_while(|i| now.saturating_duration_since(i.since) >= timeout)
-                .count();
-            idle.drain(..n).collect()
-        };
-        drop(expired);
+        self.idle.expire(now, timeout);
+        self.inline_idle.expire(now, timeout);
     }
 
     /// A new connection: TCP (and TLS for `https`) within the connect

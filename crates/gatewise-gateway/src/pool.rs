@@ -999,10 +999,13 @@ mod tests {
         assert_eq!(resp.status(), http::StatusCode::NO_CONTENT);
         assert!(body_of(resp).await.unwrap().is_empty());
         // An unknown length: chunked.
-        let stream = Pieces(vec![
-            Bytes::from_static(b"part one, "),
-            Bytes::from_static(b"part two"),
-        ]);
+        let stream = Pieces {
+            data: vec![
+                Bytes::from_static(b"part one, "),
+                Bytes::from_static(b"part two"),
+            ],
+            said: None,
+        };
         let mut req = Request::new(crate::body::boxed(stream));
         *req.method_mut() = http::Method::PUT;
         *req.uri_mut() = Uri::from_static("/up");
@@ -1048,8 +1051,12 @@ mod tests {
         assert_eq!(conns.idle_count(), 1, "all three went over one connection");
     }
 
-    /// A body of pieces whose length is not known in advance.
-    struct Pieces(Vec<Bytes>);
+    /// A body of pieces that says it has `said` bytes (which may be untrue),
+    /// or nothing about its length.
+    struct Pieces {
+        data: Vec<Bytes>,
+        said: Option<u64>,
+    }
 
     impl http_body::Body for Pieces {
         type Data = Bytes;
@@ -1059,10 +1066,17 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-            if self.0.is_empty() {
+            if self.data.is_empty() {
                 return Poll::Ready(None);
             }
-            Poll::Ready(Some(Ok(http_body::Frame::data(self.0.remove(0)))))
+            Poll::Ready(Some(Ok(http_body::Frame::data(self.data.remove(0)))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.said.map_or_else(
+                http_body::SizeHint::default,
+                http_body::SizeHint::with_exact,
+            )
         }
     }
 
@@ -1132,37 +1146,15 @@ mod tests {
         assert_eq!(body_of(resp).await.unwrap(), b"ok");
     }
 
-    /// A body that says it has `said` bytes and gives `data`.
-    struct Lying {
-        said: u64,
-        data: Option<Bytes>,
-    }
-
-    impl http_body::Body for Lying {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(self.data.take().map(|b| Ok(http_body::Frame::data(b))))
-        }
-
-        fn size_hint(&self) -> http_body::SizeHint {
-            http_body::SizeHint::with_exact(self.said)
-        }
-    }
-
     #[tokio::test]
     async fn a_body_that_breaks_its_length_is_not_sent_on() {
         let ok: &'static [u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
         for (said, data) in [(3, "hello"), (8, "hello")] {
             let (addr, seen) = scripted(vec![ok]).await;
             let conns = conns(addr, Duration::from_secs(60));
-            let body = Lying {
-                said,
-                data: Some(Bytes::from_static(data.as_bytes())),
+            let body = Pieces {
+                data: vec![Bytes::from_static(data.as_bytes())],
+                said: Some(said),
             };
             let mut req = Request::new(crate::body::boxed(body));
             *req.method_mut() = http::Method::POST;

@@ -134,19 +134,94 @@ fn token_sha256(known: Option<&BearerHash>, token: &[u8]) -> [u8; 32] {
 #[derive(Debug)]
 struct CachedToken {
     verified: Verified,
-    issuer: usize,
+    /// The issuer whose key verified it. The cache is shared by all routes,
+    /// which list their issuers in their own order, and a reload may
+    /// replace an issuer: a hit counts only on a route holding this very
+    /// issuer, anything else verifies again.
+    issuer: std::sync::Weak<IssuerKeys>,
     /// How long the verification may be cached: until `exp`, at most [`MAX_CACHE_TTL`].
     ttl_hint: Duration,
 }
 
+/// A `jwt` route's issuers and the checks built from them: made once per
+/// configuration (see `proxy::State`), not per request.
+#[derive(Debug)]
+pub struct RouteIssuers {
+    issuers: Vec<Arc<IssuerKeys>>,
+    /// Per issuer (same index): the claim checks of this route for tokens
+    /// from that issuer.
+    policies: Vec<Policy>,
+    /// Every algorithm the issuers allow: what a token is parsed with.
+    parse: Policy,
+}
+
+impl RouteIssuers {
+    /// Where `issuer` is in the route's list, if it is there.
+    fn position(&self, issuer: &std::sync::Weak<IssuerKeys>) -> Option<usize> {
+        self.issuers
+            .iter()
+            .position(|i| std::ptr::eq(Arc::as_ptr(i), issuer.as_ptr()))
+    }
+
+    /// The issuers `policy` names, in its order, found in `known` (names
+    /// not found are skipped: configuration validation refuses them).
+    pub fn new(
+        policy: &JwtPolicy,
+        known: &std::collections::HashMap<String, Arc<IssuerKeys>>,
+    ) -> RouteIssuers {
+        let issuers: Vec<Arc<IssuerKeys>> = policy
+            .issuers
+            .iter()
+            .filter_map(|n| known.get(n).cloned())
+            .collect();
+        let policies = issuers
+            .iter()
+            .map(|issuer| Policy {
+                algorithms: issuer.algorithms.clone(),
+                issuer: Some(issuer.config.issuer.clone()),
+                audiences: policy.audiences.clone(),
+                leeway: issuer.config.leeway.as_secs(),
+                require_at_jwt: policy.require_at_jwt,
+                require_exp: true,
+            })
+            .collect();
+        let mut algs: Vec<_> = issuers
+            .iter()
+            .flat_map(|i| i.algorithms.iter().copied())
+            .collect();
+        algs.sort_by_key(|a| a.name());
+        algs.dedup();
+        RouteIssuers {
+            issuers,
+            policies,
+            parse: Policy::new(algs),
+        }
+    }
+}
+
 /// Checks tokens for routes; one per gateway, shared by all routes.
+///
+/// The verified-token cache is a `quick_cache` (sharded, S3-FIFO eviction)
+/// rather than moka: with every token new (bench scenario E), moka's insert,
+/// its table rehashes under churn and its maintenance cost about 5 µs per
+/// token, a fifth of the RS256 signature check itself. Expiry is lazy: an
+/// entry carries the Unix second it may be used until, and a lookup after
+/// that is a miss.
 #[derive(Debug)]
 pub struct Authenticator {
-    cache: moka::sync::Cache<[u8; 32], Arc<CachedToken>>,
+    cache: quick_cache::sync::Cache<[u8; 32], Cached>,
     capacity: u64,
     /// Lookups that missed (hits are counted in
     /// [`Counters::token_cache_hits`](crate::Counters::token_cache_hits)).
     misses: AtomicU64,
+}
+
+/// A cache entry: the verification and the Unix second after which it is
+/// not used any more (`exp`, at most [`MAX_CACHE_TTL`] after it was made).
+#[derive(Debug, Clone)]
+struct Cached {
+    token: Arc<CachedToken>,
+    until: u64,
 }
 
 /// Default capacity of the verified-token cache. An entry is about 1.4 KB
@@ -160,33 +235,28 @@ impl Default for Authenticator {
     }
 }
 
-struct Expiry;
-
-impl moka::Expiry<[u8; 32], Arc<CachedToken>> for Expiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        v: &Arc<CachedToken>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(v.ttl_hint)
-    }
-}
-
 impl Authenticator {
     /// A cache holding at most `capacity` verified tokens.
     pub fn new(capacity: u64) -> Authenticator {
         Authenticator {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Expiry)
-                .build(),
+            cache: quick_cache::sync::Cache::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
             capacity,
             misses: AtomicU64::new(0),
         }
     }
 
-    /// Checks the request against `policy`. `issuers` are the issuers the
+    /// The cached verification of the token with digest `hash`, unless it
+    /// has expired (then it is dropped).
+    fn lookup(&self, hash: &[u8; 32], now: u64) -> Option<Arc<CachedToken>> {
+        let c = self.cache.get(hash)?;
+        if now < c.until {
+            return Some(c.token);
+        }
+        self.cache.remove(hash);
+        None
+    }
+
+    /// Checks the request against `policy`. `route` holds the issuers the
     /// policy names, in its order; `now` is Unix time. `known` is the
     /// request's bearer token hashed already ([`bearer_hash`], when the
     /// call log hashed it): its digest is the cache key when the token
@@ -195,46 +265,48 @@ impl Authenticator {
         &self,
         parts: &Parts,
         policy: &JwtPolicy,
-        issuers: &[Arc<IssuerKeys>],
+        route: &RouteIssuers,
         now: u64,
         counters: &crate::Counters,
         known: Option<&BearerHash>,
     ) -> Result<Principal, Denial> {
         let token = extract(parts, &policy.token_sources)?;
         let hash = token_sha256(known, token.as_bytes());
-        let cached = match self.cache.get(&hash) {
-            Some(c) => {
+        let hit = self
+            .lookup(&hash, now)
+            .and_then(|c| Some((route.position(&c.issuer)?, c)));
+        let (index, cached) = match hit {
+            Some(hit) => {
                 counters
                     .token_cache_hits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                c
+                hit
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                let c = Arc::new(verify(token, issuers, now, counters).await?);
+                let (index, c) = verify(token, route, now, counters).await?;
+                let c = Arc::new(c);
                 let ttl = c.ttl_hint;
                 if !ttl.is_zero() {
-                    self.cache.insert(hash, Arc::clone(&c));
+                    let cached = Cached {
+                        token: Arc::clone(&c),
+                        until: now.saturating_add(ttl.as_secs()),
+                    };
+                    self.cache.insert(hash, cached);
                 }
-                c
+                (index, c)
             }
         };
-        let issuer = issuers.get(cached.issuer).ok_or_else(|| {
-            Denial::invalid_token(
+        let (Some(issuer), Some(route_policy)) =
+            (route.issuers.get(index), route.policies.get(index))
+        else {
+            return Err(Denial::invalid_token(
                 "jwt-iss-mismatch",
                 "the token's issuer is not accepted here",
-            )
-        })?;
-        let v = &cached.verified;
-        let route_policy = Policy {
-            algorithms: issuer.algorithms.clone(),
-            issuer: Some(issuer.config.issuer.clone()),
-            audiences: policy.audiences.clone(),
-            leeway: issuer.config.leeway.as_secs(),
-            require_at_jwt: policy.require_at_jwt,
-            require_exp: true,
+            ));
         };
-        check::validate(&v.header, &v.claims, &route_policy, now)
+        let v = &cached.verified;
+        check::validate(&v.header, &v.claims, route_policy, now)
             .map_err(|r| Denial::from_rejection(&r))?;
         scopes(&policy.scopes, &v.claims.scopes().collect::<Vec<_>>())?;
         claims(policy, v)?;
@@ -291,21 +363,20 @@ impl Authenticator {
         })
     }
 
-    /// Number of cached verifications.
+    /// Number of cached verifications (expired ones included until they
+    /// are looked up or evicted).
     pub fn cached(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.len() as u64
     }
 
     /// The cache's figures; `hits` is
     /// [`Counters::token_cache_hits`](crate::Counters::token_cache_hits),
-    /// which the request path counts. Applies pending evictions first, so
-    /// `entries` is exact (an admin call, not the request path).
+    /// which the request path counts.
     pub fn cache_stats(&self, hits: u64) -> crate::metrics::CacheStats {
-        self.cache.run_pending_tasks();
         crate::metrics::CacheStats {
             cache: "verified_tokens",
             name: String::new(),
-            entries: self.cache.entry_count(),
+            entries: self.cached(),
             capacity: self.capacity,
             hits,
             misses: self.misses.load(Ordering::Relaxed),
@@ -326,24 +397,19 @@ fn fingerprint(hash: &[u8; 32]) -> String {
     out
 }
 
-/// Signature verification, uncached: pick the issuer by `iss`, the keys by
+/// Signature verification, uncached: pick the issuer by `iss` (its index in
+/// `route` is returned with the verification), the keys by
 /// `kid` and `alg`, and verify. Structural problems, algorithms outside the
 /// allow-list, foreign issuers and unknown `kid`s are refused before any
 /// signature math.
 async fn verify(
     token: &str,
-    issuers: &[Arc<IssuerKeys>],
+    route: &RouteIssuers,
     now: u64,
     counters: &crate::Counters,
-) -> Result<CachedToken, Denial> {
-    let mut algs: Vec<_> = issuers
-        .iter()
-        .flat_map(|i| i.algorithms.iter().copied())
-        .collect();
-    algs.sort_by_key(|a| a.name());
-    algs.dedup();
-    let parse_policy = Policy::new(algs);
-    let parsed = check::parse(token, &parse_policy).map_err(|r| Denial::from_rejection(&r))?;
+) -> Result<(usize, CachedToken), Denial> {
+    let issuers = &route.issuers;
+    let parsed = check::parse(token, &route.parse).map_err(|r| Denial::from_rejection(&r))?;
     let iss = parsed.claims.iss.clone().unwrap_or_default();
     let Some(index) = issuers.iter().position(|i| i.config.issuer == iss) else {
         return Err(Denial::from_rejection(&Rejection::IssuerMismatch {
@@ -384,11 +450,14 @@ async fn verify(
                     .map_or(Duration::ZERO, |s| {
                         Duration::from_secs(s as u64).min(MAX_CACHE_TTL)
                     });
-                return Ok(CachedToken {
-                    verified,
-                    issuer: index,
-                    ttl_hint: ttl,
-                });
+                return Ok((
+                    index,
+                    CachedToken {
+                        verified,
+                        issuer: Arc::downgrade(issuer),
+                        ttl_hint: ttl,
+                    },
+                ));
             }
             Err(e) => last = e,
         }

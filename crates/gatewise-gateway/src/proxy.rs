@@ -1,7 +1,7 @@
 //! The request path: route, authenticate, forward, answer.
 
 use crate::Clock;
-use crate::auth::{Authenticator, BearerHash, Principal};
+use crate::auth::{Authenticator, BearerHash, Principal, RouteIssuers};
 use crate::body::{self, Body};
 use crate::calls::{self, CallLogging, Pending, arrival, mark, note, note_denial};
 use crate::inspect::{self, InspectorStats};
@@ -84,6 +84,8 @@ pub struct State {
     limiters: Vec<Option<Arc<dyn Limiter>>>,
     /// Per route (same index), its metric handles.
     route_metrics: Vec<crate::metrics::RouteMetrics>,
+    /// Per route (same index), the issuers of its `jwt` policy.
+    route_issuers: Vec<Option<RouteIssuers>>,
     introspectors: HashMap<String, Arc<Introspection>>,
 }
 
@@ -117,7 +119,7 @@ impl State {
             };
             introspectors.insert(i.name.clone(), intro);
         }
-        let issuers = config
+        let issuers: HashMap<String, Arc<IssuerKeys>> = config
             .issuers
             .iter()
             .map(|i| {
@@ -148,6 +150,11 @@ impl State {
             };
             pools.insert(u.name.clone(), pool);
         }
+        let route_issuers = config
+            .routes
+            .iter()
+            .map(|r| r.jwt.as_ref().map(|p| RouteIssuers::new(p, &issuers)))
+            .collect();
         let limiters = config
             .routes
             .iter()
@@ -164,6 +171,7 @@ impl State {
             .collect();
         Ok(State {
             route_metrics,
+            route_issuers,
             table: RouteTable::new(&config.routes),
             config,
             pools,
@@ -608,7 +616,7 @@ impl Gateway {
             Step::Introspection
         };
         let known = call.as_ref().and_then(Pending::bearer);
-        let principal = match self.principal(state, route, &parts, known).await {
+        let principal = match self.principal(state, index, route, &parts, known).await {
             Ok(p) => p,
             Err(d) => {
                 let end = note_denial(call, t, auth_step, Outcome::Refused, &d);
@@ -695,27 +703,36 @@ impl Gateway {
         Ok(resp)
     }
 
-    /// Runs the route's token policy: the principal, `None` for an open route.
+    /// Runs the route's token policy (route `index` in the table): the
+    /// principal, `None` for an open route.
     async fn principal(
         &self,
         state: &State,
+        index: usize,
         route: &Route,
         parts: &http::request::Parts,
         known: Option<&BearerHash>,
     ) -> Result<Option<Principal>, Denial> {
         Ok(match &route.jwt {
             Some(policy) => {
-                let issuers: Vec<Arc<IssuerKeys>> = policy
-                    .issuers
-                    .iter()
-                    .filter_map(|n| state.issuers.get(n).cloned())
-                    .collect();
+                let issuers = state
+                    .route_issuers
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| {
+                        Denial::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "route-issuers-missing",
+                            "The route's issuers are not configured",
+                            "the route's jwt policy has no issuers in this configuration",
+                        )
+                    })?;
                 Some(
                     self.auth
                         .authenticate(
                             parts,
                             policy,
-                            &issuers,
+                            issuers,
                             self.clock.unix_now(),
                             &self.counters,
                             known,

@@ -810,3 +810,137 @@ async fn routes_match_by_host_and_method_and_claims_and_token_sources_apply() {
         (400, Some("token-multiple-methods"))
     );
 }
+
+/// The verified-token cache is shared by every route: a token verified on
+/// one route must be judged on another by its own issuer, whatever the
+/// order in which each route lists its issuers.
+#[tokio::test]
+async fn a_cached_token_is_judged_by_its_issuer_on_every_route() {
+    const OTHER_ISS: &str = "https://other-as.test";
+    let main_key = TestKey::new("RS256", "k1");
+    let other_key = TestKey::new("RS256", "k2");
+    let (_main_jwks, main_addr) = DocServer::start(TestKey::jwks(&[&main_key]).to_string()).await;
+    let (_other_jwks, other_addr) =
+        DocServer::start(TestKey::jwks(&[&other_key]).to_string()).await;
+    let other = Issuer {
+        algorithms: vec!["RS256".into()],
+        ..Issuer::new(
+            "other",
+            OTHER_ISS,
+            KeySource::JwksUri(format!("http://{other_addr}/jwks.json")),
+        )
+    };
+    let echo = servers::echo().await;
+    let policy = |issuers: [&str; 2]| JwtPolicy {
+        issuers: issuers.iter().map(|s| (*s).to_owned()).collect(),
+        ..jwt_policy(ScopeRule::None)
+    };
+    let running = serve_config(DynamicConfig {
+        issuers: vec![issuer(main_addr), other],
+        upstreams: vec![upstream("echo", vec![format!("http://{echo}")])],
+        routes: vec![
+            route(
+                "main-first",
+                PathMatch::Exact("/a".into()),
+                "echo",
+                Some(policy(["main", "other"])),
+            ),
+            route(
+                "other-first",
+                PathMatch::Exact("/b".into()),
+                "echo",
+                Some(policy(["other", "main"])),
+            ),
+        ],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    })
+    .await;
+    let addr = running.addr;
+    let http = reqwest::Client::new();
+    let mut c = claims();
+    c["iss"] = json!(OTHER_ISS);
+    let from_other = other_key.sign(json!({"typ": "at+jwt"}), c);
+    let from_main = main_key.sign(json!({"typ": "at+jwt"}), claims());
+    for (token, label) in [(&from_other, "other"), (&from_main, "main")] {
+        for path in ["/a", "/b", "/a", "/b"] {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let b: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(s, 200, "{label}'s token on {path}: {b}");
+        }
+    }
+    let hits = running
+        .gateway
+        .counters()
+        .token_cache_hits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(hits, 6, "each token verified once, then found in the cache");
+}
+
+/// A clock the test moves.
+struct MovingClock(std::sync::atomic::AtomicU64);
+
+impl gatewise_gateway::Clock for MovingClock {
+    fn unix_now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A verified signature is reused until `exp` and for at most
+/// `MAX_CACHE_TTL`: after that the token is verified again (a key the IdP
+/// withdrew stops working within that bound).
+#[tokio::test]
+async fn verified_tokens_are_reused_for_at_most_the_cache_ttl() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let key = TestKey::new("RS256", "k1");
+    let (_jwks, jwks_addr) = DocServer::start(TestKey::jwks(&[&key]).to_string()).await;
+    let echo = servers::echo().await;
+    let clock = Arc::new(MovingClock(std::sync::atomic::AtomicU64::new(NOW)));
+    let running = Running::local(
+        DynamicConfig {
+            issuers: vec![issuer(jwks_addr)],
+            upstreams: vec![upstream("echo", vec![format!("http://{echo}")])],
+            routes: vec![route(
+                "orders",
+                PathMatch::Prefix("/orders".into()),
+                "echo",
+                Some(jwt_policy(ScopeRule::None)),
+            )],
+            introspectors: vec![],
+            max_body_bytes: 1024,
+        },
+        Arc::clone(&clock) as Arc<dyn gatewise_gateway::Clock>,
+    )
+    .await
+    .unwrap();
+    let addr = running.addr;
+    let http = reqwest::Client::new();
+    let mut c = claims();
+    c["exp"] = json!(NOW + 3600);
+    let token = key.sign(json!({"typ": "at+jwt"}), c);
+    let checks = || running.gateway.counters().signature_checks.load(Relaxed);
+    let mut seen = Vec::new();
+    let ttl = gatewise_gateway::auth::MAX_CACHE_TTL.as_secs();
+    for at in [0, 1, ttl - 1, ttl, ttl + 1] {
+        clock.0.store(NOW + at, Relaxed);
+        let r = http
+            .get(format!("http://{addr}/orders/1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "at +{at} s");
+        seen.push(checks());
+    }
+    assert_eq!(
+        seen,
+        [1, 1, 1, 2, 2],
+        "verified once, reused until MAX_CACHE_TTL, then verified again"
+    );
+}

@@ -308,7 +308,8 @@ impl Authenticator {
         let v = &cached.verified;
         check::validate(&v.header, &v.claims, route_policy, now)
             .map_err(|r| Denial::from_rejection(&r))?;
-        scopes(&policy.scopes, &v.claims.scopes().collect::<Vec<_>>())?;
+        let granted: smallvec::SmallVec<[&str; 8]> = v.claims.scopes().collect();
+        scopes(&policy.scopes, &granted)?;
         claims(policy, v)?;
         Ok(Principal {
             issuer: issuer.config.name.clone(),
@@ -469,20 +470,18 @@ async fn verify(
 /// case-insensitive, RFC 9110 §11.1), or from an opted-in cookie or query
 /// parameter; more than one method is `invalid_request` (§2).
 fn extract<'a>(parts: &'a Parts, sources: &[TokenSource]) -> Result<&'a str, Denial> {
-    let mut found: Vec<(&'static str, &'a str)> = Vec::new();
+    // Inline: this runs on every authenticated request.
+    let mut found: smallvec::SmallVec<[(&'static str, &'a str); 3]> = smallvec::SmallVec::new();
     let mut other_scheme = None;
-    let auths: Vec<_> = parts
-        .headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .collect();
-    if auths.len() > 1 {
+    let mut auths = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let first = auths.next();
+    if auths.next().is_some() {
         return Err(Denial::invalid_request(
             "authorization-repeated",
             "more than one Authorization header",
         ));
     }
-    if let Some(v) = auths.first() {
+    if let Some(v) = first {
         let v = v.to_str().map_err(|_| {
             Denial::invalid_request(
                 "authorization-malformed",

@@ -407,8 +407,7 @@ pub fn validate(
     }
     if policy.require_at_jwt {
         let typ = header.typ.as_deref().unwrap_or("");
-        let t = typ.to_ascii_lowercase();
-        if t != "at+jwt" && t != "application/at+jwt" {
+        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
             return Err(Rejection::TypMismatch(if typ.is_empty() {
                 "(absent)".into()
             } else {

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod calls;
 pub mod h1;
+pub mod inbound;
 pub mod inspect;
 pub mod introspect;
 pub mod keys;

@@ -18,7 +18,6 @@ use gatewise_core::calllog::{Outcome, Step};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -425,6 +424,11 @@ impl Gateway {
         }
     }
 
+    /// The clock the gateway reads (Unix seconds).
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
     /// Counters since start.
     pub fn counters(&self) -> &crate::Counters {
         &self.counters
@@ -487,7 +491,11 @@ impl Gateway {
     }
 
     /// Handles one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, peer: Peer) -> Response<Body>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let request_id = self.request_id(req.headers());
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let state = self.state.load_full();
@@ -564,15 +572,19 @@ impl Gateway {
         }
     }
 
-    async fn route_and_forward(
+    async fn route_and_forward<B>(
         &self,
         state: &State,
-        req: Request<Incoming>,
+        req: Request<B>,
         peer: &Peer,
         request_id: &RequestId,
         call: &mut Option<Pending>,
         matched: &mut Option<usize>,
-    ) -> Result<Response<Body>, Denial> {
+    ) -> Result<Response<Body>, Denial>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let (parts, incoming) = req.into_parts();
         let path = parts.uri.path();
         let routes = &state.config.routes;

@@ -1,7 +1,11 @@
-//! Accepting connections: HTTP/1.1 and h2c on one port (hyper-util's auto
-//! builder), a header-read timeout against slow clients, and graceful
-//! shutdown that stops accepting and lets in-flight requests finish within
-//! a deadline.
+//! Accepting connections: HTTP/1.1 and h2c on one port, a header-read
+//! timeout against slow clients, and graceful shutdown that stops accepting
+//! and lets in-flight requests finish within a deadline.
+//!
+//! A plain-TCP connection starts in [`crate::inbound`], which serves
+//! ordinary HTTP/1.1 requests itself and hands the connection to hyper
+//! (hyper-util's auto builder: HTTP/1.1 or h2c) at the first request that
+//! is anything else. TLS connections go to hyper after the handshake.
 
 use crate::proxy::{Gateway, Peer};
 use crate::tls::CertStore;
@@ -44,6 +48,12 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    // Tells the connections served by `inbound` to close between requests.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let limits = crate::inbound::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_head: config.max_header_bytes.max(8192),
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -69,10 +79,20 @@ pub async fn serve(
                 });
                 match &acceptor {
                     None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let conn = graceful.watch(conn.into_owned());
+                        let builder = Arc::clone(&builder);
+                        // Counts the connection for the graceful shutdown
+                        // from the start, and watches it once handed over.
+                        let watcher = graceful.watcher();
+                        let stop = stop_rx.clone();
+                        let gw = Arc::clone(&gateway);
+                        let peer = Peer::new(addr, false);
                         tokio::spawn(async move {
-                            if let Err(e) = conn.await {
+                            let io = match crate::inbound::serve(stream, gw, peer, limits, stop).await {
+                                crate::inbound::Ended::Closed => return,
+                                crate::inbound::Ended::HandOff(io) => io,
+                            };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
                                 tracing::debug!(%addr, "connection ended: {e}");
                             }
                         });
@@ -105,6 +125,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let _ = stop_tx.send(true);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(config.shutdown_grace) => {

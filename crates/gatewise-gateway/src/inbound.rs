@@ -20,10 +20,11 @@
 //! smuggling-shaped head keep hyper's handling and hyper's answers (400,
 //! 431, ...). TLS connections stay with hyper throughout.
 //!
-//! The response is framed as RFC 9112 §6 says: no body for `HEAD`, 1xx,
-//! 204 and 304 (§6.3); else the length the response has (§8.6), or chunked
-//! (§7.1) with its trailers. A body that breaks its length or fails closes
-//! the connection (§9.6: the client can only see the failure that way).
+//! The response is framed as RFC 9112 §6 says: no body for `HEAD`, 204 and
+//! 304 (§6.3); else the length the response has (§8.6), or chunked (§7.1).
+//! Trailers are dropped (as through hyper). A body that breaks its length
+//! or fails closes the connection (§9.6: the client can only see the
+//! failure that way); a client that leaves while the body waits ends it.
 //!
 //! The header-read timeout (slowloris) runs on one timer per connection:
 //! waiting for a head notes the time, and the timer, when it fires, either
@@ -80,7 +81,14 @@ pub enum Ended {
     Closed,
     /// To be served by hyper from here on; the bytes read and not used
     /// come first.
-    HandOff(Prefixed<TcpStream>),
+    HandOff {
+        /// The connection.
+        io: Prefixed<TcpStream>,
+        /// No request was served on it yet: it may still turn out to be
+        /// h2c, whose preface must be a connection's first bytes (RFC 9113
+        /// §3.3) and nowhere else.
+        fresh: bool,
+    },
 }
 
 /// Serves requests on `io` until it closes or a request is one to hand to
@@ -92,23 +100,44 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     peer: Peer,
     limits: Limits,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Ended {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut timer = HeadTimer::new(limits.header_read_timeout);
+    // Made once: a `changed()` made per wait registered and unregistered
+    // with the channel every request. Polled only while idle, and the
+    // connection closes as soon as it is ready, so never polled after.
+    let mut stopping = {
+        let mut stop = stop.clone();
+        Box::pin(async move {
+            let _ = stop.changed().await;
+        })
+    };
+    let mut served = false;
+    let hand_off = |prefix: Bytes, io: TcpStream, served: bool| Ended::HandOff {
+        io: Prefixed::new(prefix, io),
+        fresh: !served,
+    };
     loop {
+        // Where the last look for the head's end stopped: a head arriving
+        // in small pieces is parsed again only once its end is there, not
+        // per piece (which would cost quadratic time).
+        let mut looked = 0;
         let req = loop {
-            if !buf.is_empty() {
+            if !buf.is_empty() && (looked == 0 || head_may_end(&buf, looked)) {
                 match scan(&buf, limits.max_head) {
                     Scan::Complete(spans) => match build(&mut buf, spans) {
                         Ok(req) => break req,
-                        Err(read) => return Ended::HandOff(Prefixed::new(read, io)),
+                        Err(read) => return hand_off(read, io, served),
                     },
                     Scan::Partial => {}
-                    Scan::HandOff => return Ended::HandOff(Prefixed::new(buf.freeze(), io)),
+                    Scan::HandOff => return hand_off(buf.freeze(), io, served),
                 }
+            } else if buf.len() >= limits.max_head {
+                return hand_off(buf.freeze(), io, served);
             }
+            looked = buf.len();
             if buf.is_empty() && *stop.borrow() {
                 return Ended::Closed;
             }
@@ -123,22 +152,24 @@ pub async fn serve(
                     Ok(_) => {}
                 },
                 () = timer.expired() => return Ended::Closed,
-                _ = stop.changed(), if buf.is_empty() => return Ended::Closed,
+                () = &mut stopping, if buf.is_empty() => return Ended::Closed,
             }
         };
         timer.done();
+        served = true;
         let head_request = req.method() == Method::HEAD;
         let handling = Arc::clone(&gateway).handle(req, peer.clone());
         tokio::pin!(handling);
         // A client that closes its connection gives up the request: its
         // handling is dropped (upstream call included), as hyper does, and
-        // the call is recorded as 499. Bytes it sends meanwhile (pipelined
-        // requests) are kept, up to a bound.
+        // the call is recorded as 499. While pipelined requests wait in the
+        // buffer nothing more is read (as hyper does): a client that sent
+        // them and half-closed gets its answers.
         let resp = loop {
             tokio::select! {
                 biased;
                 resp = &mut handling => break resp,
-                read = io.read_buf(&mut buf), if buf.len() < limits.max_head => match read {
+                read = io.read_buf(&mut buf), if buf.is_empty() => match read {
                     Ok(0) | Err(_) => return Ended::Closed,
                     Ok(_) => {}
                 },
@@ -146,7 +177,12 @@ pub async fn serve(
         };
         let close = *stop.borrow();
         let now = gateway.clock().unix_now();
-        match respond(&mut io, &mut out, resp, head_request, close, now).await {
+        let mut exchange = Exchange {
+            io: &mut io,
+            out: &mut out,
+            buf: &mut buf,
+        };
+        match exchange.respond(resp, head_request, close, now).await {
             Ok(true) if !close => {}
             _ => return Ended::Closed,
         }
@@ -154,6 +190,14 @@ pub async fn serve(
             out = Vec::with_capacity(READ_CHUNK);
         }
     }
+}
+
+/// Whether the bytes after the first `looked` may complete a head: an end
+/// of line followed by an empty line is among them.
+fn head_may_end(buf: &[u8], looked: usize) -> bool {
+    buf.get(looked.saturating_sub(3)..).is_some_and(|new| {
+        new.windows(2).any(|w| w == b"\n\n") || new.windows(3).any(|w| w == b"\n\r\n")
+    })
 }
 
 /// Where a request head is, found without changing the buffer.
@@ -262,102 +306,144 @@ enum Framing {
     Chunked,
 }
 
-/// Writes `resp`; `Ok(true)` when the connection can take another request.
-async fn respond(
-    io: &mut TcpStream,
-    out: &mut Vec<u8>,
-    resp: Response<Body>,
-    head_request: bool,
-    close: bool,
-    now: u64,
-) -> io::Result<bool> {
-    let (parts, mut body) = resp.into_parts();
-    let framing = write_head(out, &parts, &body, head_request, close, now);
-    let mut left = match framing {
-        Framing::None => {
-            io.write_all(out).await?;
-            out.clear();
-            return Ok(true);
-        }
-        Framing::Length(n) => n,
-        Framing::Chunked => 0,
-    };
-    let chunked = framing == Framing::Chunked;
-    let mut trailers = None;
-    loop {
-        // What is gathered goes out as soon as the body has nothing more
-        // at once: the head of a streamed response is not held back.
-        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
-            Poll::Ready(frame) => frame,
-            Poll::Pending => {
-                if !out.is_empty() {
-                    io.write_all(out).await?;
-                    out.clear();
-                }
-                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-            }
-        };
-        let frame = match frame {
-            None => break,
-            Some(Ok(frame)) => frame,
-            // Nothing can tell the client but an unfinished message.
-            Some(Err(_)) => return finish_broken(io, out).await,
-        };
-        let frame = match frame.into_data() {
-            Ok(data) if !data.is_empty() => data,
-            Ok(_) => continue,
-            Err(frame) => {
-                trailers = frame.into_trailers().ok();
-                continue;
-            }
-        };
-        if chunked {
-            let _ = write!(out, "{:x}\r\n", frame.len());
-        } else {
-            match left.checked_sub(frame.len() as u64) {
-                Some(l) => left = l,
-                // More than the length said: the rest would read as
-                // another response (RFC 9112 §6.3).
-                None => return finish_broken(io, out).await,
-            }
-        }
-        if frame.len() >= DIRECT_WRITE {
-            io.write_all(out).await?;
-            out.clear();
-            io.write_all(&frame).await?;
-        } else {
-            out.extend_from_slice(&frame);
-        }
-        if chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        if out.len() >= WRITE_BATCH {
-            io.write_all(out).await?;
-            out.clear();
-        }
-        if body.is_end_stream() {
-            break;
-        }
-    }
-    if chunked {
-        out.extend_from_slice(b"0\r\n");
-        for (name, value) in trailers.iter().flatten() {
-            push_field(out, name, value);
-        }
-        out.extend_from_slice(b"\r\n");
-    } else if left > 0 {
-        return finish_broken(io, out).await;
-    }
-    io.write_all(out).await?;
-    out.clear();
-    Ok(true)
+/// A connection while a response is written.
+struct Exchange<'a> {
+    io: &'a mut TcpStream,
+    out: &'a mut Vec<u8>,
+    /// What the client sends meanwhile (pipelined requests).
+    buf: &'a mut BytesMut,
 }
 
-/// Sends what was gathered and gives up the connection.
-async fn finish_broken(io: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<bool> {
-    let _ = io.write_all(out).await;
-    out.clear();
-    Ok(false)
+/// A response body's next frame, as `poll_frame` gives it.
+type NextFrame = Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>;
+
+impl Exchange<'_> {
+    /// Writes what was gathered.
+    async fn flush(&mut self) -> io::Result<()> {
+        self.io.write_all(self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Sends what was gathered and gives up the connection.
+    async fn broken(&mut self) -> io::Result<bool> {
+        let _ = self.flush().await;
+        Ok(false)
+    }
+
+    /// The body's next frame. While the body waits, the client's side is
+    /// watched as while the request was handled: a client that leaves ends
+    /// a long poll or an event stream (`None`: the body is dropped) rather
+    /// than leaving the upstream call open until its timeout.
+    async fn next_frame(&mut self, body: &mut Body) -> Option<NextFrame> {
+        loop {
+            tokio::select! {
+                biased;
+                frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)) => return Some(frame),
+                read = self.io.read_buf(self.buf), if self.buf.is_empty() => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+
+    /// Writes `resp`; `Ok(true)` when the connection can take another
+    /// request.
+    async fn respond(
+        &mut self,
+        resp: Response<Body>,
+        head_request: bool,
+        close: bool,
+        now: u64,
+    ) -> io::Result<bool> {
+        let (mut parts, mut body) = resp.into_parts();
+        // A 1xx is never a final answer (RFC 9110 §15.2). The gateway makes
+        // none, but a client must not be left waiting after one.
+        if parts.status.is_informational() {
+            parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+            parts.headers.clear();
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            write_head(self.out, &parts, &body, head_request, true, now);
+            return self.broken().await;
+        }
+        let framing = write_head(self.out, &parts, &body, head_request, close, now);
+        let mut left = match framing {
+            Framing::None => {
+                self.flush().await?;
+                return Ok(true);
+            }
+            Framing::Length(n) => n,
+            Framing::Chunked => 0,
+        };
+        let chunked = framing == Framing::Chunked;
+        loop {
+            // What is gathered goes out as soon as the body has nothing
+            // more at once: the head of a streamed response is not held
+            // back.
+            let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    if !self.out.is_empty() {
+                        self.flush().await?;
+                    }
+                    match self.next_frame(&mut body).await {
+                        Some(frame) => frame,
+                        None => return Ok(false),
+                    }
+                }
+            };
+            let frame = match frame {
+                None => break,
+                Some(Ok(frame)) => frame,
+                // Nothing can tell the client but an unfinished message.
+                Some(Err(_)) => return self.broken().await,
+            };
+            // Trailers are dropped, as hyper drops them unless the client
+            // asked for them (`TE: trailers`) and the response declared
+            // them: trailer fields are not header fields (RFC 9110 §6.5).
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if chunked {
+                let _ = write!(self.out, "{:x}\r\n", data.len());
+            } else {
+                match left.checked_sub(data.len() as u64) {
+                    Some(l) => left = l,
+                    // More than the length said: the rest would read as
+                    // another response (RFC 9112 §6.3).
+                    None => return self.broken().await,
+                }
+            }
+            if data.len() >= DIRECT_WRITE {
+                self.flush().await?;
+                self.io.write_all(&data).await?;
+            } else {
+                self.out.extend_from_slice(&data);
+            }
+            if chunked {
+                self.out.extend_from_slice(b"\r\n");
+            }
+            if self.out.len() >= WRITE_BATCH {
+                self.flush().await?;
+            }
+            if body.is_end_stream() {
+                break;
+            }
+        }
+        if chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        } else if left > 0 {
+            return self.broken().await;
+        }
+        self.flush().await?;
+        Ok(true)
+    }
 }
 
 /// Writes the status line and header section into `out`: the response's
@@ -405,15 +491,16 @@ fn write_head(
             let _ = write!(out, "content-length: {n}\r\n");
         }
         Framing::None
+    } else if head_request {
+        // Only the length the response has: the empty body of a HEAD
+        // response says nothing of what a GET would get (RFC 9110 §9.3.2).
+        if let Some(n) = length {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::None
     } else if let Some(n) = length.or_else(|| body.size_hint().exact()) {
         let _ = write!(out, "content-length: {n}\r\n");
-        if head_request {
-            Framing::None
-        } else {
-            Framing::Length(n)
-        }
-    } else if head_request {
-        Framing::None
+        Framing::Length(n)
     } else {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
         Framing::Chunked
@@ -635,6 +722,17 @@ mod tests {
     }
 
     #[test]
+    fn a_head_is_looked_for_again_only_when_its_end_may_have_come() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for looked in 1..head.len() {
+            assert!(head_may_end(head, looked), "{looked}");
+        }
+        assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 5));
+        assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: x\r\nX: y", 20));
+        assert!(head_may_end(b"GET / HTTP/1.1\nHost: x\n\n", 24));
+    }
+
+    #[test]
     fn requests_share_the_head_and_leave_what_follows() {
         let mut buf = BytesMut::from(&b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b"[..]);
         let Scan::Complete(spans) = scan(&buf, 1024) else {
@@ -696,6 +794,11 @@ mod tests {
             "HTTP/1.1 200 OK\r\ndate: D\r\ncontent-length: 10\r\n\r\n"
         );
         assert_eq!(f, Framing::Length(10));
+        // HEAD without a length of its own: none made up from the empty
+        // body (RFC 9110 §9.3.2).
+        let (h, f) = head_of(200, &[("date", "D")], crate::body::empty(), true);
+        assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: D\r\n\r\n");
+        assert_eq!(f, Framing::None);
         // HEAD: the length a GET would have, no body.
         let (h, f) = head_of(
             200,

@@ -47,6 +47,14 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
+    // For connections `inbound` served requests on: HTTP/1.1 only, set as
+    // the auto builder's HTTP/1.1 side.
+    let mut http1_only = hyper::server::conn::http1::Builder::new();
+    http1_only
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192));
+    let http1_only = Arc::new(http1_only);
     let graceful = GracefulShutdown::new();
     // Tells the connections served by `inbound` to close between requests.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -80,19 +88,30 @@ pub async fn serve(
                 match &acceptor {
                     None => {
                         let builder = Arc::clone(&builder);
+                        let http1_only = Arc::clone(&http1_only);
                         // Counts the connection for the graceful shutdown
-                        // from the start, and watches it once handed over.
+                        // from the start, until it ends.
                         let watcher = graceful.watcher();
                         let stop = stop_rx.clone();
                         let gw = Arc::clone(&gateway);
                         let peer = Peer::new(addr, false);
                         tokio::spawn(async move {
-                            let io = match crate::inbound::serve(stream, gw, peer, limits, stop).await {
+                            let (io, fresh) = match crate::inbound::serve(stream, gw, peer, limits, stop.clone()).await {
                                 crate::inbound::Ended::Closed => return,
-                                crate::inbound::Ended::HandOff(io) => io,
+                                crate::inbound::Ended::HandOff { io, fresh } => (TokioIo::new(io), fresh),
                             };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            // Only a connection nothing was served on may
+                            // turn out to be h2c (and at shutdown it is not
+                            // asked to).
+                            let ended = if fresh && !*stop.borrow() {
+                                let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
+                                drive(conn, |c| c.graceful_shutdown(), stop).await
+                            } else {
+                                let conn = http1_only.serve_connection(io, service).with_upgrades();
+                                drive(conn, |c| c.graceful_shutdown(), stop).await.map_err(Into::into)
+                            };
+                            drop(watcher);
+                            if let Err(e) = ended {
                                 tracing::debug!(%addr, "connection ended: {e}");
                             }
                         });
@@ -133,6 +152,38 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Drives a connection handed over by [`crate::inbound`] until it ends,
+/// starting its graceful shutdown once `stop` turns true. Unlike hyper-util's
+/// watcher, the connection is polled before it is told to shut down: the
+/// request handed over with it is read and answered (with `Connection:
+/// close`), not dropped unread.
+async fn drive<C, E>(
+    conn: C,
+    shutdown: impl Fn(std::pin::Pin<&mut C>),
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut stopping = std::pin::pin!(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    let mut signalled = false;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(r) = conn.as_mut().poll(cx) {
+            return std::task::Poll::Ready(r);
+        }
+        if !signalled && stopping.as_mut().poll(cx).is_ready() {
+            signalled = true;
+            shutdown(conn.as_mut());
+            return conn.as_mut().poll(cx);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// A gateway serving in this process, for embedding (the demo, tests).

@@ -191,7 +191,8 @@ async fn an_answer_of_unknown_length_streams_chunked_and_the_connection_goes_on(
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
-            u.write_all(b"0\r\n\r\n").await.unwrap();
+            // A trailer: not passed on (as through hyper).
+            u.write_all(b"0\r\nx-sum: 13\r\n\r\n").await.unwrap();
         }
     });
     let gw = gateway_to(up_addr).await;
@@ -260,4 +261,100 @@ async fn h2c_with_prior_knowledge_is_handed_to_hyper() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["path"], path);
     }
+}
+
+#[tokio::test]
+async fn a_head_in_single_bytes_and_a_pipeline_before_a_half_close_are_answered() {
+    let echo = servers::echo().await;
+    let gw = gateway_to(echo).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    for b in b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" {
+        s.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut buf = Vec::new();
+    assert_eq!(path_of(&answer(&mut s, &mut buf, false).await), "/slow");
+    // Two requests, then the client's side closed. The first is answered:
+    // while a pipelined request waits, nothing more is read, so the close
+    // is not seen. Seen while the last is handled, a close gives up that
+    // request (as hyper and nginx do: a client's FIN reads as leaving).
+    s.write_all(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(path_of(&answer(&mut s, &mut buf, false).await), "/p1");
+    // After requests were served here, an HTTP/2 preface is not HTTP/2
+    // (RFC 9113 §3.3): hyper's HTTP/1.1 refuses it.
+    let mut t = TcpStream::connect(gw.addr).await.unwrap();
+    let mut tbuf = Vec::new();
+    t.write_all(b"GET /h1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(path_of(&answer(&mut t, &mut tbuf, false).await), "/h1");
+    t.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), t.read_to_end(&mut rest)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 4") || rest.starts_with("HTTP/1.1 5"),
+        "{rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_streamed_answer_ends_the_upstream_call() {
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut u, _) = up.accept().await.unwrap();
+        let mut b = [0u8; 4096];
+        let _ = u.read(&mut b).await;
+        u.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            .await
+            .unwrap();
+        // An event stream with nothing more to say for a while: the
+        // gateway must hang up once its client has gone.
+        let gone = tokio::time::timeout(Duration::from_secs(10), u.read(&mut b)).await;
+        let _ = closed_tx.send(matches!(gone, Ok(Ok(0)) | Ok(Err(_))));
+    });
+    let gw = gateway_to(up_addr).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("first") {
+        let mut b = [0u8; 1024];
+        let n = s.read(&mut b).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&b[..n]);
+    }
+    drop(s);
+    assert!(
+        closed_rx.await.unwrap(),
+        "the upstream connection was closed when the client left"
+    );
+}
+
+#[tokio::test]
+async fn a_request_whose_head_completes_during_shutdown_is_answered() {
+    let echo = servers::echo().await;
+    let gw = gateway_to(echo).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(gw.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"ngth: 5\r\n\r\nhello").await.unwrap();
+    let mut buf = Vec::new();
+    let a = answer(&mut s, &mut buf, false).await;
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!((a.status, v["body"].as_str()), (200, Some("hello")));
+    assert!(a.head.contains("connection: close"), "{}", a.head);
+    stopping.await.unwrap().unwrap();
 }

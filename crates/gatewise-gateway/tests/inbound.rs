@@ -358,3 +358,22 @@ async fn a_request_whose_head_completes_during_shutdown_is_answered() {
     assert!(a.head.contains("connection: close"), "{}", a.head);
     stopping.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_read_timeout() {
+    let echo = servers::echo().await;
+    // `Running::local` reads heads for at most 2 s.
+    let gw = gateway_to(echo).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(path_of(&answer(&mut s, &mut buf, false).await), "/once");
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(8), s.read(&mut b))
+        .await
+        .expect("closed by the gateway, not left open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}

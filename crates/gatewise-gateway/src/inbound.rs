@@ -1,6 +1,6 @@
-//! HTTP/1.1 from clients on plain TCP for the requests most traffic is made
-//! of, served without hyper's server dispatch; anything else hands the
-//! connection to hyper.
+//! HTTP/1.1 from clients (plain TCP, or TLS when ALPN did not choose h2)
+//! for the requests most traffic is made of, served without hyper's server
+//! dispatch; anything else hands the connection to hyper.
 //!
 //! hyper's server connection is general: a dispatcher between the
 //! connection and the service, a request body channel, a header-read timer
@@ -18,7 +18,7 @@
 //! serves it from then on: bodies, upgrades, HTTP/1.0, `Expect:
 //! 100-continue`, h2c prior knowledge, and every malformed, oversized or
 //! smuggling-shaped head keep hyper's handling and hyper's answers (400,
-//! 431, ...). TLS connections stay with hyper throughout.
+//! 431, ...). TLS connections that chose h2 by ALPN go to hyper at once.
 //!
 //! The response is framed as RFC 9112 §6 says: no body for `HEAD`, 204 and
 //! 304 (§6.3); else the length the response has (§8.6), or chunked (§7.1).
@@ -46,7 +46,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Most request headers read (hyper's default limit: more is handed to
@@ -76,14 +75,14 @@ pub struct Limits {
 
 /// How a connection served here ended.
 #[derive(Debug)]
-pub enum Ended {
+pub enum Ended<IO> {
     /// Closed: by the client, the header-read timeout, shutdown, or an error.
     Closed,
     /// To be served by hyper from here on; the bytes read and not used
     /// come first.
     HandOff {
         /// The connection.
-        io: Prefixed<TcpStream>,
+        io: Prefixed<IO>,
         /// No request was served on it yet: it may still turn out to be
         /// h2c, whose preface must be a connection's first bytes (RFC 9113
         /// §3.3) and nowhere else.
@@ -95,13 +94,16 @@ pub enum Ended {
 /// hyper. `stop` turning true closes the connection between requests (a
 /// request under way is answered, with `Connection: close`); the client
 /// closing its side drops the request under way.
-pub async fn serve(
-    mut io: TcpStream,
+pub async fn serve<IO>(
+    mut io: IO,
     gateway: Arc<Gateway>,
     peer: Peer,
     limits: Limits,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Ended {
+) -> Ended<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut timer = HeadTimer::new(limits.header_read_timeout);
@@ -115,7 +117,7 @@ pub async fn serve(
         })
     };
     let mut served = false;
-    let hand_off = |prefix: Bytes, io: TcpStream, served: bool| Ended::HandOff {
+    let hand_off = |prefix: Bytes, io: IO, served: bool| Ended::HandOff {
         io: Prefixed::new(prefix, io),
         fresh: !served,
     };
@@ -307,8 +309,8 @@ enum Framing {
 }
 
 /// A connection while a response is written.
-struct Exchange<'a> {
-    io: &'a mut TcpStream,
+struct Exchange<'a, IO> {
+    io: &'a mut IO,
     out: &'a mut Vec<u8>,
     /// What the client sends meanwhile (pipelined requests).
     buf: &'a mut BytesMut,
@@ -317,7 +319,7 @@ struct Exchange<'a> {
 /// A response body's next frame, as `poll_frame` gives it.
 type NextFrame = Option<Result<http_body::Frame<Bytes>, crate::body::BoxError>>;
 
-impl Exchange<'_> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> Exchange<'_, IO> {
     /// Writes what was gathered.
     async fn flush(&mut self) -> io::Result<()> {
         self.io.write_all(self.out).await?;

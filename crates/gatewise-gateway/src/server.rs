@@ -2,10 +2,11 @@
 //! timeout against slow clients, and graceful shutdown that stops accepting
 //! and lets in-flight requests finish within a deadline.
 //!
-//! A plain-TCP connection starts in [`crate::inbound`], which serves
-//! ordinary HTTP/1.1 requests itself and hands the connection to hyper
-//! (hyper-util's auto builder: HTTP/1.1 or h2c) at the first request that
-//! is anything else. TLS connections go to hyper after the handshake.
+//! A connection (plain TCP, or TLS unless ALPN chose h2) starts in
+//! [`crate::inbound`], which serves ordinary HTTP/1.1 requests itself and
+//! hands the connection to hyper at the first request that is anything
+//! else ([`hand_over`]). TLS connections that chose h2 go to hyper after
+//! the handshake.
 
 use crate::proxy::{Gateway, Peer};
 use crate::tls::CertStore;
@@ -46,7 +47,6 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
     // For connections `inbound` served requests on: HTTP/1.1 only, set as
     // the auto builder's HTTP/1.1 side.
     let mut http1_only = hyper::server::conn::http1::Builder::new();
@@ -54,7 +54,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_header_bytes.max(8192));
-    let http1_only = Arc::new(http1_only);
+    let builders = Arc::new(Builders {
+        auto: builder,
+        http1_only,
+    });
     let graceful = GracefulShutdown::new();
     // Tells the connections served by `inbound` to close between requests.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -77,38 +80,20 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = Arc::clone(&gateway);
-                let peer = Peer::new(addr, acceptor.is_some());
-                let service = service_fn(move |req| {
-                    let gw = Arc::clone(&gw);
-                    let peer = peer.clone();
-                    // Boxed: hyper keeps and moves the service's future; a
-                    // pointer moves cheaper than the whole request state.
-                    Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) })
-                });
+                let builders = Arc::clone(&builders);
+                // Counts the connection for the graceful shutdown from the
+                // start, until it ends.
+                let watcher = graceful.watcher();
+                let stop = stop_rx.clone();
                 match &acceptor {
                     None => {
-                        let builder = Arc::clone(&builder);
-                        let http1_only = Arc::clone(&http1_only);
-                        // Counts the connection for the graceful shutdown
-                        // from the start, until it ends.
-                        let watcher = graceful.watcher();
-                        let stop = stop_rx.clone();
-                        let gw = Arc::clone(&gateway);
-                        let peer = Peer::new(addr, false);
                         tokio::spawn(async move {
-                            let (io, fresh) = match crate::inbound::serve(stream, gw, peer, limits, stop.clone()).await {
-                                crate::inbound::Ended::Closed => return,
-                                crate::inbound::Ended::HandOff { io, fresh } => (TokioIo::new(io), fresh),
-                            };
-                            // Only a connection nothing was served on may
-                            // turn out to be h2c (and at shutdown it is not
-                            // asked to).
-                            let ended = if fresh && !*stop.borrow() {
-                                let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
-                                drive(conn, |c| c.graceful_shutdown(), stop).await
-                            } else {
-                                let conn = http1_only.serve_connection(io, service).with_upgrades();
-                                drive(conn, |c| c.graceful_shutdown(), stop).await.map_err(Into::into)
+                            let peer = Peer::new(addr, false);
+                            let ended = match crate::inbound::serve(stream, Arc::clone(&gw), peer.clone(), limits, stop.clone()).await {
+                                crate::inbound::Ended::Closed => Ok(()),
+                                crate::inbound::Ended::HandOff { io, fresh } => {
+                                    hand_over(io, fresh, gw, peer, &builders, stop).await
+                                }
                             };
                             drop(watcher);
                             if let Err(e) = ended {
@@ -118,8 +103,6 @@ pub async fn serve(
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
-                        let builder = Arc::clone(&builder);
-                        let watcher = graceful.watcher();
                         tokio::spawn(async move {
                             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(s)) => s,
@@ -132,8 +115,21 @@ pub async fn serve(
                                     return;
                                 }
                             };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                            let peer = Peer::new(addr, true);
+                            // HTTP/2 as ALPN chose goes to hyper; HTTP/1.1
+                            // (or no ALPN) starts in `inbound` as on plain TCP.
+                            let ended = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                hand_over(crate::inbound::Prefixed::new(bytes::Bytes::new(), tls), true, gw, peer, &builders, stop).await
+                            } else {
+                                match crate::inbound::serve(tls, Arc::clone(&gw), peer.clone(), limits, stop.clone()).await {
+                                    crate::inbound::Ended::Closed => Ok(()),
+                                    crate::inbound::Ended::HandOff { io, fresh } => {
+                                        hand_over(io, fresh, gw, peer, &builders, stop).await
+                                    }
+                                }
+                            };
+                            drop(watcher);
+                            if let Err(e) = ended {
                                 tracing::debug!(%addr, "connection ended: {e}");
                             }
                         });
@@ -152,6 +148,53 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// hyper's connection builders, set once.
+struct Builders {
+    /// HTTP/1.1 or HTTP/2 (h2c prior knowledge, or ALPN's choice).
+    auto: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 only: for connections requests were served on already.
+    http1_only: hyper::server::conn::http1::Builder,
+}
+
+/// Serves with hyper a connection [`crate::inbound`] handed over (or one it
+/// never saw: HTTP/2 by ALPN). Only a connection nothing was served on may
+/// turn out to be HTTP/2 (and at shutdown it is not asked to).
+async fn hand_over<IO>(
+    io: crate::inbound::Prefixed<IO>,
+    fresh: bool,
+    gw: Arc<Gateway>,
+    peer: Peer,
+    builders: &Builders,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let gw = Arc::clone(&gw);
+        let peer = peer.clone();
+        // Boxed: hyper keeps and moves the service's future; a pointer
+        // moves cheaper than the whole request state.
+        Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) })
+    });
+    let io = TokioIo::new(io);
+    if fresh && !*stop.borrow() {
+        let conn = builders
+            .auto
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        drive(conn, |c| c.graceful_shutdown(), stop).await
+    } else {
+        let conn = builders
+            .http1_only
+            .serve_connection(io, service)
+            .with_upgrades();
+        drive(conn, |c| c.graceful_shutdown(), stop)
+            .await
+            .map_err(Into::into)
+    }
 }
 
 /// Drives a connection handed over by [`crate::inbound`] until it ends,

@@ -122,6 +122,30 @@ async fn sni_alpn_and_reload() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["headers"]["x-forwarded-proto"], "https");
 
+    // HTTP/1.1 over TLS (ALPN http/1.1): kept alive over several requests,
+    // a body-less one and one with a body on the same connection.
+    let h1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(&ca_der).unwrap())
+        .resolve("a.test", addr)
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for (i, body) in [None, Some("posted"), None].into_iter().enumerate() {
+        let url = format!("https://a.test:{}/h1/{i}", addr.port());
+        let req = match body {
+            Some(b) => h1.post(url).body(b),
+            None => h1.get(url),
+        };
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+        let got: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(got["path"], format!("/h1/{i}"));
+        assert_eq!(got["body"], body.unwrap_or(""));
+        assert_eq!(got["headers"]["x-forwarded-proto"], "https");
+    }
+
     // Replace a.test's files: the next handshake serves the new certificate.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (_, a2_der) = pki.leaf("a.test");

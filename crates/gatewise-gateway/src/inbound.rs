@@ -10,12 +10,14 @@
 //! connection's task reads the head, parses it with `httparse` (what hyper
 //! uses), calls [`Gateway::handle`] and writes the response itself.
 //!
-//! Served here: HTTP/1.1 requests in origin form without a body (no
-//! `Transfer-Encoding`, no `Content-Length` but `0`), without `Expect` or
-//! `Upgrade`, with `Connection` absent or `keep-alive`, whose head parses
-//! and fits the size limit. The first request that is anything else hands
-//! the connection, with every byte read and not used, to hyper, which
-//! serves it from then on: bodies, upgrades, HTTP/1.0, `Expect:
+//! Served here: HTTP/1.1 requests in origin form without `Transfer-Encoding`,
+//! `Expect` or `Upgrade`, with `Connection` absent or `keep-alive`, whose
+//! head parses and, with the body its one `Content-Length` announces, fits
+//! the head size limit: the body is read whole before the request is
+//! handled (within the header-read timeout, as the head). The first
+//! request that is anything else hands the connection, with every byte
+//! read and not used, to hyper, which serves it from then on: chunked or
+//! longer bodies, upgrades, HTTP/1.0, `Expect:
 //! 100-continue`, h2c prior knowledge, and every malformed, oversized or
 //! smuggling-shaped head keep hyper's handling and hyper's answers (400,
 //! 431, ...). TLS connections that chose h2 by ALPN go to hyper at once.
@@ -39,6 +41,7 @@ use http::header::{
 };
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
+use http_body_util::Full;
 use std::future::poll_fn;
 use std::io::{self, Write as _};
 use std::pin::Pin;
@@ -126,17 +129,24 @@ where
         // in small pieces is parsed again only once its end is there, not
         // per piece (which would cost quadratic time).
         let mut looked = 0;
+        // A head read whose body is still coming (offsets into `buf`, which
+        // only grows meanwhile).
+        let mut pending: Option<Spans> = None;
         let req = loop {
-            if !buf.is_empty() && (looked == 0 || head_may_end(&buf, looked)) {
+            if pending.is_none() && !buf.is_empty() && (looked == 0 || head_may_end(&buf, looked)) {
                 match scan(&buf, limits.max_head) {
-                    Scan::Complete(spans) => match build(&mut buf, spans) {
-                        Ok(req) => break req,
-                        Err(read) => return hand_off(read, io, served),
-                    },
+                    Scan::Complete(spans) => pending = Some(spans),
                     Scan::Partial => {}
                     Scan::HandOff => return hand_off(buf.freeze(), io, served),
                 }
-            } else if buf.len() >= limits.max_head {
+            }
+            if let Some(spans) = pending.take_if(|p| buf.len() >= p.len + p.body) {
+                match build(&mut buf, spans) {
+                    Ok(req) => break req,
+                    Err(read) => return hand_off(read, io, served),
+                }
+            }
+            if pending.is_none() && buf.len() >= limits.max_head {
                 return hand_off(buf.freeze(), io, served);
             }
             looked = buf.len();
@@ -205,6 +215,8 @@ fn head_may_end(buf: &[u8], looked: usize) -> bool {
 /// Where a request head is, found without changing the buffer.
 struct Spans {
     len: usize,
+    /// The body's length (`Content-Length`), which follows the head.
+    body: usize,
     method: Method,
     target: (usize, usize),
     headers: Vec<(HeaderName, usize, usize)>,
@@ -240,13 +252,15 @@ fn scan(buf: &[u8], max_head: usize) -> Scan {
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
     let mut headers = Vec::with_capacity(parsed.headers.len());
     let mut lengths = 0;
+    let mut body = Some(0);
     for h in parsed.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
             return Scan::HandOff;
         };
         let served = if name == CONTENT_LENGTH {
             lengths += 1;
-            h.value == b"0" && lengths == 1
+            body = content_length(h.value);
+            lengths == 1 && body.is_some()
         } else if name == CONNECTION {
             h.value.eq_ignore_ascii_case(b"keep-alive")
         } else {
@@ -258,20 +272,35 @@ fn scan(buf: &[u8], max_head: usize) -> Scan {
         let start = offset(h.value);
         headers.push((name, start, start + h.value.len()));
     }
+    // A body is read here only when the whole message fits in what a head
+    // may take; a longer one goes to hyper, which streams it.
+    let Some(body) = body.filter(|b| len.saturating_add(*b) <= max_head) else {
+        return Scan::HandOff;
+    };
     let start = offset(target.as_bytes());
     Scan::Complete(Spans {
         len,
+        body,
         method,
         target: (start, start + target.len()),
         headers,
     })
 }
 
+/// A `Content-Length` value as RFC 9110 §8.6 writes it: decimal digits
+/// only (no sign, no list, no spaces; anything else is hyper's to refuse).
+fn content_length(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 12 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
 /// Takes the head `spans` found off `buf` and makes the request, its
 /// values sharing the head's bytes. Should a value not convert (httparse
 /// and `http` accept the same bytes, so it should not happen), every byte
 /// read goes back for hyper.
-fn build(buf: &mut BytesMut, spans: Spans) -> Result<Request<http_body_util::Empty<Bytes>>, Bytes> {
+fn build(buf: &mut BytesMut, spans: Spans) -> Result<Request<Full<Bytes>>, Bytes> {
     let head = buf.split_to(spans.len).freeze();
     let made = (|| {
         let uri = Uri::from_maybe_shared(head.slice(spans.target.0..spans.target.1)).ok()?;
@@ -282,19 +311,23 @@ fn build(buf: &mut BytesMut, spans: Spans) -> Result<Request<http_body_util::Emp
                 HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?,
             );
         }
-        let mut req = Request::new(http_body_util::Empty::new());
+        let mut req = Request::new(Full::new(Bytes::new()));
         *req.method_mut() = spans.method;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
         Some(req)
     })();
-    made.ok_or_else(|| {
+    let Some(mut req) = made else {
         let mut all = BytesMut::with_capacity(head.len() + buf.len());
         all.extend_from_slice(&head);
         all.extend_from_slice(buf);
-        all.freeze()
-    })
+        return Err(all.freeze());
+    };
+    if spans.body > 0 {
+        *req.body_mut() = Full::new(buf.split_to(spans.body).freeze());
+    }
+    Ok(req)
 }
 
 /// How the response body goes on the wire.
@@ -684,6 +717,17 @@ mod tests {
         assert_eq!(len, head.len());
         assert_eq!(headers, ["host=x", "authorization=Bearer t"]);
         assert!(scanned("DELETE /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
+        // A body, whole message within the head limit: read here.
+        let Scan::Complete(spans) = scan(b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\na", 64)
+        else {
+            panic!("a body that fits is read here")
+        };
+        assert_eq!((spans.len, spans.body), (39, 3));
+        // Longer than the head limit allows: hyper streams it.
+        assert!(matches!(
+            scan(b"POST /a HTTP/1.1\r\nContent-Length: 30\r\n\r\n", 64),
+            Scan::HandOff
+        ));
         assert!(scanned("HEAD / HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n").is_some());
         assert!(matches!(
             scan(b"GET /a HTTP/1.1\r\nHost: x\r\n", 1024),
@@ -694,9 +738,11 @@ mod tests {
     #[test]
     fn everything_else_goes_to_hyper() {
         for head in [
-            // Bodies, framing conflicts and smuggling shapes.
-            "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            // Chunked bodies, framing conflicts and smuggling shapes.
             "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            "POST /a HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc",
+            "POST /a HTTP/1.1\r\nContent-Length: 0x3\r\n\r\nabc",
             "POST /a HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
             "POST /a HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /a HTTP/1.1\r\nContent-Length: +0\r\n\r\n",
@@ -744,6 +790,15 @@ mod tests {
         assert_eq!(req.uri(), "/a");
         assert_eq!(req.headers()["host"], "x");
         assert_eq!(&buf[..], b"GET /b");
+        let mut buf =
+            BytesMut::from(&b"PUT /c HTTP/1.1\r\nContent-Length: 4\r\n\r\nbodyGET /d"[..]);
+        let Scan::Complete(spans) = scan(&buf, 1024) else {
+            panic!("complete")
+        };
+        let req = build(&mut buf, spans).unwrap();
+        let body = req.into_body();
+        assert_eq!(body.size_hint().exact(), Some(4));
+        assert_eq!(&buf[..], b"GET /d");
     }
 
     fn head_of(

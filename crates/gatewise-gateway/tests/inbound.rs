@@ -147,7 +147,7 @@ async fn one_connection_serves_pipelined_requests_then_hyper_takes_over_for_a_bo
     let c = answer(&mut s, &mut buf, false).await;
     assert_eq!(path_of(&c), "/c?q=1");
     assert!(buf.is_empty(), "nothing after the third answer");
-    // A request with a body goes to hyper, which keeps the connection.
+    // A small body is read here; a chunked one (below) goes to hyper.
     s.write_all(b"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
         .await
         .unwrap();
@@ -376,4 +376,54 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_header_read_timeout()
         .expect("closed by the gateway, not left open")
         .unwrap_or(0);
     assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn small_bodies_are_read_whole_and_large_ones_streamed_by_hyper() {
+    let echo = servers::echo().await;
+    let gw = gateway_to(echo).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    // The body after the head, in a later write.
+    s.write_all(b"PUT /late HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"cdef").await.unwrap();
+    let a = answer(&mut s, &mut buf, false).await;
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!((a.status, v["body"].as_str()), (200, Some("abcdef")));
+    assert_eq!(v["headers"]["content-length"], "6");
+    // A body and the next request in one write: each where it belongs.
+    s.write_all(
+        b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyzGET /two HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let one = answer(&mut s, &mut buf, false).await;
+    let v: Value = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(
+        (v["path"].as_str(), v["body"].as_str()),
+        (Some("/one"), Some("xyz"))
+    );
+    let two = answer(&mut s, &mut buf, false).await;
+    let v: Value = serde_json::from_slice(&two.body).unwrap();
+    assert_eq!(
+        (v["path"].as_str(), v["body"].as_str()),
+        (Some("/two"), Some(""))
+    );
+    // Longer than a head may be (16 KiB here): hyper streams it, and the
+    // gateway's body limit (1 KiB here) answers 413.
+    let big = "a".repeat(20_000);
+    s.write_all(
+        format!(
+            "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let a = answer(&mut s, &mut buf, false).await;
+    assert_eq!(a.status, 413, "{}", a.head);
 }

@@ -64,6 +64,9 @@ const WRITE_BATCH: usize = 64 << 10;
 /// A response body piece at least this large is written as it is.
 const DIRECT_WRITE: usize = 16 << 10;
 
+/// Longest wait for a connection's orderly close after its last answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// The write buffer's capacity kept between requests.
 const KEEP_OUT: usize = 16 << 10;
 
@@ -135,7 +138,14 @@ where
         let req = loop {
             if pending.is_none() && !buf.is_empty() && (looked == 0 || head_may_end(&buf, looked)) {
                 match scan(&buf, limits.max_head) {
-                    Scan::Complete(spans) => pending = Some(spans),
+                    Scan::Complete(spans) => {
+                        // The body gets a wait of its own: the head's may
+                        // have begun long ago, on an idle connection.
+                        if buf.len() < spans.len + spans.body {
+                            timer.done();
+                        }
+                        pending = Some(spans);
+                    }
                     Scan::Partial => {}
                     Scan::HandOff => return hand_off(buf.freeze(), io, served),
                 }
@@ -196,7 +206,13 @@ where
         };
         match exchange.respond(resp, head_request, close, now).await {
             Ok(true) if !close => {}
-            _ => return Ended::Closed,
+            Ok(_) => {
+                // Ends the stream properly (TLS: close_notify after what
+                // rustls still holds), briefly: the client may not read.
+                let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
+                return Ended::Closed;
+            }
+            Err(_) => return Ended::Closed,
         }
         if out.capacity() > KEEP_OUT {
             out = Vec::with_capacity(READ_CHUNK);
@@ -357,7 +373,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Exchange<'_, IO> {
     async fn flush(&mut self) -> io::Result<()> {
         self.io.write_all(self.out).await?;
         self.out.clear();
-        Ok(())
+        // Nothing on TCP; over TLS what rustls took is only sent by a
+        // flush (or a later write).
+        self.io.flush().await
     }
 
     /// Sends what was gathered and gives up the connection.

@@ -159,8 +159,9 @@ struct Builders {
 }
 
 /// Serves with hyper a connection [`crate::inbound`] handed over (or one it
-/// never saw: HTTP/2 by ALPN). Only a connection nothing was served on may
-/// turn out to be HTTP/2 (and at shutdown it is not asked to).
+/// never saw: HTTP/2 by ALPN). Only a connection nothing was served on
+/// (`fresh`) may turn out to be HTTP/2; [`drive`] polls it before any
+/// shutdown, so the auto builder has read the bytes handed over and chosen.
 async fn hand_over<IO>(
     io: crate::inbound::Prefixed<IO>,
     fresh: bool,
@@ -180,7 +181,7 @@ where
         Box::pin(async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) })
     });
     let io = TokioIo::new(io);
-    if fresh && !*stop.borrow() {
+    if fresh {
         let conn = builders
             .auto
             .serve_connection_with_upgrades(io, service)

@@ -427,3 +427,27 @@ async fn small_bodies_are_read_whole_and_large_ones_streamed_by_hyper() {
     let a = answer(&mut s, &mut buf, false).await;
     assert_eq!(a.status, 413, "{}", a.head);
 }
+
+#[tokio::test]
+async fn a_body_has_a_wait_of_its_own_after_an_idle_spell() {
+    let echo = servers::echo().await;
+    // `Running::local` reads heads for at most 2 s.
+    let gw = gateway_to(echo).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(path_of(&answer(&mut s, &mut buf, false).await), "/first");
+    // Idle for most of the head's wait, then a head, then its body later:
+    // 2.5 s after the wait began, but 1 s after the head.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.write_all(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    s.write_all(b"body").await.unwrap();
+    let a = answer(&mut s, &mut buf, false).await;
+    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!((a.status, v["body"].as_str()), (200, Some("body")));
+}

@@ -332,3 +332,70 @@ async fn an_h2_upstream_shares_one_connection() {
     );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
+
+/// HTTP/1.1 over TLS served by `inbound`: a large answer to a client that
+/// reads slowly at first arrives whole.
+#[tokio::test]
+async fn a_large_answer_over_tls_arrives_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SIZE: usize = 3 << 20;
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut u, _) = up.accept().await.unwrap();
+        let mut b = [0u8; 4096];
+        let _ = u.read(&mut b).await;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n");
+        u.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..SIZE / chunk.len() {
+            if u.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let pki = Pki::new();
+    let (files, _) = pki.leaf("a.test");
+    let store = Arc::new(
+        CertStore::load(&TlsConfig {
+            certificates: vec![files],
+        })
+        .unwrap(),
+    );
+    let running = start(
+        route_all(upstream(format!("http://{up_addr}"), None)),
+        Some(store),
+    )
+    .await;
+    let addr = running.addr;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(pki.ca.der()).unwrap())
+        .resolve("a.test", addr)
+        .http1_only()
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://a.test:{}/big", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    // Slowly at first, so that the socket fills and rustls holds the rest.
+    let mut stream = resp;
+    let mut got = 0;
+    let mut first = true;
+    while let Some(piece) = tokio::time::timeout(Duration::from_secs(8), stream.chunk())
+        .await
+        .expect("the rest of the answer in time")
+        .unwrap()
+    {
+        got += piece.len();
+        if first {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            first = false;
+        }
+    }
+    assert_eq!(got, SIZE);
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}

@@ -644,11 +644,19 @@ impl HeadTimer {
 }
 
 /// An I/O object whose first bytes to read are `prefix` (read before it
-/// was handed over), then its own.
-#[derive(Debug)]
+/// was handed over), then its own. `Debug` shows only how many bytes wait:
+/// they are a client's request, `Authorization` header included.
 pub struct Prefixed<IO> {
     prefix: Bytes,
     io: IO,
+}
+
+impl<IO> std::fmt::Debug for Prefixed<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefixed")
+            .field("prefix_len", &self.prefix.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<IO> Prefixed<IO> {
@@ -796,6 +804,17 @@ mod tests {
         assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 5));
         assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: x\r\nX: y", 20));
         assert!(head_may_end(b"GET / HTTP/1.1\nHost: x\n\n", 24));
+    }
+
+    #[test]
+    fn handed_over_bytes_do_not_show_in_debug() {
+        let p = Prefixed::new(
+            Bytes::from_static(b"GET / HTTP/1.1\r\nAuthorization: Bearer secret-token\r\n"),
+            (),
+        );
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(shown.contains("prefix_len: 52"), "{shown}");
     }
 
     #[test]

@@ -112,9 +112,13 @@ async fn answer(s: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> Ans
     Answer { status, head, body }
 }
 
+/// What the echo upstream says it got (method, path, headers, body).
+fn echoed(a: &Answer) -> Value {
+    serde_json::from_slice(&a.body).unwrap()
+}
+
 fn path_of(a: &Answer) -> String {
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
-    v["path"].as_str().unwrap_or_default().to_owned()
+    echoed(a)["path"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -152,7 +156,7 @@ async fn one_connection_serves_pipelined_requests_then_hyper_takes_over_for_a_bo
         .await
         .unwrap();
     let d = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&d.body).unwrap();
+    let v = echoed(&d);
     assert_eq!((d.status, v["body"].as_str()), (200, Some("hello")));
     s.write_all(b"GET /e HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -168,7 +172,7 @@ async fn one_connection_serves_pipelined_requests_then_hyper_takes_over_for_a_bo
         .unwrap();
     let mut tbuf = Vec::new();
     let f = answer(&mut t, &mut tbuf, false).await;
-    let v: Value = serde_json::from_slice(&f.body).unwrap();
+    let v = echoed(&f);
     assert_eq!((f.status, v["body"].as_str()), (200, Some("abc")));
 }
 
@@ -353,7 +357,7 @@ async fn a_request_whose_head_completes_during_shutdown_is_answered() {
     s.write_all(b"ngth: 5\r\n\r\nhello").await.unwrap();
     let mut buf = Vec::new();
     let a = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    let v = echoed(&a);
     assert_eq!((a.status, v["body"].as_str()), (200, Some("hello")));
     assert!(a.head.contains("connection: close"), "{}", a.head);
     stopping.await.unwrap().unwrap();
@@ -391,7 +395,7 @@ async fn small_bodies_are_read_whole_and_large_ones_streamed_by_hyper() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     s.write_all(b"cdef").await.unwrap();
     let a = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    let v = echoed(&a);
     assert_eq!((a.status, v["body"].as_str()), (200, Some("abcdef")));
     assert_eq!(v["headers"]["content-length"], "6");
     // A body and the next request in one write: each where it belongs.
@@ -401,13 +405,13 @@ async fn small_bodies_are_read_whole_and_large_ones_streamed_by_hyper() {
     .await
     .unwrap();
     let one = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&one.body).unwrap();
+    let v = echoed(&one);
     assert_eq!(
         (v["path"].as_str(), v["body"].as_str()),
         (Some("/one"), Some("xyz"))
     );
     let two = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&two.body).unwrap();
+    let v = echoed(&two);
     assert_eq!(
         (v["path"].as_str(), v["body"].as_str()),
         (Some("/two"), Some(""))
@@ -448,6 +452,6 @@ async fn a_body_has_a_wait_of_its_own_after_an_idle_spell() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     s.write_all(b"body").await.unwrap();
     let a = answer(&mut s, &mut buf, false).await;
-    let v: Value = serde_json::from_slice(&a.body).unwrap();
+    let v = echoed(&a);
     assert_eq!((a.status, v["body"].as_str()), (200, Some("body")));
 }

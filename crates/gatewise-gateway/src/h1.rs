@@ -421,7 +421,9 @@ impl Conn {
             spans.push((name, start, start + h.value.len()));
         }
         let head = self.buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // Room for the headers the gateway adds to an answer (request id,
+        // rate limits): growing a map re-indexes every entry.
+        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
         for (name, start, end) in spans {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| Error::Invalid("a header value is invalid"))?;

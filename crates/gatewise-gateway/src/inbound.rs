@@ -58,6 +58,11 @@ const MAX_HEADERS: usize = 100;
 /// Read buffer size.
 const READ_CHUNK: usize = 8 << 10;
 
+/// Headers the proxy may add to a request before it goes upstream
+/// (`X-Forwarded-*`, `Forwarded`, `traceparent`, `X-Request-Id`, the four
+/// `X-Auth-*`): a request's map is made with room for them.
+const ADDED_HEADERS: usize = 10;
+
 /// Response bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 << 10;
 
@@ -320,7 +325,9 @@ fn build(buf: &mut BytesMut, spans: Spans) -> Result<Request<Full<Bytes>>, Bytes
     let head = buf.split_to(spans.len).freeze();
     let made = (|| {
         let uri = Uri::from_maybe_shared(head.slice(spans.target.0..spans.target.1)).ok()?;
-        let mut headers = HeaderMap::with_capacity(spans.headers.len());
+        // Room for what the proxy adds (forwarding, trace, request id,
+        // identity): growing a map re-indexes every entry.
+        let mut headers = HeaderMap::with_capacity(spans.headers.len() + ADDED_HEADERS);
         for (name, start, end) in spans.headers {
             headers.append(
                 name,

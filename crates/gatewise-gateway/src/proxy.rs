@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The realm named in Bearer challenges.
 const REALM: &str = "gatewise";
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; parsed once.
-const HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; parsed once
+/// (a `static`: a `const` array would be built and dropped at every use).
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -51,7 +52,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Identity headers the gateway sets; any copy sent by a client is removed.
-const IDENTITY_HEADERS: [HeaderName; 4] = [
+static IDENTITY_HEADERS: [HeaderName; 4] = [
     X_AUTH_SUBJECT,
     X_AUTH_CLIENT_ID,
     X_AUTH_SCOPES,
@@ -85,6 +86,8 @@ pub struct State {
     route_metrics: Vec<crate::metrics::RouteMetrics>,
     /// Per route (same index), the issuers of its `jwt` policy.
     route_issuers: Vec<Option<RouteIssuers>>,
+    /// Per route (same index), its upstream pool (`None`: not configured).
+    route_pools: Vec<Option<Arc<Pool>>>,
     introspectors: HashMap<String, Arc<Introspection>>,
 }
 
@@ -154,6 +157,11 @@ impl State {
             .iter()
             .map(|r| r.jwt.as_ref().map(|p| RouteIssuers::new(p, &issuers)))
             .collect();
+        let route_pools = config
+            .routes
+            .iter()
+            .map(|r| pools.get(&r.upstream).cloned())
+            .collect();
         let limiters = config
             .routes
             .iter()
@@ -171,6 +179,7 @@ impl State {
         Ok(State {
             route_metrics,
             route_issuers,
+            route_pools,
             table: RouteTable::new(&config.routes),
             config,
             pools,
@@ -589,11 +598,10 @@ impl Gateway {
         let path = parts.uri.path();
         let routes = &state.config.routes;
         let t = arrival(call);
-        // Owned: `parts` moves into `forward` below.
-        let host = request_host(&parts.uri, &parts.headers).map(str::to_owned);
+        let host = request_host(&parts.uri, &parts.headers);
         let route = state
             .table
-            .find(routes, host.as_deref(), path, parts.method.as_str())
+            .find(routes, host, path, parts.method.as_str())
             .and_then(|i| Some((i, routes.get(i)?)));
         let Some((index, route)) = route else {
             let d = Denial::route_not_found(parts.method.as_str(), path);
@@ -681,7 +689,7 @@ impl Gateway {
             }
             _ => None,
         };
-        let Some(pool) = state.pools.get(&route.upstream) else {
+        let Some(pool) = state.route_pools.get(index).and_then(Option::as_ref) else {
             let d = Denial::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream-missing",
@@ -703,7 +711,6 @@ impl Gateway {
             body,
             principal.as_ref(),
             peer,
-            host.as_deref(),
             request_id,
             &self.inspector,
             call,
@@ -947,7 +954,24 @@ fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
         // [v6]:port
         raw.find(']').and_then(|i| raw.get(..=i))
     } else {
-        raw.split(':').next()
+        // Bytes, not `split(':')`: that builds a char searcher per request.
+        let end = raw.bytes().position(|b| b == b':').unwrap_or(raw.len());
+        raw.get(..end)
+    }
+}
+
+/// The host (and port) the client asked for, as it sent it: the URI's
+/// authority without user info (HTTP/2, absolute form), else `Host`
+/// (RFC 9110 §7.2). `X-Forwarded-Host`, `Forwarded: host=` (RFC 7239 §5.3:
+/// "the original value of the Host request header field") and a preserved
+/// `Host` carry it.
+fn client_authority(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
+        Some(a) => {
+            let hostport = a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h);
+            HeaderValue::from_str(hostport).ok()
+        }
+        None => headers.get(header::HOST).cloned(),
     }
 }
 
@@ -988,14 +1012,13 @@ async fn forward(
     body: Body,
     principal: Option<&Principal>,
     peer: &Peer,
-    host: Option<&str>,
     request_id: &RequestId,
     inspector: &InspectorStats,
     call: &mut Option<Pending>,
 ) -> Result<Response<Body>, Denial> {
     // A recorded request's principal is in its record (see `route_and_forward`).
     let principal = principal.or_else(|| call.as_ref().and_then(Pending::principal));
-    let original_host = parts.headers.get(header::HOST).cloned();
+    let original_host = client_authority(&parts.uri, &parts.headers);
     // An upgrade (WebSocket and others, HTTP/1.1 only): the protocol token
     // is passed on, and after a 101 both connections are spliced.
     let upgrade = upgrade_protocol(&parts.headers);
@@ -1009,11 +1032,7 @@ async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, proto.clone());
     }
-    for h in IDENTITY_HEADERS.iter() {
-        if parts.headers.contains_key(h) {
-            parts.headers.remove(h);
-        }
-    }
+    strip_identity(&mut parts.headers);
     let (forward_claims, strip_authorization) = match (&route.jwt, &route.introspection) {
         (Some(j), _) => (j.forward_claims, j.strip_authorization),
         (None, Some(i)) => (i.forward_claims, i.strip_authorization),
@@ -1034,7 +1053,7 @@ async fn forward(
             parts.headers.remove(header::AUTHORIZATION);
         }
     }
-    forwarded_headers(&mut parts.headers, peer, host);
+    forwarded_headers(&mut parts.headers, peer, original_host.as_ref());
     parts
         .headers
         .insert(X_REQUEST_ID, request_id.header.clone());
@@ -1328,6 +1347,38 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+/// Removes any identity header a client sent ([`IDENTITY_HEADERS`]). One
+/// pass comparing names, no hashing: a client rarely sends any.
+fn strip_identity(h: &mut HeaderMap) {
+    if h.keys().any(|k| {
+        matches!(
+            k.as_str(),
+            "x-auth-subject" | "x-auth-client-id" | "x-auth-scopes" | "x-auth-issuer"
+        )
+    }) {
+        for n in IDENTITY_HEADERS.iter() {
+            h.remove(n);
+        }
+    }
+}
+
+/// The index of `name` in [`HOP_BY_HOP_NAMES`]: one match on the name's
+/// text (a length switch, then one comparison) instead of nine.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
 /// Removes hop-by-hop headers and those named in `Connection`.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names (pre-parsed, compared without hashing) notes
@@ -1336,7 +1387,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     // for the names that are absent.
     let mut present = 0u16;
     for name in h.keys() {
-        if let Some(i) = HOP_BY_HOP_NAMES.iter().position(|n| n == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -1374,7 +1425,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// `X-Forwarded-For` (appended), `-Proto`, `-Host`, and RFC 7239 `Forwarded`.
 /// The peer's parts are rendered once per connection ([`Peer::new`]); a
 /// request without earlier hops and host costs two reference-count bumps.
-fn forwarded_headers(h: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
+fn forwarded_headers(h: &mut HeaderMap, peer: &Peer, host: Option<&HeaderValue>) {
     let joined = |prev: &HeaderValue, next: &[u8], extra: &[&[u8]]| {
         let mut v = Vec::with_capacity(prev.len() + 2 + next.len() + 64);
         v.extend_from_slice(prev.as_bytes());
@@ -1397,9 +1448,14 @@ fn forwarded_headers(h: &mut HeaderMap, peer: &Peer, host: Option<&str>) {
         HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
     );
     if let Some(host) = host {
-        set(h, X_FORWARDED_HOST, host);
+        h.insert(X_FORWARDED_HOST, host.clone());
     }
-    let host_part: [&[u8]; 3] = [b";host=\"", host.unwrap_or("").as_bytes(), b"\""];
+    // A quoted-string (RFC 7239 §4): a `Host` with a quote or backslash in
+    // it is no host name, and is left out rather than escaped.
+    let host = host
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.iter().any(|&b| b == b'"' || b == b'\\'));
+    let host_part: [&[u8]; 3] = [b";host=\"", host.unwrap_or(b""), b"\""];
     let extra: &[&[u8]] = if host.is_some() { &host_part } else { &[] };
     let forwarded = match h.get(&FORWARDED) {
         Some(prev) => joined(prev, peer.forwarded.as_bytes(), extra),
@@ -1562,6 +1618,22 @@ mod tests {
     }
 
     #[test]
+    fn the_client_authority_comes_from_the_uri_else_the_host_header() {
+        let h = headers(&[("host", "api.example.com:8080")]);
+        let origin: Uri = "/x".parse().unwrap();
+        assert_eq!(
+            client_authority(&origin, &h).unwrap(),
+            "api.example.com:8080"
+        );
+        let absolute: Uri = "https://u:p@h2.example.com:8443/x".parse().unwrap();
+        assert_eq!(
+            client_authority(&absolute, &h).unwrap(),
+            "h2.example.com:8443"
+        );
+        assert!(client_authority(&origin, &HeaderMap::new()).is_none());
+    }
+
+    #[test]
     fn forwarding_headers_append_to_earlier_hops() {
         let peer = Peer::new("10.1.2.3:5555".parse().unwrap(), false);
         let mut h = HeaderMap::new();
@@ -1575,24 +1647,46 @@ mod tests {
             ("x-forwarded-for", "192.0.2.1"),
             ("forwarded", "for=192.0.2.1;proto=https"),
         ]);
-        forwarded_headers(&mut h, &peer, Some("api.example.com"));
+        let host = HeaderValue::from_static("api.example.com:8443");
+        forwarded_headers(&mut h, &peer, Some(&host));
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.1.2.3");
-        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        // The Host as the client sent it, port included (RFC 7239 §5.3).
+        assert_eq!(h["x-forwarded-host"], "api.example.com:8443");
         assert_eq!(
             h["forwarded"],
-            "for=192.0.2.1;proto=https, for=10.1.2.3;proto=http;host=\"api.example.com\""
+            "for=192.0.2.1;proto=https, for=10.1.2.3;proto=http;host=\"api.example.com:8443\""
         );
+
+        // A quote cannot end the quoted-string early: no host= then.
+        let mut h = HeaderMap::new();
+        let odd = HeaderValue::from_static("a\";for=evil");
+        forwarded_headers(&mut h, &peer, Some(&odd));
+        assert_eq!(h["forwarded"], "for=10.1.2.3;proto=http");
 
         // RFC 7239 §6: IPv6 nodes are quoted and bracketed.
         let v6 = Peer::new("[2001:db8::7]:443".parse().unwrap(), true);
         let mut h = HeaderMap::new();
-        forwarded_headers(&mut h, &v6, Some("h"));
+        forwarded_headers(&mut h, &v6, Some(&HeaderValue::from_static("h")));
         assert_eq!(h["x-forwarded-for"], "2001:db8::7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
             h["forwarded"],
             "for=\"[2001:db8::7]\";proto=https;host=\"h\""
         );
+    }
+
+    #[test]
+    fn the_name_matches_agree_with_the_name_lists() {
+        for (i, n) in HOP_BY_HOP_NAMES.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(n), Some(i), "{n}");
+        }
+        assert_eq!(hop_by_hop_index(&header::HOST), None);
+        let mut h = headers(&[("host", "x"), ("accept", "*/*")]);
+        for n in IDENTITY_HEADERS.iter() {
+            h.insert(n, HeaderValue::from_static("spoofed"));
+        }
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
     }
 
     #[test]

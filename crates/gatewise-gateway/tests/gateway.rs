@@ -194,11 +194,12 @@ async fn public_route_proxies_and_cleans_headers() {
     assert!(h.get("x-secret-hop").is_none());
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(
-        h["forwarded"]
-            .as_str()
-            .unwrap()
-            .starts_with("for=127.0.0.1;proto=http")
+    // The Host the client sent, port included (RFC 7239 §5.3).
+    let authority = w.gw.to_string();
+    assert_eq!(h["x-forwarded-host"], authority.as_str());
+    assert_eq!(
+        h["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{authority}\"").as_str()
     );
     assert!(h["x-request-id"].is_string());
 }

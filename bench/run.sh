@@ -246,8 +246,13 @@ done
   nginx_common "$OUT/ngx-up"
   cat <<EOF
     # Answers every path (/, /plain, /jwt/...) with the same small JSON.
+    # Heads up to 4 KiB fit its first buffer: with nginx's default (1k), a
+    # head over 1 KiB costs the upstream a second, large buffer, and that
+    # CPU (on the shared core) would be billed to the proxy that sent the
+    # longer head (see bench/README.md, "Scenarios").
     server {
         listen 127.0.0.1:$UP_PORT backlog=4096;
+        client_header_buffer_size 4k;
         location / {
             default_type application/json;
             return 200 '{"ok":true}';

@@ -23,8 +23,19 @@ use std::time::Duration;
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Who the token says the caller is; forwarded upstream and logged.
+/// Shared, not copied: a cached token carries its identity, so a cache hit
+/// costs a reference count (see [`Identity`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    identity: Arc<Identity>,
+    /// The first 8 bytes of SHA-256 of the token.
+    hash_prefix: [u8; 8],
+}
+
+/// The caller a verified token (or an introspection answer) names, with
+/// its `X-Auth-*` header values made once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Identity {
     /// Issuer name from the configuration.
     pub issuer: String,
     /// `sub`.
@@ -35,9 +46,68 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// `kid` of the key that verified the token.
     pub kid: Option<String>,
+    /// `X-Auth-Issuer`, `-Subject`, `-Client-Id` and `-Scopes`, in that
+    /// order; `None` where the claim is absent or is no valid header value.
+    headers: [Option<HeaderValue>; 4],
+}
+
+impl Identity {
+    /// The identity, with its header values rendered.
+    pub fn new(
+        issuer: String,
+        subject: Option<String>,
+        client_id: Option<String>,
+        scopes: Vec<String>,
+        kid: Option<String>,
+    ) -> Identity {
+        let value = |s: &str| HeaderValue::from_str(s).ok();
+        let headers = [
+            value(&issuer),
+            subject.as_deref().and_then(value),
+            client_id.as_deref().and_then(value),
+            value(&scopes.join(" ")),
+        ];
+        Identity {
+            issuer,
+            subject,
+            client_id,
+            scopes,
+            kid,
+            headers,
+        }
+    }
+
+    /// The `X-Auth-Issuer`, `-Subject`, `-Client-Id` and `-Scopes` values,
+    /// in that order (`None`: not sent).
+    pub fn header_values(&self) -> &[Option<HeaderValue>; 4] {
+        &self.headers
+    }
+}
+
+impl Principal {
+    fn new(identity: Arc<Identity>, hash: &[u8; 32]) -> Principal {
+        let mut hash_prefix = [0u8; 8];
+        hash_prefix.copy_from_slice(hash.get(..8).unwrap_or(&[0u8; 8]));
+        Principal {
+            identity,
+            hash_prefix,
+        }
+    }
+
     /// First 16 hex digits of SHA-256 of the token: identifies it in logs
     /// without revealing it.
-    pub fingerprint: String,
+    pub fn fingerprint(&self) -> String {
+        let mut out = String::with_capacity(16);
+        secret::push_hex(&mut out, &self.hash_prefix);
+        out
+    }
+}
+
+impl std::ops::Deref for Principal {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
 }
 
 /// The bearer token of a request's `Authorization` header with its SHA-256,
@@ -134,6 +204,9 @@ fn token_sha256(known: Option<&BearerHash>, token: &[u8]) -> [u8; 32] {
 #[derive(Debug)]
 struct CachedToken {
     verified: Verified,
+    /// Who it names, for the route's issuer name (the same on every route
+    /// that may use this entry: see `issuer`).
+    identity: Arc<Identity>,
     /// The issuer whose key verified it. The cache is shared by all routes,
     /// which list their issuers in their own order, and a reload may
     /// replace an issuer: a hit counts only on a route holding this very
@@ -308,17 +381,25 @@ impl Authenticator {
         let v = &cached.verified;
         check::validate(&v.header, &v.claims, route_policy, now)
             .map_err(|r| Denial::from_rejection(&r))?;
-        let granted: smallvec::SmallVec<[&str; 8]> = v.claims.scopes().collect();
+        let granted: smallvec::SmallVec<[&str; 8]> =
+            cached.identity.scopes.iter().map(String::as_str).collect();
         scopes(&policy.scopes, &granted)?;
         claims(policy, v)?;
-        Ok(Principal {
-            issuer: issuer.config.name.clone(),
-            subject: v.claims.sub.clone(),
-            client_id: v.claims.client_id.clone().or_else(|| v.claims.azp.clone()),
-            scopes: v.claims.scopes().map(str::to_owned).collect(),
-            kid: v.header.kid.clone(),
-            fingerprint: fingerprint(&hash),
-        })
+        // The entry was verified by this very issuer (`route.position`),
+        // so the names agree; should they not, the route's name wins.
+        let identity = if cached.identity.issuer == issuer.config.name {
+            Arc::clone(&cached.identity)
+        } else {
+            let i = &cached.identity;
+            Arc::new(Identity::new(
+                issuer.config.name.clone(),
+                i.subject.clone(),
+                i.client_id.clone(),
+                i.scopes.clone(),
+                i.kid.clone(),
+            ))
+        };
+        Ok(Principal::new(identity, &hash))
     }
 
     /// Checks the request against an introspection `policy` with
@@ -354,14 +435,17 @@ impl Authenticator {
             &policy.scopes,
             &a.scopes.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
-        Ok(Principal {
-            issuer: introspection.config.name.clone(),
-            subject: a.sub,
-            client_id: a.client_id,
-            scopes: a.scopes,
-            kid: None,
-            fingerprint: fingerprint(&token_sha256(known, token.as_bytes())),
-        })
+        let identity = Identity::new(
+            introspection.config.name.clone(),
+            a.sub,
+            a.client_id,
+            a.scopes,
+            None,
+        );
+        Ok(Principal::new(
+            Arc::new(identity),
+            &token_sha256(known, token.as_bytes()),
+        ))
     }
 
     /// Number of cached verifications (expired ones included until they
@@ -388,14 +472,6 @@ impl Authenticator {
 /// SHA-256 of a token: the cache key; its prefix is the logged fingerprint.
 pub fn token_hash(token: &str) -> [u8; 32] {
     gatewise_core::secret::sha256(token.as_bytes())
-}
-
-/// The principal's fingerprint: the first 16 hex digits of the token's
-/// SHA-256 (no `format!` per byte: this runs on every authenticated request).
-fn fingerprint(hash: &[u8; 32]) -> String {
-    let mut out = String::with_capacity(16);
-    secret::push_hex(&mut out, hash.get(..8).unwrap_or_default());
-    out
 }
 
 /// Signature verification, uncached: pick the issuer by `iss` (its index in
@@ -451,10 +527,22 @@ async fn verify(
                     .map_or(Duration::ZERO, |s| {
                         Duration::from_secs(s as u64).min(MAX_CACHE_TTL)
                     });
+                let identity = Identity::new(
+                    issuer.config.name.clone(),
+                    verified.claims.sub.clone(),
+                    verified
+                        .claims
+                        .client_id
+                        .clone()
+                        .or_else(|| verified.claims.azp.clone()),
+                    verified.claims.scopes().map(str::to_owned).collect(),
+                    verified.header.kid.clone(),
+                );
                 return Ok((
                     index,
                     CachedToken {
                         verified,
+                        identity: Arc::new(identity),
                         issuer: Arc::downgrade(issuer),
                         ttl_hint: ttl,
                     },
@@ -482,23 +570,42 @@ fn extract<'a>(parts: &'a Parts, sources: &[TokenSource]) -> Result<&'a str, Den
         ));
     }
     if let Some(v) = first {
-        let v = v.to_str().map_err(|_| {
+        let not_visible = || {
             Denial::invalid_request(
                 "authorization-malformed",
                 "the Authorization header is not visible ASCII",
             )
-        })?;
-        let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v.trim(), ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let t = rest.trim();
-            if t.is_empty() || t.contains(' ') {
-                return Err(Denial::invalid_request(
-                    "authorization-malformed",
-                    "`Authorization: Bearer` must be followed by exactly one token",
-                ));
+        };
+        let v = v.as_bytes().trim_ascii();
+        let (scheme, rest) = match v.iter().position(|&b| b == b' ') {
+            Some(i) => (
+                v.get(..i).unwrap_or_default(),
+                v.get(i + 1..).unwrap_or_default(),
+            ),
+            None => (v, &b""[..]),
+        };
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            let t = rest.trim_ascii();
+            // Visible ASCII and no blank, in one pass without an early exit
+            // (it vectorizes: tokens are hundreds of bytes).
+            let visible = t.iter().fold(true, |ok, &b| ok & b.is_ascii_graphic());
+            if t.is_empty() || !visible {
+                return Err(
+                    if t.iter()
+                        .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+                    {
+                        Denial::invalid_request(
+                            "authorization-malformed",
+                            "`Authorization: Bearer` must be followed by exactly one token",
+                        )
+                    } else {
+                        not_visible()
+                    },
+                );
             }
-            found.push(("header", t));
+            found.push(("header", std::str::from_utf8(t).map_err(|_| not_visible())?));
         } else {
+            let scheme = std::str::from_utf8(scheme).map_err(|_| not_visible())?;
             other_scheme = Some(scheme.chars().take(20).collect::<String>());
         }
     }
@@ -656,6 +763,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn extract_takes_one_visible_token_after_bearer() {
+        let parts_with = |v: HeaderValue| {
+            let mut r = http::Request::new(());
+            r.headers_mut().insert(header::AUTHORIZATION, v);
+            r.into_parts().0
+        };
+        let ok = |v: &'static str| {
+            let parts = parts_with(HeaderValue::from_static(v));
+            extract(&parts, &[])
+                .map(str::to_owned)
+                .map_err(|d| d.detail)
+        };
+        assert_eq!(ok("Bearer a.b.c"), Ok("a.b.c".to_owned()));
+        assert_eq!(ok("bearer   a.b.c \t"), Ok("a.b.c".to_owned()));
+        for two in ["Bearer a b", "Bearer a\tb", "Bearer", "Bearer   "] {
+            let e = ok(two).unwrap_err();
+            assert!(e.contains("exactly one token"), "{two}: {e}");
+        }
+        let parts = parts_with(HeaderValue::from_bytes(b"Bearer a.b\xc3\xa9").unwrap());
+        let d = extract(&parts, &[]).unwrap_err();
+        assert_eq!(d.reason, "authorization-malformed");
+        assert!(d.detail.contains("not visible ASCII"), "{}", d.detail);
+        let e = ok("Basic dTpw").unwrap_err();
+        assert!(e.contains("the Basic scheme"), "{e}");
+        let mut long = "Bearer ".to_owned();
+        long.push_str(&"x".repeat(2000));
+        let parts = parts_with(HeaderValue::from_str(&long).unwrap());
+        assert_eq!(extract(&parts, &[]).map(str::len).ok(), Some(2000));
+    }
+
     const TOKEN: TokenBytes = TokenBytes {
         value: HeaderValue::from_static("Bearer abc"),
         start: 7,
@@ -666,6 +804,8 @@ mod tests {
     fn fingerprint_is_sixteen_hex_digits_of_the_hash() {
         let hash = token_hash("abc");
         let expected: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        assert_eq!(fingerprint(&hash), expected);
+        let identity = Identity::new("i".into(), None, None, Vec::new(), None);
+        let p = Principal::new(Arc::new(identity), &hash);
+        assert_eq!(p.fingerprint(), expected);
     }
 }

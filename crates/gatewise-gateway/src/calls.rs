@@ -335,7 +335,7 @@ impl Pending {
             r.upstream_total_us = Some(micros(now.saturating_duration_since(t)));
         }
         if let Some(p) = self.principal.take() {
-            principal(r, p);
+            principal(r, &p);
         }
         if aborted {
             r.trace.push(TraceStep {
@@ -374,25 +374,18 @@ impl Drop for Pending {
     }
 }
 
-/// Fills the principal's part of a record, moving its strings in.
-fn principal(record: &mut CallRecord, p: Principal) {
-    let Principal {
-        issuer,
-        subject,
-        client_id,
-        scopes,
-        kid,
-        mut fingerprint,
-    } = p;
-    record.issuer = Some(issuer);
-    record.kid = kid;
-    record.client_id = client_id;
-    record.sub = subject;
-    record.scopes = scopes;
-    if record.token_fingerprint.is_none() && fingerprint.get(..8).is_some() {
+/// Fills the principal's part of a record (copies: the principal's
+/// identity is shared with the verified-token cache).
+fn principal(record: &mut CallRecord, p: &Principal) {
+    record.issuer = Some(p.issuer.clone());
+    record.kid.clone_from(&p.kid);
+    record.client_id.clone_from(&p.client_id);
+    record.sub.clone_from(&p.subject);
+    record.scopes.clone_from(&p.scopes);
+    if record.token_fingerprint.is_none() {
         // A token from a cookie or the query: the principal's fingerprint
-        // is a longer prefix of the same SHA-256 (`get` checked that 8 is
-        // a character boundary).
+        // is a longer prefix of the same SHA-256.
+        let mut fingerprint = p.fingerprint();
         fingerprint.truncate(8);
         record.token_fingerprint = Some(fingerprint);
     }

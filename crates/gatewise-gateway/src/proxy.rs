@@ -1040,14 +1040,19 @@ async fn forward(
     };
     if let Some(p) = principal {
         if forward_claims {
-            set(&mut parts.headers, X_AUTH_ISSUER, &p.issuer);
-            if let Some(s) = &p.subject {
-                set(&mut parts.headers, X_AUTH_SUBJECT, s);
+            // Rendered once per verified token (`auth::Identity`): a
+            // reference count each.
+            let names = [
+                X_AUTH_ISSUER,
+                X_AUTH_SUBJECT,
+                X_AUTH_CLIENT_ID,
+                X_AUTH_SCOPES,
+            ];
+            for (name, value) in names.into_iter().zip(p.header_values()) {
+                if let Some(v) = value {
+                    parts.headers.insert(name, v.clone());
+                }
             }
-            if let Some(c) = &p.client_id {
-                set(&mut parts.headers, X_AUTH_CLIENT_ID, c);
-            }
-            set(&mut parts.headers, X_AUTH_SCOPES, &p.scopes.join(" "));
         }
         if strip_authorization {
             parts.headers.remove(header::AUTHORIZATION);
@@ -1471,12 +1476,6 @@ fn forwarded_headers(h: &mut HeaderMap, peer: &Peer, host: Option<&HeaderValue>)
     };
     if let Some(v) = forwarded {
         h.insert(FORWARDED, v);
-    }
-}
-
-fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
     }
 }
 

@@ -77,6 +77,17 @@ impl Identity {
         }
     }
 
+    /// The identity a verified token names, under the issuer name `issuer`.
+    fn of_verified(issuer: String, v: &Verified) -> Identity {
+        Identity::new(
+            issuer,
+            v.claims.sub.clone(),
+            v.claims.client_id.clone().or_else(|| v.claims.azp.clone()),
+            v.claims.scopes().map(str::to_owned).collect(),
+            v.header.kid.clone(),
+        )
+    }
+
     /// The `X-Auth-Issuer`, `-Subject`, `-Client-Id` and `-Scopes` values,
     /// in that order (`None`: not sent).
     pub fn header_values(&self) -> &[Option<HeaderValue>; 4] {
@@ -204,9 +215,8 @@ fn token_sha256(known: Option<&BearerHash>, token: &[u8]) -> [u8; 32] {
 #[derive(Debug)]
 struct CachedToken {
     verified: Verified,
-    /// Who it names, for the route's issuer name (the same on every route
-    /// that may use this entry: see `issuer`).
-    identity: Arc<Identity>,
+    /// Who it names, made at its first cache hit (see `authenticate`).
+    identity: std::sync::OnceLock<Arc<Identity>>,
     /// The issuer whose key verified it. The cache is shared by all routes,
     /// which list their issuers in their own order, and a reload may
     /// replace an issuer: a hit counts only on a route holding this very
@@ -348,12 +358,12 @@ impl Authenticator {
         let hit = self
             .lookup(&hash, now)
             .and_then(|c| Some((route.position(&c.issuer)?, c)));
-        let (index, cached) = match hit {
-            Some(hit) => {
+        let (index, cached, hit) = match hit {
+            Some((index, cached)) => {
                 counters
                     .token_cache_hits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                hit
+                (index, cached, true)
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -367,7 +377,7 @@ impl Authenticator {
                     };
                     self.cache.insert(hash, cached);
                 }
-                (index, c)
+                (index, c, false)
             }
         };
         let (Some(issuer), Some(route_policy)) =
@@ -381,23 +391,22 @@ impl Authenticator {
         let v = &cached.verified;
         check::validate(&v.header, &v.claims, route_policy, now)
             .map_err(|r| Denial::from_rejection(&r))?;
-        let granted: smallvec::SmallVec<[&str; 8]> =
-            cached.identity.scopes.iter().map(String::as_str).collect();
+        let granted: smallvec::SmallVec<[&str; 8]> = v.claims.scopes().collect();
         scopes(&policy.scopes, &granted)?;
         claims(policy, v)?;
-        // The entry was verified by this very issuer (`route.position`),
-        // so the names agree; should they not, the route's name wins.
-        let identity = if cached.identity.issuer == issuer.config.name {
-            Arc::clone(&cached.identity)
+        let make = || Arc::new(Identity::of_verified(issuer.config.name.clone(), v));
+        // A token used once (most of a cache that keeps filling) keeps no
+        // identity; from its second use on, one is made and shared. The
+        // entry was verified by this very issuer (`route.position`), so the
+        // names agree; should they not, the route's name wins.
+        let shared = if hit {
+            Some(cached.identity.get_or_init(make))
         } else {
-            let i = &cached.identity;
-            Arc::new(Identity::new(
-                issuer.config.name.clone(),
-                i.subject.clone(),
-                i.client_id.clone(),
-                i.scopes.clone(),
-                i.kid.clone(),
-            ))
+            None
+        };
+        let identity = match shared {
+            Some(shared) if shared.issuer == issuer.config.name => Arc::clone(shared),
+            _ => make(),
         };
         Ok(Principal::new(identity, &hash))
     }
@@ -527,22 +536,11 @@ async fn verify(
                     .map_or(Duration::ZERO, |s| {
                         Duration::from_secs(s as u64).min(MAX_CACHE_TTL)
                     });
-                let identity = Identity::new(
-                    issuer.config.name.clone(),
-                    verified.claims.sub.clone(),
-                    verified
-                        .claims
-                        .client_id
-                        .clone()
-                        .or_else(|| verified.claims.azp.clone()),
-                    verified.claims.scopes().map(str::to_owned).collect(),
-                    verified.header.kid.clone(),
-                );
                 return Ok((
                     index,
                     CachedToken {
                         verified,
-                        identity: Arc::new(identity),
+                        identity: std::sync::OnceLock::new(),
                         issuer: Arc::downgrade(issuer),
                         ttl_hint: ttl,
                     },

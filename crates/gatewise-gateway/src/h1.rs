@@ -89,8 +89,9 @@ pub enum Failure {
     Unsent(Box<Request<Body>>, io::Error),
     /// The connection had carried an exchange before and ended before any
     /// byte of a response: the upstream may have closed it while idle, so an
-    /// idempotent request may go again (RFC 9112 §9.3.1).
-    Stale(Error),
+    /// idempotent request may go again (RFC 9112 §9.3.1). The request comes
+    /// back when it had no body (nothing of it was consumed).
+    Stale(Error, Option<Box<Request<Body>>>),
     /// The exchange failed after it began.
     Failed(Error),
 }
@@ -111,7 +112,7 @@ impl std::fmt::Debug for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Unsent(_, e) => f.debug_tuple("Unsent").field(e).finish_non_exhaustive(),
-            Failure::Stale(e) => f.debug_tuple("Stale").field(e).finish(),
+            Failure::Stale(e, _) => f.debug_tuple("Stale").field(e).finish_non_exhaustive(),
             Failure::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
         }
     }
@@ -169,6 +170,22 @@ impl Conn {
                     e,
                 ));
             }
+            self.out.clear();
+            if self.out.capacity() > KEEP_OUT {
+                self.out = Vec::new();
+            }
+            // The request is kept until the answer begins: it goes back to
+            // the caller if the connection turns out stale.
+            return match self.read_head(head_request).await {
+                Ok((resp, framing, keep_alive)) => {
+                    Ok((resp, self.into_reader(framing, keep_alive)))
+                }
+                Err(Error::Closed) if reused => Err(Failure::Stale(
+                    Error::Closed,
+                    Some(Box::new(Request::from_parts(parts, body))),
+                )),
+                Err(e) => Err(Failure::Failed(e)),
+            };
         } else {
             let mut sent_any = false;
             let mut left = match out_framing {
@@ -254,7 +271,7 @@ impl Conn {
         }
         match self.read_head(head_request).await {
             Ok((resp, framing, keep_alive)) => Ok((resp, self.into_reader(framing, keep_alive))),
-            Err(Error::Closed) if reused => Err(Failure::Stale(Error::Closed)),
+            Err(Error::Closed) if reused => Err(Failure::Stale(Error::Closed, None)),
             Err(e) => Err(Failure::Failed(e)),
         }
     }
@@ -288,7 +305,7 @@ impl Conn {
         // upstream that closed it (the body is partly taken, so only the
         // caller's rule for idempotent requests may send it again).
         if !*sent_any && reused {
-            return Err(Failure::Stale(Error::Io(e)));
+            return Err(Failure::Stale(Error::Io(e), None));
         }
         Err(Failure::Failed(Error::Io(e)))
     }

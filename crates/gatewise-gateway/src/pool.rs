@@ -39,6 +39,34 @@ pub const MAX_IDLE: usize = 256;
 /// How long an idle connection is kept before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A failed [`Conns::send_back`]: why, and the request when it was not
+/// consumed and may go again.
+pub struct Failed {
+    /// Why no response came.
+    pub error: SendError,
+    /// The request, untouched but for its origin-form URI and `Host`.
+    pub request: Option<Request<Body>>,
+}
+
+impl Failed {
+    fn new(error: SendError, request: Option<Box<Request<Body>>>) -> Failed {
+        Failed {
+            error,
+            request: request.map(|r| *r),
+        }
+    }
+}
+
+// By hand: the request carries `Authorization`, which may not reach a log.
+impl std::fmt::Debug for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failed")
+            .field("error", &self.error)
+            .field("request_back", &self.request.is_some())
+            .finish()
+    }
+}
+
 /// Why a request got no response from the upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -289,38 +317,53 @@ impl Conns {
         self: &Arc<Self>,
         mut req: Request<Body>,
         mode: Mode,
-    ) -> Result<Response<UpstreamBody>, SendError> {
+    ) -> Result<Response<UpstreamBody>, Failed> {
         self.h1_form(&mut req);
         if mode == Mode::Pooled {
             while let Some(conn) = self.checkout_inline() {
                 match conn.send(req).await {
                     Ok((head, reader)) => return Ok(self.inline_response(head, reader)),
                     Err(h1::Failure::Unsent(back, _)) => req = *back,
-                    Err(h1::Failure::Stale(e)) => return Err(SendError::Stale(Box::new(e))),
-                    Err(h1::Failure::Failed(e)) => return Err(SendError::Request(Box::new(e))),
+                    Err(h1::Failure::Stale(e, back)) => {
+                        return Err(Failed::new(SendError::Stale(Box::new(e)), back));
+                    }
+                    Err(h1::Failure::Failed(e)) => {
+                        return Err(Failed::new(SendError::Request(Box::new(e)), None));
+                    }
                 }
             }
         }
         let limit = self.connector.connect_timeout;
         let tcp = match tokio::time::timeout(limit, self.tcp()).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(SendError::connect(e)),
+            Ok(Err(e)) => return Err(Failed::new(SendError::connect(e), Some(Box::new(req)))),
             Err(_) => {
-                return Err(SendError::connect(std::io::Error::new(
+                let e = std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!("no connection within {} ms", limit.as_millis()),
-                )));
+                );
+                return Err(Failed::new(SendError::connect(e), Some(Box::new(req))));
             }
         };
         let _ = tcp.set_nodelay(true);
         match h1::Conn::new(tcp).send(req).await {
             Ok((head, reader)) => Ok(self.inline_response(head, reader)),
             // Nothing reached the upstream: as good as no connection.
-            Err(h1::Failure::Unsent(_, e)) => Err(SendError::connect(e)),
-            Err(h1::Failure::Stale(e) | h1::Failure::Failed(e)) => {
-                Err(SendError::Request(Box::new(e)))
+            Err(h1::Failure::Unsent(back, e)) => {
+                Err(Failed::new(SendError::connect(e), Some(back)))
+            }
+            Err(h1::Failure::Stale(e, _) | h1::Failure::Failed(e)) => {
+                Err(Failed::new(SendError::Request(Box::new(e)), None))
             }
         }
+    }
+
+    /// Whether a failed [`Conns::send_back`] gives the request back when
+    /// it may go again (a connection failure, a stale kept-alive
+    /// connection): plain-`http` targets, not upgrades. Otherwise a caller
+    /// that may resend keeps a copy.
+    pub fn returns_requests(&self, mode: Mode) -> bool {
+        mode != Mode::Upgrade && self.server_name.is_none()
     }
 
     fn inline_response(
@@ -356,12 +399,33 @@ impl Conns {
     /// back to the pool when the body has ended.
     pub async fn send(
         self: &Arc<Self>,
+        req: Request<Body>,
+        mode: Mode,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        self.send_back(req, mode).await.map_err(|f| f.error)
+    }
+
+    /// [`Conns::send`], with the request back on a failure it survived
+    /// (see [`Conns::returns_requests`]).
+    pub async fn send_back(
+        self: &Arc<Self>,
+        req: Request<Body>,
+        mode: Mode,
+    ) -> Result<Response<UpstreamBody>, Failed> {
+        if self.returns_requests(mode) {
+            return self.send_inline(req, mode).await;
+        }
+        self.send_hyper(req, mode)
+            .await
+            .map_err(|error| Failed::new(error, None))
+    }
+
+    /// TLS targets, HTTP/2 and upgrades: through hyper's client.
+    async fn send_hyper(
+        self: &Arc<Self>,
         mut req: Request<Body>,
         mode: Mode,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        if mode != Mode::Upgrade && self.server_name.is_none() {
-            return self.send_inline(req, mode).await;
-        }
         if mode == Mode::Upgrade {
             let Fresh::H1(mut tx) = self.connect(true).await? else {
                 return Err(SendError::connect(

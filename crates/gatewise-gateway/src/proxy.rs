@@ -1108,6 +1108,11 @@ async fn forward(
     );
     // The first attempt starts now; a later one reads the clock again.
     let mut first = Some(started);
+    // A request a failed attempt gave back, to go again as it is.
+    let mut back: Option<Request<Body>> = None;
+    // The headers moved into a request (not copied): only a request given
+    // back can go again.
+    let mut moved = false;
     for _ in 0..attempts {
         let Some((target, _in_flight)) = pool.pick(failed.as_ref()) else {
             break;
@@ -1119,18 +1124,29 @@ async fn forward(
         }
         let mut mode = first_mode;
         let sent = loop {
-            // The URI in origin form; the pool adds the target for HTTP/2.
-            let mut up = Request::new(body.take().unwrap_or_else(body::empty));
-            *up.method_mut() = parts.method.clone();
-            // Headers are cloned only when the request may be sent again (or
-            // the inspector wants it); otherwise they move.
-            *up.headers_mut() = if replayable || route.inspect.is_some() {
-                parts.headers.clone()
-            } else {
-                std::mem::take(&mut parts.headers)
+            let mut up = match back.take() {
+                Some(up) => up,
+                None if moved => break None,
+                None => {
+                    // The URI in origin form; the pool adds the target for HTTP/2.
+                    let mut up = Request::new(body.take().unwrap_or_else(body::empty));
+                    *up.method_mut() = parts.method.clone();
+                    // Headers are copied only when the request may go again
+                    // and the target would not give it back (TLS, HTTP/2),
+                    // or the inspector wants them; otherwise they move.
+                    let copy =
+                        route.inspect.is_some() || (replayable && !target.returns_requests(mode));
+                    *up.headers_mut() = if copy {
+                        parts.headers.clone()
+                    } else {
+                        moved = true;
+                        std::mem::take(&mut parts.headers)
+                    };
+                    *up.uri_mut() = Uri::from(forwarded_path.clone());
+                    *up.version_mut() = http::Version::HTTP_11;
+                    up
+                }
             };
-            *up.uri_mut() = Uri::from(forwarded_path.clone());
-            *up.version_mut() = http::Version::HTTP_11;
             match &pool.config.host_header {
                 HostHeader::Preserve => {
                     if let Some(h) = original_host.clone() {
@@ -1157,9 +1173,15 @@ async fn forward(
                 .saturating_sub(sent_at.saturating_duration_since(started));
             let sent = tokio::time::timeout_at(
                 sent_at + pool.config.first_byte_timeout.min(left),
-                target.send(up, mode),
+                target.send_back(up, mode),
             )
-            .await;
+            .await
+            .map(|r| {
+                r.map_err(|f| {
+                    back = f.request;
+                    f.error
+                })
+            });
             // Sent on a kept-alive connection the upstream had closed, no
             // answer: a replayable request goes again, once, on a new
             // connection to the same target (RFC 9112 §9.3.1); that is the
@@ -1169,7 +1191,12 @@ async fn forward(
                 sent_at = tokio::time::Instant::now();
                 continue;
             }
-            break sent;
+            break Some(sent);
+        };
+        // Nothing left to send: the headers went with a request that did
+        // not come back (no copy was needed, as no retry was foreseen).
+        let Some(sent) = sent else {
+            break;
         };
         match sent {
             Ok(Ok(mut resp)) => {

@@ -68,6 +68,22 @@ impl Target {
     ) -> Result<http::Response<UpstreamBody>, SendError> {
         self.conns.send(req, mode).await
     }
+
+    /// [`Target::send`], with the request back when it may go again
+    /// ([`crate::pool::Conns::send_back`]).
+    pub async fn send_back(
+        &self,
+        req: http::Request<Body>,
+        mode: Mode,
+    ) -> Result<http::Response<UpstreamBody>, crate::pool::Failed> {
+        self.conns.send_back(req, mode).await
+    }
+
+    /// Whether a failed [`Target::send_back`] in `mode` gives the request
+    /// back ([`crate::pool::Conns::returns_requests`]).
+    pub fn returns_requests(&self, mode: Mode) -> bool {
+        self.conns.returns_requests(mode)
+    }
 }
 
 /// A pool of targets, each with its kept-alive connections (HTTP/1.1, or

@@ -207,11 +207,24 @@ async fn public_route_proxies_and_cleans_headers() {
 #[tokio::test]
 async fn valid_token_passes_and_identity_is_forwarded() {
     let w = World::start().await;
-    let (status, _, body) = w.get("/orders/42", Some(&w.token(claims()))).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["headers"]["x-auth-subject"], "user-1");
-    assert_eq!(body["headers"]["x-auth-client-id"], "c1");
-    assert_eq!(body["headers"]["x-auth-scopes"], "orders.read profile");
+    let token = w.token(claims());
+    // The first use verifies; the second and third are cache hits (the
+    // identity is made at the first hit and shared from then on).
+    for use_ in 1..=3 {
+        let (status, _, body) = w.get("/orders/42", Some(&token)).await;
+        assert_eq!(status, 200, "use {use_}: {body}");
+        let h = &body["headers"];
+        assert_eq!(h["x-auth-subject"], "user-1", "use {use_}");
+        assert_eq!(h["x-auth-client-id"], "c1", "use {use_}");
+        assert_eq!(h["x-auth-scopes"], "orders.read profile", "use {use_}");
+        assert!(h["x-auth-issuer"].is_string(), "use {use_}: {h}");
+    }
+    let hits = w
+        .gateway
+        .counters()
+        .token_cache_hits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(hits, 2);
 }
 
 #[tokio::test]
@@ -591,6 +604,49 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "request {i} went to the unhealthy target");
+    }
+}
+
+#[tokio::test]
+async fn a_get_refused_by_one_target_goes_whole_to_the_next() {
+    let echo = servers::echo().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut up = upstream(
+        "pair",
+        vec![format!("http://{dead}"), format!("http://{echo}")],
+    );
+    up.retries = 1;
+    let config = DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![up],
+        routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    };
+    let running = Running::local(config, Arc::new(FixedClock(NOW)))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    // Round robin sends some of these to the dead target first: the
+    // request that failed to connect goes to the live one with every
+    // header it had (the headers were not copied for the retry; the
+    // request came back whole).
+    for i in 0..6 {
+        let r = http
+            .get(format!("http://{}/n{i}", running.addr))
+            .header("x-custom", format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        let echoed: Value = r.json().await.unwrap();
+        let h = &echoed["headers"];
+        assert_eq!(h["x-custom"], format!("v{i}").as_str(), "request {i}: {h}");
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1", "request {i}: {h}");
+        assert!(h["x-request-id"].is_string(), "request {i}: {h}");
     }
 }
 

@@ -50,6 +50,10 @@ const DIRECT_WRITE: usize = 16 << 10;
 /// The request buffer's capacity kept while a connection is idle.
 const KEEP_OUT: usize = 8 << 10;
 
+/// Largest header map (in fields it holds without growing) a connection
+/// keeps between exchanges.
+const SPARE_MAX: usize = 96;
+
 /// Read buffer size (grows while a head is longer).
 const READ_CHUNK: usize = 8 << 10;
 
@@ -80,6 +84,9 @@ pub struct Conn {
     out: Vec<u8>,
     /// Has carried an exchange before.
     reused: bool,
+    /// The last request's header map, emptied: the next answer's head is
+    /// read into it (no map allocated per exchange).
+    spare: HeaderMap,
 }
 
 /// How an exchange failed.
@@ -126,6 +133,16 @@ impl Conn {
             buf: BytesMut::new(),
             out: Vec::new(),
             reused: false,
+            spare: HeaderMap::new(),
+        }
+    }
+
+    /// Keeps `headers`, emptied, for the next answer's head (unless it grew
+    /// past [`SPARE_MAX`] fields).
+    fn keep_map(&mut self, mut headers: HeaderMap) {
+        if headers.capacity() <= SPARE_MAX && headers.capacity() > self.spare.capacity() {
+            headers.clear();
+            self.spare = headers;
         }
     }
 
@@ -178,6 +195,7 @@ impl Conn {
             // the caller if the connection turns out stale.
             return match self.read_head(head_request).await {
                 Ok((resp, framing, keep_alive)) => {
+                    self.keep_map(parts.headers);
                     Ok((resp, self.into_reader(framing, keep_alive)))
                 }
                 Err(Error::Closed) if reused => Err(Failure::Stale(
@@ -440,7 +458,12 @@ impl Conn {
         let head = self.buf.split_to(len).freeze();
         // Room for the headers the gateway adds to an answer (request id,
         // rate limits): growing a map re-indexes every entry.
-        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
+        let room = spans.len() + 6;
+        let mut headers = if self.spare.capacity() >= room {
+            std::mem::take(&mut self.spare)
+        } else {
+            HeaderMap::with_capacity(room)
+        };
         for (name, start, end) in spans {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| Error::Invalid("a header value is invalid"))?;

@@ -63,6 +63,10 @@ const READ_CHUNK: usize = 8 << 10;
 /// `X-Auth-*`): a request's map is made with room for them.
 const ADDED_HEADERS: usize = 10;
 
+/// Largest header map (in fields it holds without growing) a connection
+/// keeps between requests.
+const SPARE_MAX: usize = 96;
+
 /// Response bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 << 10;
 
@@ -117,6 +121,9 @@ where
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // The last answer's header map, emptied: the next request's headers go
+    // into it (no map allocated per request).
+    let mut spare = HeaderMap::new();
     let mut timer = HeadTimer::new(limits.header_read_timeout);
     // Made once: a `changed()` made per wait registered and unregistered
     // with the channel every request. Polled only while idle, and the
@@ -156,7 +163,7 @@ where
                 }
             }
             if let Some(spans) = pending.take_if(|p| buf.len() >= p.len + p.body) {
-                match build(&mut buf, spans) {
+                match build(&mut buf, spans, &mut spare) {
                     Ok(req) => break req,
                     Err(read) => return hand_off(read, io, served),
                 }
@@ -207,6 +214,7 @@ where
         let mut exchange = Exchange {
             io: &mut io,
             out: &mut out,
+            spare: &mut spare,
             buf: &mut buf,
         };
         match exchange.respond(resp, head_request, close, now).await {
@@ -321,13 +329,22 @@ fn content_length(v: &[u8]) -> Option<usize> {
 /// values sharing the head's bytes. Should a value not convert (httparse
 /// and `http` accept the same bytes, so it should not happen), every byte
 /// read goes back for hyper.
-fn build(buf: &mut BytesMut, spans: Spans) -> Result<Request<Full<Bytes>>, Bytes> {
+fn build(
+    buf: &mut BytesMut,
+    spans: Spans,
+    spare: &mut HeaderMap,
+) -> Result<Request<Full<Bytes>>, Bytes> {
     let head = buf.split_to(spans.len).freeze();
     let made = (|| {
         let uri = Uri::from_maybe_shared(head.slice(spans.target.0..spans.target.1)).ok()?;
         // Room for what the proxy adds (forwarding, trace, request id,
         // identity): growing a map re-indexes every entry.
-        let mut headers = HeaderMap::with_capacity(spans.headers.len() + ADDED_HEADERS);
+        let room = spans.headers.len() + ADDED_HEADERS;
+        let mut headers = if spare.capacity() >= room {
+            std::mem::take(spare)
+        } else {
+            HeaderMap::with_capacity(room)
+        };
         for (name, start, end) in spans.headers {
             headers.append(
                 name,
@@ -368,6 +385,9 @@ enum Framing {
 struct Exchange<'a, IO> {
     io: &'a mut IO,
     out: &'a mut Vec<u8>,
+    /// The answer's header map goes here once its head is written, emptied,
+    /// for the connection's next request.
+    spare: &'a mut HeaderMap,
     /// What the client sends meanwhile (pipelined requests).
     buf: &'a mut BytesMut,
 }
@@ -430,6 +450,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Exchange<'_, IO> {
             return self.broken().await;
         }
         let framing = write_head(self.out, &parts, &body, head_request, close, now);
+        let mut headers = std::mem::take(&mut parts.headers);
+        if headers.capacity() <= SPARE_MAX && headers.capacity() > self.spare.capacity() {
+            headers.clear();
+            *self.spare = headers;
+        }
         let mut left = match framing {
             Framing::None => {
                 self.flush().await?;
@@ -830,8 +855,13 @@ mod tests {
         let Scan::Complete(spans) = scan(&buf, 1024) else {
             panic!("complete")
         };
-        let req = build(&mut buf, spans).unwrap();
+        // A spare map with room is used (and so taken).
+        let mut spare = HeaderMap::with_capacity(64);
+        let req = build(&mut buf, spans, &mut spare).unwrap();
+        assert_eq!(spare.capacity(), 0);
+        assert!(req.headers().capacity() >= 64);
         assert_eq!(req.uri(), "/a");
+        assert_eq!(req.headers().len(), 1);
         assert_eq!(req.headers()["host"], "x");
         assert_eq!(&buf[..], b"GET /b");
         let mut buf =
@@ -839,7 +869,7 @@ mod tests {
         let Scan::Complete(spans) = scan(&buf, 1024) else {
             panic!("complete")
         };
-        let req = build(&mut buf, spans).unwrap();
+        let req = build(&mut buf, spans, &mut spare).unwrap();
         let body = req.into_body();
         assert_eq!(body.size_hint().exact(), Some(4));
         assert_eq!(&buf[..], b"GET /d");

@@ -159,7 +159,23 @@ async fn connections_are_reused() {
         .await
         .unwrap();
     assert_eq!(head.status(), 200);
-    assert_eq!(call(&http, gw.addr, "GET", "/last").await, 200);
+    // Header maps are reused from one exchange to the next (an answer's
+    // head is read into the last request's map, a request's into the last
+    // answer's): nothing of one may show in another.
+    let last = http
+        .get(format!("http://{}/last", gw.addr))
+        .header("x-request-only", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.status(), 200);
+    let names: Vec<&str> = last.headers().keys().map(|k| k.as_str()).collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["content-length", "x-request-id", "date"].contains(n)),
+        "{names:?}"
+    );
     assert_eq!(seen.requests().len(), 23);
     assert_eq!(
         seen.accepted(),

@@ -603,6 +603,10 @@ fn extract<'a>(parts: &'a Parts, sources: &[TokenSource]) -> Result<&'a str, Den
             }
             found.push(("header", std::str::from_utf8(t).map_err(|_| not_visible())?));
         } else {
+            // As `HeaderValue::to_str` judges: visible ASCII or tab.
+            if !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Err(not_visible());
+            }
             let scheme = std::str::from_utf8(scheme).map_err(|_| not_visible())?;
             other_scheme = Some(scheme.chars().take(20).collect::<String>());
         }
@@ -786,6 +790,9 @@ mod tests {
         assert!(d.detail.contains("not visible ASCII"), "{}", d.detail);
         let e = ok("Basic dTpw").unwrap_err();
         assert!(e.contains("the Basic scheme"), "{e}");
+        let parts = parts_with(HeaderValue::from_bytes(b"Basic \xff").unwrap());
+        let d = extract(&parts, &[]).unwrap_err();
+        assert!(d.detail.contains("not visible ASCII"), "{}", d.detail);
         let mut long = "Bearer ".to_owned();
         long.push_str(&"x".repeat(2000));
         let parts = parts_with(HeaderValue::from_str(&long).unwrap());

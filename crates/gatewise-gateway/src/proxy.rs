@@ -598,6 +598,16 @@ impl Gateway {
         let path = parts.uri.path();
         let routes = &state.config.routes;
         let t = arrival(call);
+        if let Err(detail) = check_host(&parts.headers) {
+            let d = Denial::new(
+                StatusCode::BAD_REQUEST,
+                "host-invalid",
+                "The request's Host is invalid",
+                detail,
+            );
+            note(call, t, Step::Route, Outcome::Refused, Some(d.reason));
+            return Err(d);
+        }
         let host = request_host(&parts.uri, &parts.headers);
         let route = state
             .table
@@ -960,6 +970,43 @@ fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     }
 }
 
+/// RFC 9112 §3.2: one `Host` at most, and its value `uri-host [ ":" port ]`
+/// (RFC 9110 §7.2): an authority without user info, and a port of digits.
+/// What routing matches and what `X-Forwarded-Host` and `Forwarded` carry
+/// upstream is then the same host.
+fn check_host(headers: &HeaderMap) -> Result<(), String> {
+    let mut all = headers.get_all(header::HOST).iter();
+    let Some(v) = all.next() else {
+        return Ok(());
+    };
+    if all.next().is_some() {
+        return Err("more than one Host header".to_owned());
+    }
+    let valid = !v.is_empty()
+        && !v.as_bytes().contains(&b'@')
+        && http::uri::Authority::try_from(v.as_bytes()).is_ok_and(|a| {
+            let hostport = a.as_str();
+            let port_part = match hostport.rfind(':') {
+                // `[v6]` without a port: the colons are the address's.
+                Some(i) if !hostport.ends_with(']') => hostport.get(i + 1..),
+                _ => None,
+            };
+            !a.host().is_empty()
+                && port_part.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Host header is not a host with an optional port: {:?}",
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(100)
+                .collect::<String>()
+        ))
+    }
+}
+
 /// The host (and port) the client asked for, as it sent it: the URI's
 /// authority without user info (HTTP/2, absolute form), else `Host`
 /// (RFC 9110 §7.2). `X-Forwarded-Host`, `Forwarded: host=` (RFC 7239 §5.3:
@@ -1125,17 +1172,21 @@ async fn forward(
         let mut mode = first_mode;
         let sent = loop {
             let mut up = match back.take() {
-                Some(up) => up,
+                Some(mut up) => {
+                    // The pool may have set the last target's `Host`.
+                    up.headers_mut().remove(header::HOST);
+                    up
+                }
                 None if moved => break None,
                 None => {
                     // The URI in origin form; the pool adds the target for HTTP/2.
                     let mut up = Request::new(body.take().unwrap_or_else(body::empty));
                     *up.method_mut() = parts.method.clone();
                     // Headers are copied only when the request may go again
-                    // and the target would not give it back (TLS, HTTP/2),
-                    // or the inspector wants them; otherwise they move.
+                    // and a target of the pool would not give it back (TLS,
+                    // HTTP/2), or the inspector wants them; otherwise they move.
                     let copy =
-                        route.inspect.is_some() || (replayable && !target.returns_requests(mode));
+                        route.inspect.is_some() || (replayable && !pool.returns_requests(mode));
                     *up.headers_mut() = if copy {
                         parts.headers.clone()
                     } else {
@@ -1641,6 +1692,38 @@ mod tests {
             })
             .count();
         assert!((2_000..3_000).contains(&sampled), "{sampled}");
+    }
+
+    #[test]
+    fn a_host_is_a_host_with_an_optional_port() {
+        for ok in [
+            "api.example.com",
+            "api.example.com:8443",
+            "127.0.0.1:80",
+            "[2001:db8::1]",
+            "[2001:db8::1]:443",
+            "a,b",
+        ] {
+            let h = headers(&[("host", ok)]);
+            assert!(check_host(&h).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "api.example.com:443, evil.example",
+            "api.example.com:x@evil.example",
+            "u@api.example.com",
+            "api.example.com:",
+            "api.example.com:44a",
+            "a b",
+            "a\"b",
+            ":80",
+        ] {
+            let h = headers(&[("host", bad)]);
+            assert!(check_host(&h).is_err(), "{bad}");
+        }
+        let two = headers(&[("host", "a"), ("host", "a")]);
+        assert!(check_host(&two).unwrap_err().contains("more than one"));
+        assert!(check_host(&HeaderMap::new()).is_ok());
     }
 
     #[test]

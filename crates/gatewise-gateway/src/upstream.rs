@@ -97,6 +97,15 @@ pub struct Pool {
     next: AtomicUsize,
 }
 
+impl Pool {
+    /// Whether every target gives a failed request back in `mode`
+    /// ([`Target::returns_requests`]): then a request that may go again
+    /// needs no copy.
+    pub fn returns_requests(&self, mode: Mode) -> bool {
+        self.targets.iter().all(|t| t.returns_requests(mode))
+    }
+}
+
 /// Decrements the target's in-flight count when dropped.
 #[derive(Debug)]
 pub struct InFlight(Arc<Target>);

@@ -614,21 +614,44 @@ async fn a_get_refused_by_one_target_goes_whole_to_the_next() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut up = upstream(
-        "pair",
-        vec![format!("http://{dead}"), format!("http://{echo}")],
-    );
-    up.retries = 1;
-    let config = DynamicConfig {
-        issuers: vec![],
-        upstreams: vec![up],
-        routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
-        introspectors: vec![],
-        max_body_bytes: 1024,
+    let start = || async {
+        let mut up = upstream(
+            "pair",
+            vec![format!("http://{dead}"), format!("http://{echo}")],
+        );
+        up.retries = 1;
+        let config = DynamicConfig {
+            issuers: vec![],
+            upstreams: vec![up],
+            routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
+            introspectors: vec![],
+            max_body_bytes: 1024,
+        };
+        Running::local(config, Arc::new(FixedClock(NOW)))
+            .await
+            .unwrap()
     };
-    let running = Running::local(config, Arc::new(FixedClock(NOW)))
-        .await
-        .unwrap();
+    // Without a Host (HTTP/1.0), each target gets its own: the request
+    // that came back from the dead target (tried first: round robin starts
+    // there, and nothing has ejected it yet) must not keep the dead one's.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let running = start().await;
+        let mut s = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+        s.write_all(b"GET /h HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let echoed: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            echoed["headers"]["host"],
+            echo.to_string().as_str(),
+            "{echoed}"
+        );
+    }
+    let running = start().await;
     let http = reqwest::Client::new();
     // Round robin sends some of these to the dead target first: the
     // request that failed to connect goes to the live one with every

@@ -141,6 +141,10 @@ reasons! {
         "No route matched the request's host, path and method.",
         cause: "a typo in the path, a missing path prefix, a method the route does not allow, or a Host header the routes do not name",
         fix: "compare the request with the configured routes (`gatewise config validate` lists them)";
+    HOST_INVALID, "host-invalid", "GW-06", Warn, "RFC 9112 §3.2; RFC 9110 §7.2",
+        "The request's `Host` was not a host with an optional port, or came more than once (400).",
+        cause: "a client or a proxy in front of the gateway sent a malformed or repeated Host header (a list, user info, a port that is not a number); such values can also be attempts to steer the upstream's absolute URLs",
+        fix: "send one `Host` with the host name and, if not the default, the port; a proxy in front should pass the client's Host unchanged";
     BODY_TOO_LARGE, "body-too-large", "GW-06", Warn, "RFC 9110 §15.5.14",
         "The request body was larger than `server.max_body_bytes`.",
         cause: "the client uploads more than the gateway forwards",

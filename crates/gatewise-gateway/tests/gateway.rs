@@ -565,13 +565,29 @@ async fn slow_clients_are_cut_off_after_the_header_read_timeout() {
     );
 }
 
+/// A port nothing listens on (bound, then closed).
+fn dead_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Every path to the upstream `up` (named "pair"), no policy.
+fn all_to_pair(up: Upstream) -> DynamicConfig {
+    DynamicConfig {
+        issuers: vec![],
+        upstreams: vec![up],
+        routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
+        introspectors: vec![],
+        max_body_bytes: 1024,
+    }
+}
+
 #[tokio::test]
 async fn failing_health_checks_take_a_target_out_of_rotation() {
     let echo = servers::echo().await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = dead_port();
     let mut up = upstream(
         "pair",
         vec![format!("http://{echo}"), format!("http://{dead}")],
@@ -582,14 +598,7 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
         interval: Duration::from_millis(50),
         timeout: Duration::from_millis(200),
     });
-    let config = DynamicConfig {
-        issuers: vec![],
-        upstreams: vec![up],
-        routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
-        introspectors: vec![],
-        max_body_bytes: 1024,
-    };
-    let running = Running::local(config, Arc::new(FixedClock(NOW)))
+    let running = Running::local(all_to_pair(up), Arc::new(FixedClock(NOW)))
         .await
         .unwrap();
     let addr = running.addr;
@@ -610,24 +619,14 @@ async fn failing_health_checks_take_a_target_out_of_rotation() {
 #[tokio::test]
 async fn a_get_refused_by_one_target_goes_whole_to_the_next() {
     let echo = servers::echo().await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = dead_port();
     let start = || async {
         let mut up = upstream(
             "pair",
             vec![format!("http://{dead}"), format!("http://{echo}")],
         );
         up.retries = 1;
-        let config = DynamicConfig {
-            issuers: vec![],
-            upstreams: vec![up],
-            routes: vec![route("all", PathMatch::Prefix("/".into()), "pair", None)],
-            introspectors: vec![],
-            max_body_bytes: 1024,
-        };
-        Running::local(config, Arc::new(FixedClock(NOW)))
+        Running::local(all_to_pair(up), Arc::new(FixedClock(NOW)))
             .await
             .unwrap()
     };

@@ -161,27 +161,33 @@ impl std::fmt::Debug for TokenBytes {
 pub fn bearer_hash(headers: &HeaderMap) -> Option<BearerHash> {
     let value = headers.get(header::AUTHORIZATION)?;
     // On bytes: no UTF-8 pass over the token (the call log makes one
-    // anyway). For the visible ASCII `extract` accepts, ASCII trimming is
-    // `str::trim`.
-    let v = value.as_bytes();
-    let lead = v.len() - v.trim_ascii_start().len();
-    let v = v.trim_ascii();
-    let space = v.iter().position(|&b| b == b' ')?;
-    let (scheme, rest) = (v.get(..space)?, v.get(space + 1..)?);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    // anyway).
+    let (scheme, token, start) = scheme_and_token(value.as_bytes());
+    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
         return None;
     }
-    let token = rest.trim_ascii();
-    if token.is_empty() {
-        return None;
-    }
-    let start = lead + space + 1 + (rest.len() - rest.trim_ascii_start().len());
     let token = TokenBytes {
         value: value.clone(),
         start,
         end: start + token.len(),
     };
     Some(with_memo(|memo| Hashed::new_in(token, memo)))
+}
+
+/// An `Authorization` value's scheme and what follows it, both trimmed,
+/// with where that starts in `v` (RFC 9110 §11.4: scheme, one space, the
+/// credentials). [`bearer_hash`] and `extract` split the same way, so the
+/// call log hashes the very bytes the `jwt` policy checks.
+fn scheme_and_token(v: &[u8]) -> (&[u8], &[u8], usize) {
+    let lead = v.len() - v.trim_ascii_start().len();
+    let trimmed = v.trim_ascii();
+    let Some(space) = trimmed.iter().position(|&b| b == b' ') else {
+        return (trimmed, &[], v.len());
+    };
+    let scheme = trimmed.get(..space).unwrap_or_default();
+    let rest = trimmed.get(space + 1..).unwrap_or_default();
+    let start = lead + space + 1 + (rest.len() - rest.trim_ascii_start().len());
+    (scheme, rest.trim_ascii(), start)
 }
 
 thread_local! {
@@ -574,16 +580,9 @@ fn extract<'a>(parts: &'a Parts, sources: &[TokenSource]) -> Result<&'a str, Den
                 "the Authorization header is not visible ASCII",
             )
         };
-        let v = v.as_bytes().trim_ascii();
-        let (scheme, rest) = match v.iter().position(|&b| b == b' ') {
-            Some(i) => (
-                v.get(..i).unwrap_or_default(),
-                v.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (v, &b""[..]),
-        };
+        let v = v.as_bytes();
+        let (scheme, t, _) = scheme_and_token(v);
         if scheme.eq_ignore_ascii_case(b"bearer") {
-            let t = rest.trim_ascii();
             // Visible ASCII and no blank, in one pass without an early exit
             // (it vectorizes: tokens are hundreds of bytes).
             let visible = t.iter().fold(true, |ok, &b| ok & b.is_ascii_graphic());

@@ -54,6 +54,33 @@ const KEEP_OUT: usize = 8 << 10;
 /// keeps between exchanges.
 const SPARE_MAX: usize = 96;
 
+/// A connection's header map kept, emptied, between exchanges: the next
+/// head is read into it instead of a new map (upstream answers here, client
+/// requests in `inbound`).
+#[derive(Debug, Default)]
+pub(crate) struct SpareMap(HeaderMap);
+
+impl SpareMap {
+    /// The kept map if it holds `room` fields without growing, else a new
+    /// one that does.
+    pub(crate) fn take(&mut self, room: usize) -> HeaderMap {
+        if self.0.capacity() >= room {
+            std::mem::take(&mut self.0)
+        } else {
+            HeaderMap::with_capacity(room)
+        }
+    }
+
+    /// Keeps `headers`, emptied, when larger than the map kept (and not
+    /// past [`SPARE_MAX`] fields).
+    pub(crate) fn keep(&mut self, mut headers: HeaderMap) {
+        if headers.capacity() <= SPARE_MAX && headers.capacity() > self.0.capacity() {
+            headers.clear();
+            self.0 = headers;
+        }
+    }
+}
+
 /// Read buffer size (grows while a head is longer).
 const READ_CHUNK: usize = 8 << 10;
 
@@ -86,7 +113,7 @@ pub struct Conn {
     reused: bool,
     /// The last request's header map, emptied: the next answer's head is
     /// read into it (no map allocated per exchange).
-    spare: HeaderMap,
+    spare: SpareMap,
 }
 
 /// How an exchange failed.
@@ -133,16 +160,7 @@ impl Conn {
             buf: BytesMut::new(),
             out: Vec::new(),
             reused: false,
-            spare: HeaderMap::new(),
-        }
-    }
-
-    /// Keeps `headers`, emptied, for the next answer's head (unless it grew
-    /// past [`SPARE_MAX`] fields).
-    fn keep_map(&mut self, mut headers: HeaderMap) {
-        if headers.capacity() <= SPARE_MAX && headers.capacity() > self.spare.capacity() {
-            headers.clear();
-            self.spare = headers;
+            spare: SpareMap::default(),
         }
     }
 
@@ -195,7 +213,7 @@ impl Conn {
             // the caller if the connection turns out stale.
             return match self.read_head(head_request).await {
                 Ok((resp, framing, keep_alive)) => {
-                    self.keep_map(parts.headers);
+                    self.spare.keep(parts.headers);
                     Ok((resp, self.into_reader(framing, keep_alive)))
                 }
                 Err(Error::Closed) if reused => Err(Failure::Stale(
@@ -458,12 +476,7 @@ impl Conn {
         let head = self.buf.split_to(len).freeze();
         // Room for the headers the gateway adds to an answer (request id,
         // rate limits): growing a map re-indexes every entry.
-        let room = spans.len() + 6;
-        let mut headers = if self.spare.capacity() >= room {
-            std::mem::take(&mut self.spare)
-        } else {
-            HeaderMap::with_capacity(room)
-        };
+        let mut headers = self.spare.take(spans.len() + 6);
         for (name, start, end) in spans {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| Error::Invalid("a header value is invalid"))?;

@@ -34,12 +34,13 @@
 //! wait's deadline. A request costs one clock reading, not a timer.
 
 use crate::body::Body;
+use crate::h1::SpareMap;
 use crate::proxy::{Gateway, Peer};
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{
     CONNECTION, CONTENT_LENGTH, DATE, EXPECT, HeaderName, HeaderValue, TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::Full;
 use std::future::poll_fn;
@@ -62,10 +63,6 @@ const READ_CHUNK: usize = 8 << 10;
 /// (`X-Forwarded-*`, `Forwarded`, `traceparent`, `X-Request-Id`, the four
 /// `X-Auth-*`): a request's map is made with room for them.
 const ADDED_HEADERS: usize = 10;
-
-/// Largest header map (in fields it holds without growing) a connection
-/// keeps between requests.
-const SPARE_MAX: usize = 96;
 
 /// Response bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 << 10;
@@ -123,7 +120,7 @@ where
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     // The last answer's header map, emptied: the next request's headers go
     // into it (no map allocated per request).
-    let mut spare = HeaderMap::new();
+    let mut spare = SpareMap::default();
     let mut timer = HeadTimer::new(limits.header_read_timeout);
     // Made once: a `changed()` made per wait registered and unregistered
     // with the channel every request. Polled only while idle, and the
@@ -332,19 +329,14 @@ fn content_length(v: &[u8]) -> Option<usize> {
 fn build(
     buf: &mut BytesMut,
     spans: Spans,
-    spare: &mut HeaderMap,
+    spare: &mut SpareMap,
 ) -> Result<Request<Full<Bytes>>, Bytes> {
     let head = buf.split_to(spans.len).freeze();
     let made = (|| {
         let uri = Uri::from_maybe_shared(head.slice(spans.target.0..spans.target.1)).ok()?;
         // Room for what the proxy adds (forwarding, trace, request id,
         // identity): growing a map re-indexes every entry.
-        let room = spans.headers.len() + ADDED_HEADERS;
-        let mut headers = if spare.capacity() >= room {
-            std::mem::take(spare)
-        } else {
-            HeaderMap::with_capacity(room)
-        };
+        let mut headers = spare.take(spans.headers.len() + ADDED_HEADERS);
         for (name, start, end) in spans.headers {
             headers.append(
                 name,
@@ -387,7 +379,7 @@ struct Exchange<'a, IO> {
     out: &'a mut Vec<u8>,
     /// The answer's header map goes here once its head is written, emptied,
     /// for the connection's next request.
-    spare: &'a mut HeaderMap,
+    spare: &'a mut SpareMap,
     /// What the client sends meanwhile (pipelined requests).
     buf: &'a mut BytesMut,
 }
@@ -450,11 +442,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Exchange<'_, IO> {
             return self.broken().await;
         }
         let framing = write_head(self.out, &parts, &body, head_request, close, now);
-        let mut headers = std::mem::take(&mut parts.headers);
-        if headers.capacity() <= SPARE_MAX && headers.capacity() > self.spare.capacity() {
-            headers.clear();
-            *self.spare = headers;
-        }
+        self.spare.keep(std::mem::take(&mut parts.headers));
         let mut left = match framing {
             Framing::None => {
                 self.flush().await?;
@@ -856,9 +844,10 @@ mod tests {
             panic!("complete")
         };
         // A spare map with room is used (and so taken).
-        let mut spare = HeaderMap::with_capacity(64);
+        let mut spare = SpareMap::default();
+        spare.keep(http::HeaderMap::with_capacity(64));
         let req = build(&mut buf, spans, &mut spare).unwrap();
-        assert_eq!(spare.capacity(), 0);
+        assert_eq!(spare.take(0).capacity(), 0);
         assert!(req.headers().capacity() >= 64);
         assert_eq!(req.uri(), "/a");
         assert_eq!(req.headers().len(), 1);

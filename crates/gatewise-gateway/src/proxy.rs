@@ -52,11 +52,12 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Identity headers the gateway sets; any copy sent by a client is removed.
+/// In the order of `auth::Identity::header_values`.
 static IDENTITY_HEADERS: [HeaderName; 4] = [
+    X_AUTH_ISSUER,
     X_AUTH_SUBJECT,
     X_AUTH_CLIENT_ID,
     X_AUTH_SCOPES,
-    X_AUTH_ISSUER,
 ];
 
 /// A request's id, as text and as the header value sent upstream and back.
@@ -1089,15 +1090,9 @@ async fn forward(
         if forward_claims {
             // Rendered once per verified token (`auth::Identity`): a
             // reference count each.
-            let names = [
-                X_AUTH_ISSUER,
-                X_AUTH_SUBJECT,
-                X_AUTH_CLIENT_ID,
-                X_AUTH_SCOPES,
-            ];
-            for (name, value) in names.into_iter().zip(p.header_values()) {
+            for (name, value) in IDENTITY_HEADERS.iter().zip(p.header_values()) {
                 if let Some(v) = value {
-                    parts.headers.insert(name, v.clone());
+                    parts.headers.insert(name.clone(), v.clone());
                 }
             }
         }
